@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test test-all bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Train and evaluate the default model (ssd_lite) on the built-in synthetic data; prints the results table.
+train: $(STAMP)
+	$(BIN)/zoo-train $(ARGS)
+
+# The fast suite (< 10 minutes on 2 cores); `make test-all` adds the slow tests.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not gpu" $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ssd_inference.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs outputs multirun .pytest_cache
