@@ -1,0 +1,5 @@
+"""Console entry points: thin Hydra wrappers around zoo.engine."""
+from pathlib import Path
+
+# conf/ sits beside the package in the source tree (installed with `pip install -e .`).
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")

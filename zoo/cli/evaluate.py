@@ -1,0 +1,29 @@
+"""`zoo-eval checkpoint=...`: score a checkpoint with the config it was trained with."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from zoo.cli import CONF_DIR
+
+
+@hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.registry import load_components
+
+    load_components()
+    results = evaluate_checkpoint(cfg)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    tables = results.pop("tables")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n\n".join(tables))
+    print(f"results: {out_dir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Schemas for the run config: a misspelt key fails before anything is built, naming the key.
+
+Component nodes (model parts, datasets, transforms, evaluators) are checked by their registries
+against the constructors' signatures; the plain settings below are checked here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from zoo.registry import ConfigError
+
+# Keys of a model node that describe its input pipeline rather than the detector's constructor.
+MODEL_META_KEYS = ("name", "input_size", "transforms")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 12
+    max_iters: int | None = None  # stop early after this many iterations (smoke runs, budgets)
+    batch_size: int = 32
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"type": "sgd", "lr": 1e-3, "momentum": 0.9,
+                                                                "weight_decay": 5e-4})
+    schedule: dict[str, Any] = field(default_factory=lambda: {"type": "multistep", "milestones": [0.67, 0.89]})
+    grad_clip: float | None = None  # max global grad norm
+    loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {ssd/loc: 1.0}
+    amp: bool = True  # mixed precision on CUDA (ignored on the CPU)
+    amp_dtype: str = "float16"  # float16 (with a grad scaler) or bfloat16
+    eval_every: int = 1  # epochs between evaluations on the val split; 0: only at the end
+    log_every: int = 20  # iterations between metrics.jsonl lines
+    checkpoint_every: int = 0  # iterations between last.pt saves; 0: at the end of each epoch
+    progress: bool = True
+    tensorboard: bool = True
+    plots: bool = True
+
+
+@dataclass
+class DataConfig:
+    name: str = "???"
+    train: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, Any] | None = None  # defaults to val
+    mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
+    std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
+    size_divisor: int = 1
+    num_workers: int = 2
+
+
+def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:
+    """Merge ``cfg[key]`` onto its schema; unknown keys and wrong types raise ConfigError."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config section '{key}': {err.msg if hasattr(err, 'msg') else err}") from err
+    return merged
+
+
+def model_node(model_cfg: Any) -> dict[str, Any]:
+    """The detector's constructor arguments: the model node without its pipeline keys."""
+    keys = [k for k in model_cfg if k not in MODEL_META_KEYS]
+    if isinstance(model_cfg, DictConfig):
+        return {k: OmegaConf.to_container(model_cfg[k], resolve=True) if OmegaConf.is_config(model_cfg[k])
+                else model_cfg[k] for k in keys}
+    return {k: model_cfg[k] for k in keys}

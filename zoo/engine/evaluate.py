@@ -1,0 +1,56 @@
+"""Evaluate a saved checkpoint with the config stored inside it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from zoo.config import DataConfig, model_node, validate_section
+from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.distributed import local_device
+from zoo.engine.inference import evaluate_model
+from zoo.engine.loaders import build_split
+from zoo.evaluation import build_evaluators
+from zoo.models.detectors import build_detector
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg``: checkpoint, split, device, batch_size, data_root, plots and an optional evaluator node."""
+    state = load_checkpoint(cfg.checkpoint)
+    run_cfg = OmegaConf.create(state["config"])
+    if cfg.get("data_root"):
+        with open_dict(run_cfg):
+            run_cfg.data.root = cfg.data_root
+            _reroot(run_cfg.data, cfg.data_root)
+    data = validate_section(run_cfg, "data", DataConfig)
+    if cfg.split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got '{cfg.split}'")
+    loader, _ = build_split(data, run_cfg.model, cfg.split, int(cfg.batch_size))
+    class_names = list(loader.dataset.class_names)
+    if list(state.get("class_names", class_names)) != class_names:
+        raise ValueError(f"checkpoint classes {state['class_names']} differ from the data's {class_names}")
+    device = local_device(cfg.device)
+    model = build_detector(model_node(run_cfg.model), num_classes=len(class_names))
+    model.load_state_dict(state["model"])
+    model.to(device)
+    evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
+    evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
+    results = evaluate_model(model, loader, evaluators, device)
+    if cfg.get("plots", True):
+        from hydra.core.hydra_config import HydraConfig
+
+        out = Path(HydraConfig.get().runtime.output_dir) / "plots" if HydraConfig.initialized() else None
+        for evaluator in evaluators if out else []:
+            evaluator.plot(out)
+    results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
+                    "model": run_cfg.model.get("name"), "data": data.name})
+    return results
+
+
+def _reroot(data: DictConfig, root: str) -> None:
+    """Stored configs hold resolved paths; point every split's ``root`` at the new folder."""
+    for split in ("train", "val", "test"):
+        node = data.get(split)
+        if node is not None and "root" in node:
+            node.root = root

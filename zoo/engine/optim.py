@@ -1,0 +1,65 @@
+"""Optimizer and per-iteration learning-rate schedule from config."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.registry import ConfigError
+
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """``{type: sgd|adam|adamw, lr, weight_decay, norm_weight_decay, ...}``; weight decay is not
+    applied to norm layers and biases unless ``norm_weight_decay`` says otherwise."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type", "sgd")
+    if kind not in _OPTIMIZERS:
+        raise ConfigError(f"trainer.optimizer.type '{kind}' is unknown; choose from {sorted(_OPTIMIZERS)}")
+    weight_decay = cfg.pop("weight_decay", 0.0)
+    norm_decay = cfg.pop("norm_weight_decay", 0.0)
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": norm_decay}]
+    try:
+        return _OPTIMIZERS[kind](groups, **cfg)
+    except TypeError as err:
+        raise ConfigError(f"trainer.optimizer ({kind}): {err}") from err
+
+
+def lr_factor(step: int, total: int, schedule: Mapping[str, Any]) -> float:
+    """Multiplier of the base learning rate at iteration ``step`` of ``total``.
+
+    ``{type: multistep, milestones: [0.67, 0.89], gamma: 0.1}`` (milestones as fractions of the
+    run, or as iteration counts when > 1), ``{type: cosine, final: 0.01}`` or ``{type: constant}``;
+    all with ``warmup_iters`` of linear warm-up from ``warmup_factor``."""
+    kind = schedule.get("type", "multistep")
+    warmup = int(schedule.get("warmup_iters", 0))
+    if kind == "multistep":
+        milestones = [m * total if m <= 1 else m for m in schedule.get("milestones", [])]
+        factor = schedule.get("gamma", 0.1) ** sum(step >= m for m in milestones)
+    elif kind == "cosine":
+        final = schedule.get("final", 0.0)
+        progress = min(step / max(total, 1), 1.0)
+        factor = final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif kind == "constant":
+        factor = 1.0
+    else:
+        raise ConfigError(f"trainer.schedule.type '{kind}' is unknown; choose from constant, cosine, multistep")
+    if step < warmup:
+        start = schedule.get("warmup_factor", 0.001)
+        factor *= start + (1 - start) * step / warmup
+    return factor
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int, schedule: Mapping[str, Any]):
+    schedule = dict(schedule)
+    lr_factor(0, total, schedule)  # fail now on a bad schedule, not at the first step
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, schedule))

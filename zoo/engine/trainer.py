@@ -1,0 +1,224 @@
+"""One trainer for every detector: iteration-based, resumable exactly, DDP-aware."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
+from zoo.engine.loaders import build_split
+from zoo.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from zoo.engine.distributed import all_reduce_mean, barrier, init_distributed, local_device
+from zoo.engine.inference import autocast_context, evaluate_model
+from zoo.engine.logging import RunLogger
+from zoo.engine.optim import build_optimizer, build_scheduler
+from zoo.evaluation import build_evaluators
+from zoo.models.detectors import build_detector
+
+log = logging.getLogger("zoo.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+class Trainer:
+    """Builds data, model, optimizer and evaluators from a composed config and runs training.
+
+    ``hooks`` are objects with any of ``after_step(trainer)`` and ``after_epoch(trainer)``."""
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path, hooks: list[Any] | None = None):
+        self.cfg = cfg
+        self.tcfg: TrainerConfig = validate_section(cfg, "trainer", TrainerConfig)
+        self.dcfg: DataConfig = validate_section(cfg, "data", DataConfig)
+        self.run_dir = Path(run_dir)
+        self.hooks = list(hooks or [])
+        self.device = local_device(cfg.get("device", "auto"))
+        self.rank, self.world_size = init_distributed(self.device)
+        self.is_main = self.rank == 0
+        torch.manual_seed(int(cfg.seed) + self.rank)
+
+        self.train_loader, self.train_sampler = build_split(self.dcfg, cfg.model, "train", self.tcfg.batch_size,
+                                                            seed=int(cfg.seed), rank=self.rank,
+                                                            world_size=self.world_size)
+        self.val_loader, _ = build_split(self.dcfg, cfg.model, "val", self.tcfg.batch_size)
+        self.class_names = list(self.train_loader.dataset.class_names)
+        self.model = build_detector(model_node(cfg.model), num_classes=len(self.class_names)).to(self.device)
+        self.optimizer = build_optimizer(self.model, self.tcfg.optimizer)
+        self.iters_per_epoch = len(self.train_loader)
+        if self.iters_per_epoch == 0:
+            raise ValueError(f"the train split has fewer images than one batch ({self.tcfg.batch_size})")
+        self.total_iters = self.tcfg.max_epochs * self.iters_per_epoch
+        if self.tcfg.max_iters is not None:
+            self.total_iters = min(self.total_iters, self.tcfg.max_iters)
+        self.scheduler = build_scheduler(self.optimizer, self.total_iters, self.tcfg.schedule)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.evaluators = build_evaluators(list(cfg.evaluator.values()), self.class_names)
+        self.net: nn.Module = self.model
+        if self.world_size > 1:
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.index
+                                               is not None else None)
+        self.step = 0
+        self.best: dict[str, Any] = {}
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=self.tcfg.tensorboard)
+        if cfg.get("resume"):
+            self._resume(cfg.resume)
+
+    # ------------------------------------------------------------------ setup helpers
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not self.tcfg.amp or self.device.type != "cuda":
+            return None
+        dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+        if self.tcfg.amp_dtype not in dtypes:
+            raise ValueError(f"trainer.amp_dtype must be one of {sorted(dtypes)}, got '{self.tcfg.amp_dtype}'")
+        return dtypes[self.tcfg.amp_dtype]
+
+    def _resume(self, resume: Any) -> None:
+        path = self.run_dir / "checkpoints" / "last.pt" if resume is True else Path(str(resume))
+        if not path.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at '{path}' (resume=true continues a run_dir's last.pt; "
+                                    "resume=/path/to/ckpt.pt names one)")
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.best = dict(state.get("best", {}))
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "step": self.step, "best": self.best, "config": OmegaConf.to_yaml(self.cfg, resolve=True),
+            "class_names": self.class_names,
+        }
+
+    def save(self, name: str) -> None:
+        if self.is_main:
+            save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
+
+    # ------------------------------------------------------------------ training
+    def fit(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.total_iters, initial=self.step, disable=not (self.is_main and self.tcfg.progress),
+                   desc="train", dynamic_ncols=True)
+        self.net.train()
+        while self.step < self.total_iters:
+            epoch, offset = divmod(self.step, self.iters_per_epoch)
+            self.train_sampler.set_epoch(epoch)
+            self.train_sampler.set_start(offset * self.tcfg.batch_size)
+            for batch in self.train_loader:
+                tick = time.perf_counter()
+                losses = self._train_step(batch)
+                self.step += 1
+                rate = len(batch) * self.world_size / max(time.perf_counter() - tick, 1e-9)
+                self._log_step(losses, rate, bar)
+                if self.tcfg.checkpoint_every and self.step % self.tcfg.checkpoint_every == 0:
+                    self.save("last.pt")
+                for hook in self.hooks:
+                    getattr(hook, "after_step", lambda _: None)(self)
+                if self.step >= self.total_iters or self.step % self.iters_per_epoch == 0:
+                    break
+            if self.step % self.iters_per_epoch == 0 or self.step >= self.total_iters:
+                self._end_epoch()
+        bar.close()
+        results = self._final_results(time.perf_counter() - t0)
+        self.logger.close()
+        return results
+
+    def _train_step(self, batch) -> dict[str, float]:
+        batch = batch.to(self.device, non_blocking=True)
+        with autocast_context(self.device, self.amp_dtype):
+            losses = self.net(batch.images, batch.targets)
+        weights = self.tcfg.loss_weights
+        unknown = set(weights) - set(losses)
+        if unknown:
+            raise ValueError(f"trainer.loss_weights names {sorted(unknown)}, which the model does not return; "
+                             f"its losses are {sorted(losses)}")
+        total = sum(v.float() * weights.get(k, 1.0) for k, v in losses.items())
+        if not torch.isfinite(total):
+            bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
+            raise NonFiniteLossError(f"non-finite loss at step {self.step + 1}: {', '.join(bad) or total.item()}; "
+                                     f"the last good checkpoint in {self.run_dir / 'checkpoints'} is kept")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.tcfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        values = {k: all_reduce_mean(v.detach()).item() for k, v in losses.items()}
+        values["loss"] = sum(values[k] * weights.get(k, 1.0) for k in losses)
+        return values
+
+    def _log_step(self, losses: dict[str, float], rate: float, bar: tqdm) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}", refresh=False)
+        if self.step % self.tcfg.log_every == 0 or self.step == self.total_iters:
+            self.logger.log(self.step, {**losses, "lr": lr, "images_per_s": rate,
+                                        "epoch": self.step / self.iters_per_epoch})
+
+    def _end_epoch(self) -> None:
+        epoch = math.ceil(self.step / self.iters_per_epoch)
+        last = self.step >= self.total_iters
+        if not last and self.tcfg.eval_every and epoch % self.tcfg.eval_every == 0:
+            self._validate()
+        self.save("last.pt")
+        for hook in self.hooks:
+            getattr(hook, "after_epoch", lambda _: None)(self)
+
+    def _validate(self) -> dict[str, Any]:
+        results = {}
+        if self.is_main:
+            results = evaluate_model(self.model, self.val_loader, self.evaluators, self.device, self.amp_dtype,
+                                     progress=self.tcfg.progress)
+            metric = self.evaluators[0].primary_metric
+            value = results["metrics"][metric]
+            self.logger.log(self.step, results["metrics"], kind="val")
+            tqdm.write(f"step {self.step}: val {metric} = {value:.4f}")
+            if metric not in self.best or value > self.best[metric]:  # NaN never wins
+                self.best = {metric: value, "step": self.step}
+                self.save("best.pt")
+        barrier()
+        return results
+
+    def _final_results(self, seconds: float) -> dict[str, Any]:
+        val = self._validate()
+        self.save("last.pt")
+        if not self.is_main:
+            return {}
+        test_loader = self.val_loader
+        if self.dcfg.test:
+            test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size)
+            metrics = evaluate_model(self.model, test_loader, self.evaluators, self.device, self.amp_dtype,
+                                     progress=self.tcfg.progress)
+        else:
+            metrics = val
+        results = {
+            "model": self.cfg.model.get("name"), "data": self.dcfg.name,
+            "split": "test" if self.dcfg.test else "val",
+            "overrides": list(self.cfg.get("overrides", []) or []),
+            "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
+            "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
+        }
+        (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        tqdm.write("\n\n".join(metrics["tables"]))
+        if self.tcfg.plots:
+            for evaluator in self.evaluators:
+                evaluator.plot(self.run_dir / "plots")
+        return results

@@ -1,0 +1,53 @@
+"""Processed ground truth and predictions in the shapes the COCO API reads.
+
+Category ids are ``label + 1`` (COCO ids start at 1), boxes become ``[x, y, w, h]``, ignored ground
+truth becomes ``iscrowd=1`` and ``area`` is ``w * h`` (the box area, as there are no masks). Every
+image seen is listed, including images that have only predictions, so that COCOeval counts their
+detections as false positives instead of loadRes rejecting them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from zoo.evaluation.base import GroundTruth, Prediction, concat
+
+
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def coco_ground_truth(image_ids: Sequence[int], gts: Sequence[GroundTruth], class_names: Sequence[str]) -> dict:
+    """An in-memory COCO annotation dict (what ``instances_*.json`` would hold)."""
+    counts = [len(g.labels) for g in gts]
+    xywh = xyxy_to_xywh(concat([g.boxes for g in gts], np.float64, columns=4))
+    columns = (
+        np.repeat(np.asarray(image_ids, np.int64), counts).tolist(),
+        (concat([g.labels for g in gts], np.int64) + 1).tolist(),
+        xywh.tolist(),
+        (xywh[:, 2] * xywh[:, 3]).tolist(),
+        concat([g.ignore for g in gts], np.int64).tolist(),
+    )
+    # COCO wants one dict per box; the columns above are computed vectorised, this only packs them.
+    annotations = [
+        {"id": ann_id, "image_id": image, "category_id": category, "bbox": bbox, "area": area, "iscrowd": crowd}
+        for ann_id, (image, category, bbox, area, crowd) in enumerate(zip(*columns), start=1)
+    ]
+    return {
+        "images": [{"id": int(i), "height": g.height, "width": g.width} for i, g in zip(image_ids, gts)],
+        "annotations": annotations,
+        "categories": [{"id": k + 1, "name": name} for k, name in enumerate(class_names)],
+    }
+
+
+def coco_detections(image_ids: Sequence[int], preds: Sequence[Prediction]) -> np.ndarray:
+    """``(N, 7)`` rows ``[image_id, x, y, w, h, score, category_id]``, the array form of a COCO
+    results file that both backends' ``loadRes`` accept."""
+    counts = [len(p.scores) for p in preds]
+    return np.column_stack([
+        np.repeat(np.asarray(image_ids, np.float64), counts),
+        xyxy_to_xywh(concat([p.boxes for p in preds], np.float64, columns=4)),
+        concat([p.scores for p in preds], np.float64),
+        concat([p.labels for p in preds], np.int64) + 1,
+    ])

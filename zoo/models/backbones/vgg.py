@@ -1,0 +1,59 @@
+"""VGG16 'reduced' (SSD, RefineDet): fc6/fc7 turned into an atrous 3x3 conv and a 1x1 conv."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torchvision.models import vgg16
+
+from zoo.models.layers import L2Norm, load_weights
+from zoo.registry import BACKBONES
+
+# Indices into torchvision's vgg16().features, so its ImageNet weights load unchanged.
+_POOL3, _CONV4_3_END, _CONV5_3_END = 16, 23, 30
+
+
+@BACKBONES.register("vgg16_reduced")
+class VGG16Reduced(nn.Module):
+    """Outputs any of ``conv4_3`` (stride 8), ``conv5_3`` (16) and ``fc7`` (16), in that order.
+
+    ``l2norm`` maps a source to its initial L2Norm scale (SSD: conv4_3 20; RefineDet: conv4_3 10,
+    conv5_3 8). ``weights`` is an optional local torchvision vgg16 state dict (ImageNet)."""
+
+    SOURCES = ("conv4_3", "conv5_3", "fc7")
+    CHANNELS = {"conv4_3": 512, "conv5_3": 512, "fc7": 1024}
+    STRIDES = {"conv4_3": 8, "conv5_3": 16, "fc7": 16}
+
+    def __init__(self, sources: Sequence[str] = ("conv4_3", "fc7"), l2norm: Mapping[str, float] | None = None,
+                 atrous: bool = True, weights: str | None = None):
+        super().__init__()
+        unknown = [s for s in sources if s not in self.SOURCES]
+        if unknown:
+            raise ValueError(f"vgg16_reduced: unknown sources {unknown}; choose from {list(self.SOURCES)}")
+        self.sources = [s for s in self.SOURCES if s in sources]
+        features = vgg16(weights=None).features
+        load_weights(features, weights, "vgg16_reduced")
+        features[_POOL3].ceil_mode = True  # 75 -> 38 at 300 px, as in SSD
+        self.to_conv4_3 = features[:_CONV4_3_END]
+        self.to_conv5_3 = features[_CONV4_3_END:_CONV5_3_END]
+        dilation = 6 if atrous else 1
+        self.to_fc7 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1),
+            nn.Conv2d(512, 1024, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True),
+            nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
+        )
+        l2norm = dict(l2norm or {})
+        bad = [k for k in l2norm if k not in self.sources]
+        if bad:
+            raise ValueError(f"vgg16_reduced: l2norm names {bad}, which are not among the sources {self.sources}")
+        self.norms = nn.ModuleDict({k: L2Norm(self.CHANNELS[k], v) for k, v in l2norm.items()})
+        self.out_channels = [self.CHANNELS[s] for s in self.sources]
+        self.strides = [self.STRIDES[s] for s in self.sources]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = {}
+        outs["conv4_3"] = x = self.to_conv4_3(x)
+        outs["conv5_3"] = x = self.to_conv5_3(x)
+        outs["fc7"] = self.to_fc7(x)
+        return [self.norms[s](outs[s]) if s in self.norms else outs[s] for s in self.sources]

@@ -1,0 +1,46 @@
+"""Small layers shared by several components."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class L2Norm(nn.Module):
+    """Channel-wise L2 normalisation with a learned per-channel scale (SSD's conv4_3 trick,
+    RefineDet's conv4_3/conv5_3): keeps early, large-magnitude features comparable to later ones."""
+
+    def __init__(self, channels: int, scale: float, eps: float = 1e-10):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(scale)))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = x.pow(2).sum(dim=1, keepdim=True).sqrt() + self.eps
+        return x / norm * self.weight.view(1, -1, 1, 1)
+
+
+def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+               padding: int | None = None, norm: str = "none", dilation: int = 1) -> nn.Sequential:
+    """conv (+ BatchNorm) + ReLU; ``norm`` is 'bn' or 'none'."""
+    if norm not in ("bn", "none"):
+        raise ValueError(f"norm must be 'bn' or 'none', got '{norm}'")
+    padding = dilation * (kernel_size // 2) if padding is None else padding
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                                         dilation=dilation, bias=norm == "none")]
+    if norm == "bn":
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def load_weights(module: nn.Module, path: str | None, what: str) -> None:
+    """Load a state dict from a local file (no downloads: machines may be offline)."""
+    if not path:
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{what}: weights file '{path}' not found") from err
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if unexpected or missing:
+        raise ValueError(f"{what}: weights '{path}' do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")

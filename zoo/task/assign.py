@@ -1,0 +1,39 @@
+"""Turn matcher output into per-anchor training targets (shared by every anchor-based head)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from zoo.task.matchers import BACKGROUND, IGNORE
+
+
+def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], matcher, coder,
+                   binary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """anchors: (A, 4) shared or (B, A, 4) per image (refined anchors).
+
+    Returns ``labels`` (B, A) long — 0 background, 1..C the class + 1 (1 for every object when
+    ``binary``), -1 ignored — and ``box_targets`` (B, A, 4) encoded against the anchors (zero where
+    not positive)."""
+    batch = len(targets)
+    per_image = anchors.dim() == 3
+    labels, box_targets = [], []
+    for i, target in enumerate(targets):
+        image_anchors = anchors[i] if per_image else anchors
+        matched = matcher(image_anchors, target["boxes"], target.get("ignore"))
+        positive = matched >= 0
+        gt_idx = matched.clamp(min=0)
+        if target["boxes"].numel():
+            cls = torch.ones_like(matched) if binary else target["labels"][gt_idx] + 1
+            boxes = target["boxes"][gt_idx]
+        else:
+            cls = torch.zeros_like(matched)
+            boxes = image_anchors
+        label = torch.where(positive, cls, torch.zeros_like(matched))
+        label[matched == IGNORE] = -1
+        assert BACKGROUND == -1  # background stays label 0 above
+        labels.append(label)
+        encoded = coder.encode(boxes, image_anchors)
+        box_targets.append(torch.where(positive[:, None], encoded, torch.zeros_like(encoded)))
+    assert len(labels) == batch
+    return torch.stack(labels), torch.stack(box_targets)
