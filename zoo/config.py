@@ -5,7 +5,9 @@ against the constructors' signatures; the plain settings below are checked here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -19,12 +21,12 @@ MODEL_META_KEYS = ("name", "input_size", "transforms")
 @dataclass
 class TrainerConfig:
     max_epochs: int = 12
-    max_iters: int | None = None  # stop early after this many iterations (smoke runs, budgets)
+    max_iters: Optional[int] = None  # stop early after this many iterations (smoke runs, budgets)
     batch_size: int = 32
     optimizer: dict[str, Any] = field(default_factory=lambda: {"type": "sgd", "lr": 1e-3, "momentum": 0.9,
                                                                 "weight_decay": 5e-4})
     schedule: dict[str, Any] = field(default_factory=lambda: {"type": "multistep", "milestones": [0.67, 0.89]})
-    grad_clip: float | None = None  # max global grad norm
+    grad_clip: Optional[float] = None  # max global grad norm
     loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {ssd/loc: 1.0}
     amp: bool = True  # mixed precision on CUDA (ignored on the CPU)
     amp_dtype: str = "float16"  # float16 (with a grad scaler) or bfloat16
@@ -41,11 +43,22 @@ class DataConfig:
     name: str = "???"
     train: dict[str, Any] = field(default_factory=dict)
     val: dict[str, Any] = field(default_factory=dict)
-    test: dict[str, Any] | None = None  # defaults to val
+    test: Optional[dict[str, Any]] = None  # defaults to val
     mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
     std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     size_divisor: int = 1
     num_workers: int = 2
+
+
+def register_schemas() -> None:
+    """Make ``trainer/base`` and ``data/base`` available as schema defaults for the config groups:
+    a group file lists ``- base`` first, so an override of a misspelt key fails at compose time."""
+    store = ConfigStore.instance()
+    store.store(group="trainer", name="base", node=TrainerConfig)
+    store.store(group="data", name="base", node=DataConfig)
+
+
+register_schemas()
 
 
 def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:

@@ -1,35 +1,31 @@
 """Compose a split's data loader from config: dataset + the model's transform + sampler + collate."""
 from __future__ import annotations
 
-from typing import Any
-
-from omegaconf import DictConfig
-from torch.utils.data import BatchSampler, DataLoader
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from zoo.config import DataConfig
-from zoo.data.collate import Collate
-from zoo.data.sampler import TrainSampler
-from zoo.registry import DATASETS, TRANSFORMS
+from zoo.data import Collate, TrainSampler, build_dataset, build_loader
 
 
 def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
                 world_size: int = 1) -> tuple[DataLoader, TrainSampler | None]:
     """The train split gets the model's train transform and a seeded, shardable, resumable sampler;
-    val and test get the test transform, in order, without dropping the last batch."""
+    val and test get the test transform, in order, without dropping the last batch. A split node
+    names the data set's own split (``split: trainval``) beside its constructor arguments."""
     node = data.get(split) if split != "test" else (data.test or data.val)
     if not node:
         raise ValueError(f"data '{data.name}' has no '{split}' split configured")
+    node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    if "split" not in node:
+        raise ValueError(f"data.{split} needs a 'split' key naming the data set's split (e.g. trainval)")
+    own_split = node.pop("split")
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
-    dataset = DATASETS.build(node)
-    dataset.transform = TRANSFORMS.build(transforms.train if split == "train" else transforms.test)
+    dataset = build_dataset(node, split=own_split, transform=transforms.train if split == "train" else transforms.test)
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor)
-    workers = int(data.num_workers)
-    common: dict[str, Any] = {"num_workers": workers, "collate_fn": collate, "persistent_workers": False,
-                              "pin_memory": False}
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)
-        batches = BatchSampler(sampler, batch_size, drop_last=True)
-        return DataLoader(dataset, batch_sampler=batches, **common), sampler
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common), None
+        return build_loader(dataset, batch_size, collate, data.num_workers, sampler=sampler, drop_last=True), sampler
+    return build_loader(dataset, batch_size, collate, data.num_workers), None

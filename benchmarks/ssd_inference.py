@@ -1,0 +1,118 @@
+"""SSD300 inference: zoo vs torchvision's ssd300_vgg16, same weights, same outputs, side by side.
+
+Usage: python benchmarks/ssd_inference.py [--rounds 10] [--threads 2] [--classes 21]
+
+Both models get the same randomly initialised weights (converted with zoo.models.convert) and
+the same default boxes (torchvision's COCO scales and steps), so their detections must agree;
+the script checks that, then times batch-1 inference in alternating rounds (fair on a noisy
+machine) and prints the medians and ratios. zoo's time includes input normalisation, which
+torchvision does inside its forward. The reduced-precision rows run zoo under bf16 autocast.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+from omegaconf import OmegaConf
+from torchvision.models.detection import ssd300_vgg16
+
+from zoo.cli import CONF_DIR
+from zoo.config import model_node
+from zoo.models.convert import ssd_from_torchvision
+from zoo.models.detectors import build_detector
+from zoo.registry import load_components
+
+TORCHVISION_PRIORS = {"type": "ssd_priors", "aspect_ratios": [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                      "scales": [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05], "steps": [8, 16, 32, 64, 100, 300],
+                      "clip": "size"}
+TV_MEAN, TV_STD = [0.48235, 0.45882, 0.40784], [1 / 255.0] * 3
+
+
+def build_pair(num_classes: int, background_bias: float):
+    torch.manual_seed(0)
+    tv = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes).eval()
+    with torch.no_grad():
+        # Random VGG features are large, so random class logits saturate the softmax (scores tie at
+        # 1.0 and the order of ties is arbitrary). Shrink them, and, as in a trained detector, make
+        # most boxes background.
+        for conv in tv.head.classification_head.module_list:
+            conv.weight.mul_(1e-3)
+            conv.bias.view(-1, num_classes)[:, 0] += background_bias
+    load_components()
+    node = model_node(OmegaConf.load(f"{CONF_DIR}/model/ssd300.yaml"))
+    node["priors"] = TORCHVISION_PRIORS
+    zoo = build_detector(node, num_classes=num_classes - 1).eval()
+    zoo.load_state_dict(ssd_from_torchvision(tv.state_dict()))
+    return tv, zoo
+
+
+def zoo_runner(model, precision: str):
+    mean = torch.tensor(TV_MEAN).view(3, 1, 1)
+    std = torch.tensor(TV_STD).view(3, 1, 1)
+
+    def run(image: torch.Tensor):
+        x = ((image - mean) / std)[None]
+        if precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(x)
+        return model(x)
+
+    return run
+
+
+def compare(tv_out: dict, zoo_out: dict) -> str:
+    """Match detections as sets (the order of near-equal scores may differ): each torchvision
+    detection must have a zoo detection of the same class with the same box and score."""
+    tv_labels = tv_out["labels"] - 1  # torchvision counts background as class 0
+    dist = torch.cdist(tv_out["boxes"], zoo_out["boxes"].float(), p=1)
+    dist[tv_labels[:, None] != zoo_out["labels"][None, :]] = float("inf")
+    best, idx = dist.min(dim=1) if len(zoo_out["boxes"]) else (torch.full((len(tv_labels),), float("inf")), None)
+    matched = best < 1e-2
+    score_diff = (tv_out["scores"][matched] - zoo_out["scores"].float()[idx[matched]]).abs().max().item() \
+        if matched.any() else float("nan")
+    return (f"{int(matched.sum())}/{len(tv_labels)} torchvision detections found in zoo's {len(zoo_out['boxes'])} "
+            f"(same class, box within 0.01 px), max |score diff| {score_diff:.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--classes", type=int, default=21, help="torchvision's count, background included")
+    parser.add_argument("--background-bias", type=float, default=4.0,
+                        help="added to the background logit so that, as in a trained model, few boxes pass the "
+                             "0.01 score threshold; 0 times the worst case (every box of every class kept)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tv, zoo = build_pair(args.classes, args.background_bias)
+    image = torch.rand(3, 300, 300, generator=torch.Generator().manual_seed(1))
+    runners = {"torchvision fp32": lambda img: tv([img]), "zoo fp32": zoo_runner(zoo, "fp32"),
+               "zoo bf16": zoo_runner(zoo, "bf16")}
+    with torch.inference_mode():
+        reference = runners["torchvision fp32"](image)[0]
+        print(f"outputs, zoo fp32 vs torchvision: {compare(reference, runners['zoo fp32'](image)[0])}")
+        print(f"outputs, zoo bf16 vs torchvision: {compare(reference, runners['zoo bf16'](image)[0])}")
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(2):  # warm-up
+            for run in runners.values():
+                run(image)
+        for _ in range(args.rounds):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                run(image)
+                times[name].append((time.perf_counter() - start) * 1000)
+    print(f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{args.threads} threads, batch 1, 300x300, {args.classes} classes, background bias "
+          f"{args.background_bias}, {args.rounds} alternating rounds")
+    base = statistics.median(times["torchvision fp32"])
+    print(f"{'model':<18} {'median ms':>10} {'speed-up vs torchvision fp32':>30}")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"{name:<18} {med:>10.1f} {base / med:>29.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from zoo.cli import CONF_DIR
+from zoo.registry import load_components
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _components():
+    load_components()
+    torch.set_num_threads(1)  # tests run in parallel workers; threads inside them only contend
+
+
+@pytest.fixture
+def compose_cfg():
+    """Compose the train config with overrides, as `zoo-train` would."""
+
+    def make(*overrides: str, config_name: str = "train"):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            return compose(config_name, overrides=list(overrides))
+
+    return make
+
+
+TINY = ("data.train.num_images=16", "data.val.num_images=8", "data.train.image_size=128", "data.val.image_size=128",
+        "model.input_size=128", "data.num_workers=0", "trainer.batch_size=4", "trainer.progress=false",
+        "trainer.tensorboard=false", "trainer.plots=false", "trainer.log_every=1")

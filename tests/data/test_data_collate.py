@@ -1,0 +1,49 @@
+"""Collate: normalisation, padding to size_divisor, targets and metadata; to_original."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from zoo.data import Collate, to_original
+from zoo.structures import Batch, ImageMeta
+
+MEAN, STD = (100.0, 110.0, 120.0), (10.0, 20.0, 40.0)
+
+
+def sample(h: int, w: int, value=(150, 150, 150), n: int = 2, image_id: int = 0) -> dict:
+    return dict(image=np.full((h, w, 3), value, np.uint8), boxes=np.arange(n * 4, dtype=np.float32).reshape(n, 4),
+                labels=np.arange(n), ignore=np.arange(n) % 2 == 0, image_id=image_id, file=f"f{image_id}",
+                orig_size=(2 * h, 2 * w), scale=(0.5, 0.5))
+
+
+def test_pads_to_the_batch_max_rounded_to_the_divisor():
+    batch = Collate(MEAN, STD, size_divisor=32)([sample(50, 70), sample(65, 40, image_id=1)])
+    assert isinstance(batch, Batch) and len(batch) == 2
+    assert batch.images.shape == (2, 3, 96, 96) and batch.images.dtype == torch.float32
+    assert (batch.images[0, :, 50:] == 0).all() and (batch.images[0, :, :, 70:] == 0).all()
+    assert (batch.images[1, :, 65:] == 0).all() and (batch.images[1, :, :, 40:] == 0).all()
+    assert Collate(MEAN, STD)([sample(50, 70)]).images.shape == (1, 3, 50, 70)
+
+
+def test_normalises_each_rgb_channel():
+    batch = Collate(MEAN, STD)([sample(4, 6, value=(200, 150, 40))])
+    expected = torch.tensor([(200 - 100) / 10, (150 - 110) / 20, (40 - 120) / 40]).view(3, 1, 1)
+    torch.testing.assert_close(batch.images[0], expected.expand(3, 4, 6))
+
+
+def test_targets_and_metas():
+    batch = Collate(MEAN, STD)([sample(10, 20, n=3, image_id=7), sample(10, 20, n=0, image_id=8)])
+    first, empty = batch.targets
+    assert first["boxes"].shape == (3, 4) and first["boxes"].dtype == torch.float32
+    assert first["labels"].dtype == torch.int64 and first["ignore"].tolist() == [True, False, True]
+    assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,) and empty["ignore"].dtype == torch.bool
+    assert batch.metas[0] == ImageMeta(image_id=7, orig_size=(20, 40), input_size=(10, 20), scale=(0.5, 0.5),
+                                       file="f7")
+
+
+def test_to_original_undoes_the_scale_and_clips():
+    meta = ImageMeta(image_id=0, orig_size=(100, 200), input_size=(320, 320), scale=(1.6, 3.2))
+    boxes = np.array([[16, 32, 160, 160], [-8, 0, 400, 400]], np.float32)
+    expected = [[10, 10, 100, 50], [0, 0, 200, 100]]
+    np.testing.assert_allclose(to_original(boxes, meta), expected)
+    torch.testing.assert_close(to_original(torch.from_numpy(boxes), meta), torch.tensor(expected, dtype=torch.float32))

@@ -1,0 +1,132 @@
+"""VOC parsing and every kind of bad input, on tiny VOC trees written by the tests."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from zoo.data import DataError, DataWarning, VOCDataset, ssd_train
+
+
+def data_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, DataWarning)]
+
+
+def test_parses_boxes_labels_and_difficult_as_ignore(small_voc, voc_classes):
+    ds = VOCDataset(str(small_voc), "trainval", voc_classes)
+    assert len(ds) == 3 and ds.class_names == voc_classes
+    ann = ds.get_annotation(0)
+    np.testing.assert_array_equal(ann["boxes"], [[10, 5, 29, 24], [20, 10, 59, 39]])  # VOC pixels are 1-based
+    np.testing.assert_array_equal(ann["labels"], [0, 1])
+    np.testing.assert_array_equal(ann["ignore"], [False, True])
+    assert (ann["height"], ann["width"], ann["image_id"]) == (48, 64, 0)
+    sample = ds[0]
+    assert sample["image"].shape == (48, 64, 3) and sample["image"].dtype == np.uint8
+    assert sample["file"].endswith("a.jpg") and sample["orig_size"] == (48, 64) and sample["scale"] == (1.0, 1.0)
+
+
+def test_keep_difficult_false_drops_difficult_objects(small_voc, voc_classes):
+    ann = VOCDataset(str(small_voc), "trainval", voc_classes, keep_difficult=False).get_annotation(0)
+    np.testing.assert_array_equal(ann["labels"], [0])
+
+
+def test_image_without_objects_is_a_valid_negative(small_voc, voc_classes):
+    for transform in (None, ssd_train(size=32)):
+        sample = VOCDataset(str(small_voc), "trainval", voc_classes, transform=transform)[(2, 0)]
+        assert sample["boxes"].shape == (0, 4) and sample["boxes"].dtype == np.float32
+        assert sample["labels"].shape == (0,) and sample["labels"].dtype == np.int64
+        assert sample["ignore"].shape == (0,) and sample["ignore"].dtype == np.bool_
+
+
+def test_degenerate_boxes_are_dropped_with_one_warning(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {
+        "x1": dict(objects=[("cat", (5, 5, 5, 5)), ("dog", (9, 9, 7, 20)), ("cat", (1, 1, 9, 9))]),
+        "x2": dict(objects=[("bird", (3, 4, 3, 30))]),
+        "x3": dict(objects=[("bird", (3, 4, 13, 30))]),
+    })
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ds = VOCDataset(str(root), "trainval", voc_classes)
+    messages = data_warnings(record)
+    assert len(messages) == 1
+    assert "voc[trainval]: dropped 3 boxes" in messages[0] and "x1.xml" in messages[0] and "x2.xml" in messages[0]
+    assert [len(ds.get_annotation(i)["boxes"]) for i in range(3)] == [1, 0, 1]
+
+
+def test_boxes_past_the_border_are_clipped_and_outside_ones_dropped(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"e": dict(size=(48, 64), objects=[("cat", (-5, 40, 80, 60)), ("dog", (70, 1, 90, 9))])})
+    with pytest.warns(DataWarning, match="dropped 1 boxes"):
+        ann = VOCDataset(str(root), "trainval", voc_classes).get_annotation(0)
+    np.testing.assert_array_equal(ann["boxes"], [[0, 39, 64, 48]])
+
+
+def test_unknown_class_names_file_class_and_known_classes(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"u": dict(objects=[("zebra", (1, 1, 5, 5))])})
+    with pytest.raises(DataError) as err:
+        VOCDataset(str(root), "trainval", voc_classes)
+    message = str(err.value)
+    assert "u.xml" in message and "'zebra'" in message and "cat, dog, bird" in message
+
+
+def test_malformed_xml_names_the_file(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"m": dict(xml="<annotation><size><width>4</width>")})
+    with pytest.raises(DataError, match=r"m\.xml: malformed XML"):
+        VOCDataset(str(root), "trainval", voc_classes)
+
+
+def test_non_numeric_coordinate_names_the_file(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"n": dict(objects=[("cat", ("one", 1, 5, 5))])})
+    with pytest.raises(DataError, match=r"n\.xml: <xmin> is missing or not a number"):
+        VOCDataset(str(root), "trainval", voc_classes)
+
+
+def test_missing_image_fails_or_is_skipped_and_counted(tmp_path, voc_classes, write_voc):
+    images = {"ok": dict(objects=[("cat", (1, 1, 9, 9))]), "gone1": dict(image="missing"),
+              "gone2": dict(image="missing")}
+    root = write_voc(tmp_path, images)
+    with pytest.raises(DataError, match="gone1.jpg"):
+        VOCDataset(str(root), "trainval", voc_classes)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ds = VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
+    messages = data_warnings(record)
+    assert len(ds) == 1 and ds.file(0).endswith("ok.jpg")
+    assert len(messages) == 1 and "skipped 2 images" in messages[0] and "gone1.jpg" in messages[0]
+
+
+def test_corrupt_image_fails_naming_it_or_falls_back_with_skip_bad(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"bad": dict(image="corrupt"), "good": dict(objects=[("dog", (1, 1, 9, 9))])})
+    with pytest.raises(DataError, match="bad.jpg"):
+        VOCDataset(str(root), "trainval", voc_classes)[0]
+    ds = VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
+    with pytest.warns(DataWarning, match="bad.jpg"):
+        sample = ds[0]
+    assert sample["image_id"] == 1 and sample["file"].endswith("good.jpg") and ds.load_failures == 1
+
+
+def test_image_that_disagrees_with_its_annotation_size_is_bad(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"s": dict(size=(48, 64), image_size=(64, 48))})
+    with pytest.raises(DataError, match=r"s\.jpg: image is 48x64 but its annotation says 64x48"):
+        VOCDataset(str(root), "trainval", voc_classes)[0]
+
+
+def test_missing_relative_root_says_path_cwd_and_override(tmp_path, monkeypatch, voc_classes):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        VOCDataset("no/such/VOC2007", "trainval", voc_classes)
+    message = str(err.value)
+    assert "no/such/VOC2007" in message and os.getcwd() in message and "data.root=" in message
+
+
+def test_missing_split_lists_the_splits_there(small_voc, voc_classes):
+    with pytest.raises(DataError, match=r"test\.txt does not exist; splits found there: \['trainval'\]"):
+        VOCDataset(str(small_voc), "test", voc_classes)
+
+
+def test_several_roots_are_concatenated(tmp_path, voc_classes, write_voc):
+    first = write_voc(tmp_path / "2007", {"a": dict(objects=[("cat", (1, 1, 9, 9))])})
+    second = write_voc(tmp_path / "2012", {"b": dict(), "c": dict()})
+    ds = VOCDataset([str(first), str(second)], "trainval", voc_classes)
+    assert len(ds) == 3 and ds.file(2).endswith(os.path.join("2012", "JPEGImages", "c.jpg"))

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from tests.conftest import TINY
+from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.trainer import NonFiniteLossError, Trainer
+
+
+def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=1", "trainer.plots=true")
+    results = Trainer(cfg, tmp_path).fit()
+    assert results["steps"] == 8 and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+    assert set(results["per_class"]["voc07_map50"]) == {"circle", "square", "triangle", "cross", "ring"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["metrics"] == results["metrics"] and saved["model"] == "ssd_lite"
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["kind"] == "train"] == list(range(1, 9))
+    assert any(x["kind"] == "val" for x in lines)
+    for name in ("last.pt", "best.pt"):
+        state = load_checkpoint(tmp_path / "checkpoints" / name)
+        assert state["class_names"][0] == "circle"
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 8
+    assert list((tmp_path / "plots").glob("*.png"))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAt:
+    def __init__(self, step: int):
+        self.step = step
+
+    def after_step(self, trainer):
+        if trainer.step == self.step:
+            raise _Interrupt
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(compose_cfg, tmp_path):
+    common = (*TINY, "trainer.max_epochs=2", "trainer.eval_every=0", "trainer.checkpoint_every=1")
+    whole = Trainer(compose_cfg(*common), tmp_path / "whole")
+    whole.fit()
+
+    cut = Trainer(compose_cfg(*common), tmp_path / "cut", hooks=[_StopAt(6)])  # mid-way through epoch 2
+    with pytest.raises(_Interrupt):
+        cut.fit()
+    resumed = Trainer(compose_cfg(*common, "resume=true"), tmp_path / "cut")
+    assert resumed.step == 6
+    resumed.fit()
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_loss_names_the_term_and_keeps_the_last_checkpoint(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=0")
+
+    class _Poison:
+        def after_epoch(self, trainer):  # after epoch 1 has saved last.pt, break the model
+            with torch.no_grad():
+                trainer.model.head.box[0].weight.fill_(float("nan"))
+
+    trainer = Trainer(cfg, tmp_path, hooks=[_Poison()])
+    with pytest.raises(NonFiniteLossError, match=r"step 5: ssd/loc=nan"):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == 4 and torch.isfinite(state["model"]["head.box.0.weight"]).all()
+
+
+def test_unknown_loss_weight_is_reported(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "trainer.max_epochs=1", "+trainer.loss_weights.ssd/clss=2.0")
+    with pytest.raises(ValueError, match=r"loss_weights names \['ssd/clss'\].*ssd/cls"):
+        Trainer(cfg, tmp_path).fit()
+
+
+def test_resume_without_checkpoint_explains(compose_cfg, tmp_path):
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
+        Trainer(compose_cfg(*TINY, "resume=true"), tmp_path)
+
+
+def test_loss_weights_scale_the_logged_total(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "trainer.max_iters=1", "+trainer.loss_weights.ssd/loc=0.0")
+    trainer = Trainer(cfg, tmp_path)
+    with open_dict(cfg):
+        pass
+    batch = next(iter(trainer.train_loader))
+    values = trainer._train_step(batch)
+    assert values["loss"] == pytest.approx(values["ssd/cls"])

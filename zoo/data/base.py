@@ -1,0 +1,140 @@
+"""The sample contract every data set keeps (see DESIGN.md and zoo/data/__init__.py).
+
+A sample is a dict: ``image`` (H, W, 3) RGB after the transform; ``boxes`` (N, 4) float32 xyxy in
+the transformed image's pixels; ``labels`` (N,) int64 in 0..C-1; ``ignore`` (N,) bool; ``image_id``
+(the data set index); ``file``; ``orig_size`` (h, w) as stored; ``scale`` (sx, sy) with input pixel =
+original pixel * scale. A key is an index or ``(index, seed)``; with a seed, every random choice of
+the transform comes from that seed, so a resumed run sees the same samples whatever the worker count.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from zoo.data.annotations import ImageRecord, as_targets
+from zoo.data.errors import DataError, DataWarning, Tally
+
+
+def split_key(key) -> tuple[int, int | None]:
+    if isinstance(key, (tuple, list)):
+        index, seed = key
+        return int(index), int(seed)
+    return int(key), None
+
+
+def read_image(path: str) -> np.ndarray:
+    """RGB uint8 pixels as stored; EXIF rotation is ignored because boxes are drawn on stored pixels."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise DataError(f"cannot read image {path} (missing, truncated or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def require_path(path: str, what: str) -> str:
+    """Fail early, and say where we looked: a relative root is resolved against the run's cwd."""
+    if not os.path.exists(path):
+        where = "" if os.path.isabs(path) else f" (relative to the current directory {os.getcwd()})"
+        raise DataError(f"{what} {path!r} does not exist{where}; pass data.root=/path/to/the/data set")
+    return path
+
+
+def identity_transform(image, boxes, labels, ignore, seed=None) -> dict:
+    return dict(image=image, boxes=boxes, labels=labels, ignore=ignore, scale=(1.0, 1.0))
+
+
+class DetectionDataset(Dataset):
+    """Turns (image, annotation) pairs into samples. Subclasses provide ``__len__``, ``file``,
+    ``get_annotation`` and ``load_image`` (or ``load`` when image and boxes are made together)."""
+
+    class_names: list[str]
+
+    def __init__(self, name: str, transform=None, skip_bad: bool = False):
+        self.name = name  # "voc[trainval]": prefixes every message about this data set
+        self.transform = transform or identity_transform
+        self.skip_bad = skip_bad
+        self.load_failures = 0  # unreadable images met while loading (skip_bad only), in this process
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def file(self, index: int) -> str:
+        raise NotImplementedError
+
+    def get_annotation(self, index: int) -> dict:
+        """Ground truth in original pixels: image_id, boxes, labels, ignore, height, width."""
+        raise NotImplementedError
+
+    def load_image(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def load(self, index: int) -> tuple[np.ndarray, dict]:
+        image, ann = self.load_image(index), self.get_annotation(index)
+        if image.shape[:2] != (ann["height"], ann["width"]):
+            raise DataError(f"{self.file(index)}: image is {image.shape[1]}x{image.shape[0]} but its annotation "
+                            f"says {ann['width']}x{ann['height']} (width x height)")
+        return image, ann
+
+    def __getitem__(self, key) -> dict:
+        index, seed = split_key(key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range 0..{len(self) - 1}")
+        image, ann = self._load_or_fallback(index)
+        out = self.transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed)
+        boxes, labels, ignore = as_targets(out["boxes"], out["labels"], out["ignore"])
+        return dict(image=out["image"], boxes=boxes, labels=labels, ignore=ignore, image_id=ann["image_id"],
+                    file=self.file(ann["image_id"]), orig_size=(ann["height"], ann["width"]),
+                    scale=tuple(float(s) for s in out["scale"]))
+
+    def _load_or_fallback(self, index: int) -> tuple[np.ndarray, dict]:
+        # A corrupt file is only found when decoded; with skip_bad the next index stands in, so one bad
+        # JPEG costs one sample instead of a crashed run (the sample keeps the stand-in's image_id).
+        for step in range(len(self)):
+            try:
+                return self.load((index + step) % len(self))
+            except DataError as err:
+                if not self.skip_bad:
+                    raise
+                self.load_failures += 1
+                warnings.warn(f"{self.name}: skip_bad: {err}; using the next image instead", DataWarning, stacklevel=3)
+        raise DataError(f"{self.name}: no image could be read")
+
+
+class RecordDataset(DetectionDataset):
+    """A data set of image files whose annotations were parsed up front into ``ImageRecord`` s."""
+
+    def __init__(self, name: str, records: list[ImageRecord], class_names: list[str], transform=None,
+                 skip_bad: bool = False):
+        super().__init__(name, transform, skip_bad)
+        self.class_names = list(class_names)
+        self.records = self._existing(records)
+
+    def _existing(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        # Checked up front so that skipping keeps indices (image_id) stable for the whole run.
+        missing = Tally("skipped {n} images whose file is missing")
+        kept = []
+        for record in records:
+            if os.path.exists(record.file):
+                kept.append(record)
+            elif not self.skip_bad:
+                raise DataError(f"{self.name}: image file {record.file} (for {record.source}) does not exist; "
+                                f"pass skip_bad=true to skip such images")
+            else:
+                missing.add(os.path.basename(record.file))
+        missing.warn(self.name)
+        return kept
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def file(self, index: int) -> str:
+        return self.records[index].file
+
+    def get_annotation(self, index: int) -> dict:
+        return self.records[index].annotation(index)
+
+    def load_image(self, index: int) -> np.ndarray:
+        return read_image(self.records[index].file)

@@ -1,0 +1,98 @@
+"""COCO detection JSON, read through pycocotools."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+
+from pycocotools.coco import COCO
+
+from zoo.data.annotations import ImageRecord, dropped_boxes_tally, make_record
+from zoo.data.base import RecordDataset, require_path
+from zoo.data.errors import DataError, Tally
+from zoo.registry import DATASETS
+
+
+def load_coco(path: str) -> COCO:
+    """A pycocotools index of ``path``; every way the file can be wrong becomes a DataError naming it."""
+    require_path(path, "COCO annotation file")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: malformed JSON ({err})") from None
+    missing = [k for k in ("images", "categories") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise DataError(f"{path}: not a COCO detection file, missing key(s) {missing}")
+    coco = COCO()
+    coco.dataset = data
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
+            coco.createIndex()
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{path}: malformed COCO entry ({err!r})") from None
+    return coco
+
+
+def category_labels(coco: COCO, class_names: list[str] | None) -> tuple[list[str], dict[int, int]]:
+    """Class names and the category id -> label map: contiguous labels in category-id order by default."""
+    cats = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+    if class_names is None:
+        return [c["name"] for c in cats], {c["id"]: i for i, c in enumerate(cats)}
+    class_names = list(class_names)
+    return class_names, {c["id"]: class_names.index(c["name"]) for c in cats if c["name"] in class_names}
+
+
+def _xyxy(ann: dict, where: str) -> list[float]:
+    try:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{where} has bbox {ann.get('bbox')!r}, not [x, y, width, height]") from None
+    return [x, y, x + w, y + h]
+
+
+def read_coco(coco: COCO, path: str, image_dir: str, class_names: list[str], cat_to_label: dict[int, int],
+              dropped: Tally) -> list[ImageRecord]:
+    records = []
+    for image_id in sorted(coco.imgs):
+        info = coco.imgs[image_id]
+        try:
+            file, height, width = info["file_name"], int(info["height"]), int(info["width"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{path}: image entry {image_id} lacks file_name/height/width ({err!r})") from None
+        boxes, labels, ignore = [], [], []
+        for ann in coco.imgToAnns.get(image_id, []):
+            if ann.get("category_id") not in cat_to_label:
+                cat = coco.cats.get(ann.get("category_id"), {}).get("name", ann.get("category_id"))
+                raise DataError(f"{path}: image {file}: unknown class '{cat}'; known classes: {', '.join(class_names)}")
+            boxes.append(_xyxy(ann, f"{path}: annotation {ann.get('id')} of image {file}"))
+            labels.append(cat_to_label[ann["category_id"]])
+            ignore.append(bool(ann.get("iscrowd", 0)))
+        records.append(make_record(os.path.join(image_dir, file), file, height, width, boxes, labels, ignore, dropped,
+                                   ref=image_id))
+    return records
+
+
+@DATASETS.register("coco")
+class COCODataset(RecordDataset):
+    """COCO boxes with crowd regions as ignore=True. ``{split}`` in ``ann_file``/``image_dir`` is filled from
+    ``split`` and relative paths are joined onto ``root``. ``image_ids[i]`` is the COCO id of index i and
+    ``label_to_cat_id[label]`` the category id of a label, for writing results in COCO's ids."""
+
+    def __init__(self, ann_file: str, image_dir: str, split: str = "", root: str = "",
+                 class_names: list[str] | None = None, skip_bad: bool = False, transform=None):
+        ann_file = os.path.join(root, ann_file.format(split=split))
+        image_dir = require_path(os.path.join(root, image_dir.format(split=split)), "COCO image folder")
+        name = f"coco[{split or os.path.basename(ann_file)}]"
+        self.coco = load_coco(ann_file)
+        class_names, cat_to_label = category_labels(self.coco, class_names)
+        self.label_to_cat_id = {label: cat for cat, label in cat_to_label.items()}
+        dropped = dropped_boxes_tally()
+        records = read_coco(self.coco, ann_file, image_dir, class_names, cat_to_label, dropped)
+        dropped.warn(name)
+        super().__init__(name, records, class_names, transform, skip_bad)
+
+    @property
+    def image_ids(self) -> list[int]:
+        return [record.ref for record in self.records]

@@ -1,0 +1,18 @@
+"""A DataLoader configured for the data side's samplers and collate."""
+from __future__ import annotations
+
+import cv2
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def build_loader(dataset: Dataset, batch_size: int, collate, num_workers: int = 0, sampler: Sampler | None = None,
+                 shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+    """Training passes a TrainSampler (its (index, seed) keys make augmentation reproducible); evaluation
+    passes neither sampler nor shuffle and gets the data set in order."""
+    if num_workers > 0:
+        # Workers already run in parallel, so OpenCV's own thread pool only oversubscribes the cores. This must
+        # happen here, before the workers fork: resizing the pool inside a forked worker deadlocks on its lock.
+        cv2.setNumThreads(0)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
+                      collate_fn=collate, num_workers=num_workers, drop_last=drop_last,
+                      persistent_workers=num_workers > 0)

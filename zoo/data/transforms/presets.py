@@ -1,0 +1,47 @@
+"""The registered transforms: named recipes built from config nodes such as ``{type: ssd_train, size: 320}``.
+
+Normalisation is not done here (zoo.data.collate does it once per batch); images stay uint8/float32 HWC.
+"""
+from __future__ import annotations
+
+import albumentations as A
+
+from zoo.data.transforms.ops import Expand, KeepRatioResize, MinIoURandomCrop
+from zoo.data.transforms.pipeline import AlbumentationsPipeline
+from zoo.registry import TRANSFORMS
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255: the canvas colour of the SSD zoom-out
+
+
+@TRANSFORMS.register("ssd_train")
+def ssd_train(size: int = 320, mean=IMAGENET_MEAN, expand_ratio: float = 4.0, photometric: bool = True,
+              expand: bool = True, min_iou_crop: bool = True, flip: bool = True) -> AlbumentationsPipeline:
+    """The SSD recipe; each flag switches one step off for the paper's augmentation ablation."""
+    ops = []
+    if expand:
+        ops.append(Expand(expand_ratio, fill=tuple(round(m) for m in mean), p=0.5))
+    if min_iou_crop:
+        ops.append(MinIoURandomCrop())
+    if flip:
+        ops.append(A.HorizontalFlip(p=0.5))
+    ops.append(A.Resize(size, size))
+    if photometric:
+        # After the resize rather than first (as in the paper): colour changes commute with geometry, and on
+        # size x size pixels the cost no longer grows with the input or the zoom-out canvas.
+        ops.append(A.ColorJitter(brightness=0.25, contrast=0.5, saturation=0.5, hue=0.05, p=0.5))
+    return AlbumentationsPipeline(ops)
+
+
+@TRANSFORMS.register("resize")
+def resize(size: int = 320) -> AlbumentationsPipeline:
+    """Evaluation for fixed-input detectors: stretch to size x size (no keep-ratio), as SSD does."""
+    return AlbumentationsPipeline([A.Resize(size, size)])
+
+
+@TRANSFORMS.register("keep_ratio_resize")
+def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float = 0.0) -> AlbumentationsPipeline:
+    """Two-stage detectors: keep the aspect ratio; ``flip`` is the horizontal-flip probability (training)."""
+    ops = [KeepRatioResize(short_side, max_size)]
+    if flip:
+        ops.append(A.HorizontalFlip(p=flip))
+    return AlbumentationsPipeline(ops)

@@ -1,0 +1,93 @@
+"""Pascal VOC layout: ``Annotations/*.xml``, ``ImageSets/Main/<split>.txt``, ``JPEGImages/*.jpg``."""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+from zoo.data.annotations import ImageRecord, dropped_boxes_tally, make_record
+from zoo.data.base import RecordDataset, require_path
+from zoo.data.errors import DataError, Tally
+from zoo.registry import DATASETS
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def read_split(root: str, split: str) -> list[str]:
+    path = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+    if not os.path.isfile(path):
+        folder = os.path.dirname(path)
+        known = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".txt")) if os.path.isdir(folder) else []
+        raise DataError(f"split file {path} does not exist; splits found there: {known}")
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def _number(element: ET.Element, tag: str, path: str) -> float:
+    text = element.findtext(tag)
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: <{tag}> is missing or not a number (got {text!r})") from None
+
+
+def parse_voc_xml(path: str, class_names: list[str], keep_difficult: bool = True) -> tuple[int, int, list, list, list]:
+    """(height, width, boxes, labels, difficult) of one annotation file; boxes xyxy in 0-based pixels."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise DataError(f"{path}: malformed XML ({err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read annotation file ({err.strerror})") from None
+    size = root.find("size")
+    if size is None:
+        raise DataError(f"{path}: no <size> element")
+    height, width = int(_number(size, "height", path)), int(_number(size, "width", path))
+    boxes, labels, difficult = [], [], []
+    for obj in root.findall("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in class_names:
+            raise DataError(f"{path}: unknown class '{name}'; known classes: {', '.join(class_names)}")
+        hard = bool(int(_number(obj, "difficult", path))) if obj.find("difficult") is not None else False
+        if hard and not keep_difficult:
+            continue
+        box = obj.find("bndbox")
+        if box is None:
+            raise DataError(f"{path}: object '{name}' has no <bndbox>")
+        # VOC counts pixels from 1; shifting all four corners keeps a zero-area box zero-area (so it is dropped).
+        boxes.append([_number(box, tag, path) - 1 for tag in ("xmin", "ymin", "xmax", "ymax")])
+        labels.append(class_names.index(name))
+        difficult.append(hard)
+    return height, width, boxes, labels, difficult
+
+
+def read_voc(root: str, split: str, class_names: list[str], keep_difficult: bool, dropped: Tally) -> list[ImageRecord]:
+    records = []
+    for image_id in read_split(root, split):
+        xml = os.path.join(root, "Annotations", f"{image_id}.xml")
+        height, width, boxes, labels, difficult = parse_voc_xml(xml, class_names, keep_difficult)
+        image = os.path.join(root, "JPEGImages", f"{image_id}.jpg")
+        records.append(make_record(image, os.path.basename(xml), height, width, boxes, labels, difficult, dropped))
+    return records
+
+
+@DATASETS.register("voc")
+class VOCDataset(RecordDataset):
+    """A VOC split; ``root`` may list several devkit folders (VOC2007 + VOC2012 trainval for "voc0712").
+
+    ``difficult`` objects are kept with ignore=True (``keep_difficult=False`` drops them). Malformed XML
+    and unknown classes always fail: ``skip_bad`` skips images, never ground truth.
+    """
+
+    def __init__(self, root: str | list[str], split: str, class_names: list[str] = VOC_CLASSES,
+                 keep_difficult: bool = True, skip_bad: bool = False, transform=None):
+        name = f"voc[{split}]"
+        class_names = list(class_names)
+        dropped = dropped_boxes_tally()
+        records = []
+        for folder in [root] if isinstance(root, str) else list(root):
+            records += read_voc(require_path(folder, "VOC root"), split, class_names, keep_difficult, dropped)
+        dropped.warn(name)
+        super().__init__(name, records, class_names, transform, skip_bad)
