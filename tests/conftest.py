@@ -24,5 +24,5 @@ def compose_cfg():
 
 
 TINY = ("data.train.num_images=16", "data.val.num_images=8", "data.train.image_size=128", "data.val.image_size=128",
-        "model.input_size=128", "data.num_workers=0", "trainer.batch_size=4", "trainer.progress=false",
+        "data.num_workers=0", "trainer.batch_size=4", "trainer.progress=false",
         "trainer.tensorboard=false", "trainer.plots=false", "trainer.log_every=1")

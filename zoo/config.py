@@ -23,13 +23,13 @@ class TrainerConfig:
     max_epochs: int = 12
     max_iters: Optional[int] = None  # stop early after this many iterations (smoke runs, budgets)
     batch_size: int = 32
-    optimizer: dict[str, Any] = field(default_factory=lambda: {"type": "sgd", "lr": 1e-3, "momentum": 0.9,
-                                                                "weight_decay": 5e-4})
-    schedule: dict[str, Any] = field(default_factory=lambda: {"type": "multistep", "milestones": [0.67, 0.89]})
+    optimizer: dict[str, Any] = field(default_factory=dict)  # from the trainer/optimizer group
+    schedule: dict[str, Any] = field(default_factory=dict)  # from the trainer/schedule group
     grad_clip: Optional[float] = None  # max global grad norm
     loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {ssd/loc: 1.0}
-    amp: bool = True  # mixed precision on CUDA (ignored on the CPU)
-    amp_dtype: str = "float16"  # float16 (with a grad scaler) or bfloat16
+    amp: bool = True  # autocast training steps: amp_dtype on CUDA, bfloat16 on the CPU (evaluation stays fp32)
+    amp_dtype: str = "float16"  # on CUDA: float16 (with a grad scaler) or bfloat16
+    channels_last: bool = True  # NHWC activations: faster convolutions on CPU (oneDNN) and tensor cores
     eval_every: int = 1  # epochs between evaluations on the val split; 0: only at the end
     log_every: int = 20  # iterations between metrics.jsonl lines
     checkpoint_every: int = 0  # iterations between last.pt saves; 0: at the end of each epoch
@@ -41,6 +41,8 @@ class TrainerConfig:
 @dataclass
 class DataConfig:
     name: str = "???"
+    root: Optional[str] = None  # the data set's folder, interpolated into the split nodes
+    classes: Optional[list[str]] = None  # class names, for data sets that take them from config
     train: dict[str, Any] = field(default_factory=dict)
     val: dict[str, Any] = field(default_factory=dict)
     test: Optional[dict[str, Any]] = None  # defaults to val
@@ -48,6 +50,9 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     size_divisor: int = 1
     num_workers: int = 2
+    # Merged into the model's train transform: augmentation strength depends on the data (synthetic
+    # shapes already span every scale, so they skip SSD's zoom-out and crop).
+    augment: dict[str, Any] = field(default_factory=dict)
 
 
 def register_schemas() -> None:

@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from tests.conftest import TINY
 from zoo.engine.checkpoint import load_checkpoint
@@ -70,7 +69,7 @@ def test_non_finite_loss_names_the_term_and_keeps_the_last_checkpoint(compose_cf
 
 
 def test_unknown_loss_weight_is_reported(compose_cfg, tmp_path):
-    cfg = compose_cfg(*TINY, "trainer.max_epochs=1", "+trainer.loss_weights.ssd/clss=2.0")
+    cfg = compose_cfg(*TINY, "trainer.max_epochs=1", "++trainer.loss_weights={ssd/clss:2.0}")
     with pytest.raises(ValueError, match=r"loss_weights names \['ssd/clss'\].*ssd/cls"):
         Trainer(cfg, tmp_path).fit()
 
@@ -81,10 +80,21 @@ def test_resume_without_checkpoint_explains(compose_cfg, tmp_path):
 
 
 def test_loss_weights_scale_the_logged_total(compose_cfg, tmp_path):
-    cfg = compose_cfg(*TINY, "trainer.max_iters=1", "+trainer.loss_weights.ssd/loc=0.0")
+    cfg = compose_cfg(*TINY, "trainer.max_iters=1", "++trainer.loss_weights={ssd/loc:0.0}")
     trainer = Trainer(cfg, tmp_path)
-    with open_dict(cfg):
-        pass
     batch = next(iter(trainer.train_loader))
     values = trainer._train_step(batch)
     assert values["loss"] == pytest.approx(values["ssd/cls"])
+
+
+def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from zoo.engine.evaluate import evaluate_checkpoint
+
+    results = Trainer(compose_cfg(*TINY, "trainer.max_epochs=1", "trainer.eval_every=0"), tmp_path).fit()
+    cfg = OmegaConf.create({"checkpoint": str(tmp_path / "checkpoints" / "last.pt"), "split": "test",
+                            "device": "cpu", "batch_size": 3, "data_root": None, "plots": False,
+                            "precision": "fp32", "evaluator": None})
+    again = evaluate_checkpoint(cfg)
+    assert again["metrics"] == results["metrics"]

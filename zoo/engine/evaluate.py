@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo.config import DataConfig, model_node, validate_section
@@ -36,7 +37,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     model.to(device)
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
-    results = evaluate_model(model, loader, evaluators, device)
+    precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if cfg.get("precision", "fp32") not in precisions:
+        raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
+    results = evaluate_model(model, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")])
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig
 
@@ -44,6 +48,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         for evaluator in evaluators if out else []:
             evaluator.plot(out)
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
+                    "precision": cfg.get("precision", "fp32"),
                     "model": run_cfg.model.get("name"), "data": data.name})
     return results
 

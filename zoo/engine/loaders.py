@@ -23,7 +23,10 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
-    dataset = build_dataset(node, split=own_split, transform=transforms.train if split == "train" else transforms.test)
+    transform = transforms.test
+    if split == "train":
+        transform = {**OmegaConf.to_container(transforms.train, resolve=True), **dict(data.augment or {})}
+    dataset = build_dataset(node, split=own_split, transform=transform)
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor)
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)

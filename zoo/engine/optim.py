@@ -10,6 +10,7 @@ from torch import nn
 
 from zoo.registry import ConfigError
 
+_SCHEDULE_KEYS = {"multistep": {"milestones", "gamma"}, "cosine": {"final"}, "constant": set()}
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -41,6 +42,13 @@ def lr_factor(step: int, total: int, schedule: Mapping[str, Any]) -> float:
     run, or as iteration counts when > 1), ``{type: cosine, final: 0.01}`` or ``{type: constant}``;
     all with ``warmup_iters`` of linear warm-up from ``warmup_factor``."""
     kind = schedule.get("type", "multistep")
+    allowed = _SCHEDULE_KEYS.get(kind)
+    if allowed is None:
+        raise ConfigError(f"trainer.schedule.type '{kind}' is unknown; choose from {sorted(_SCHEDULE_KEYS)}")
+    unknown = sorted(set(schedule) - allowed - {"type", "warmup_iters", "warmup_factor"})
+    if unknown:
+        raise ConfigError(f"trainer.schedule ({kind}): unknown key(s) {unknown}; accepted: {sorted(allowed)}, "
+                          "warmup_iters, warmup_factor")
     warmup = int(schedule.get("warmup_iters", 0))
     if kind == "multistep":
         milestones = [m * total if m <= 1 else m for m in schedule.get("milestones", [])]
@@ -49,10 +57,8 @@ def lr_factor(step: int, total: int, schedule: Mapping[str, Any]) -> float:
         final = schedule.get("final", 0.0)
         progress = min(step / max(total, 1), 1.0)
         factor = final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
-    elif kind == "constant":
-        factor = 1.0
     else:
-        raise ConfigError(f"trainer.schedule.type '{kind}' is unknown; choose from constant, cosine, multistep")
+        factor = 1.0
     if step < warmup:
         start = schedule.get("warmup_factor", 0.001)
         factor *= start + (1 - start) * step / warmup

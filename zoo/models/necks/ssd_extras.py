@@ -39,7 +39,12 @@ class SSDExtras(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         outs, x = list(features), features[-1]
-        for block in self.extras:
+        for level, block in enumerate(self.extras):
+            conv = block[1][0]
+            if min(x.shape[-2:]) + 2 * conv.padding[0] < conv.kernel_size[0]:
+                raise ValueError(f"ssd_extras: extra level {level} gets a {tuple(x.shape[-2:])} map, smaller than its "
+                                 f"{conv.kernel_size[0]}x{conv.kernel_size[0]} conv; the input is too small for "
+                                 "this model (raise model.input_size or drop extra layers)")
             x = block(x)
             outs.append(x)
         return outs
