@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
 from zoo.cli import CONF_DIR
-from zoo.config import model_node
+from zoo.config import DataConfig, model_node, validate_section
 from zoo.models.detectors import build_detector
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
@@ -37,7 +37,7 @@ def test_data_configs_that_exist_here_instantiate(compose_cfg):
         cfg = compose_cfg(f"data={name}")
         if name == "bccd" and not Path(cfg.data.root).exists():
             continue
-        loader, _ = build_split(cfg.data, cfg.model, "val", batch_size=2)
+        loader, _ = build_split(validate_section(cfg, "data", DataConfig), cfg.model, "val", batch_size=2)
         assert len(loader.dataset) > 0
 
 

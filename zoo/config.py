@@ -69,7 +69,8 @@ register_schemas()
 def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:
     """Merge ``cfg[key]`` onto its schema; unknown keys and wrong types raise ConfigError."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
+        # Resolve in the full config first: split nodes interpolate keys such as ${data.root}.
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg[key], resolve=True))
     except OmegaConfBaseException as err:
         raise ConfigError(f"config section '{key}': {err.msg if hasattr(err, 'msg') else err}") from err
     return merged
