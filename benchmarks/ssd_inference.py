@@ -11,6 +11,7 @@ torchvision does inside its forward. The reduced-precision rows run zoo under bf
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -49,12 +50,13 @@ def build_pair(num_classes: int, background_bias: float):
     return tv, zoo
 
 
-def zoo_runner(model, precision: str):
+def zoo_runner(model, precision: str, channels_last: bool = False):
     mean = torch.tensor(TV_MEAN).view(3, 1, 1)
     std = torch.tensor(TV_STD).view(3, 1, 1)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def run(image: torch.Tensor):
-        x = ((image - mean) / std)[None]
+        x = ((image - mean) / std)[None].contiguous(memory_format=fmt)
         if precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return model(x)
@@ -89,12 +91,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tv, zoo = build_pair(args.classes, args.background_bias)
     image = torch.rand(3, 300, 300, generator=torch.Generator().manual_seed(1))
+    zoo_nhwc = copy.deepcopy(zoo).to(memory_format=torch.channels_last)
     runners = {"torchvision fp32": lambda img: tv([img]), "zoo fp32": zoo_runner(zoo, "fp32"),
-               "zoo bf16": zoo_runner(zoo, "bf16")}
+               "zoo fp32 NHWC": zoo_runner(zoo_nhwc, "fp32", channels_last=True),
+               "zoo bf16": zoo_runner(zoo, "bf16"), "zoo bf16 NHWC": zoo_runner(zoo_nhwc, "bf16", channels_last=True)}
     with torch.inference_mode():
         reference = runners["torchvision fp32"](image)[0]
         print(f"outputs, zoo fp32 vs torchvision: {compare(reference, runners['zoo fp32'](image)[0])}")
-        print(f"outputs, zoo bf16 vs torchvision: {compare(reference, runners['zoo bf16'](image)[0])}")
+        for name in ("zoo fp32 NHWC", "zoo bf16", "zoo bf16 NHWC"):
+            print(f"outputs, {name} vs torchvision: {compare(reference, runners[name](image)[0])}")
         times: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(2):  # warm-up
             for run in runners.values():

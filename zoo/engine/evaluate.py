@@ -34,13 +34,16 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     device = local_device(cfg.device)
     model = build_detector(model_node(run_cfg.model), num_classes=len(class_names))
     model.load_state_dict(state["model"])
-    model.to(device)
+    # The layout the run trained and evaluated with, so the recorded number is reproduced exactly.
+    channels_last = bool(run_cfg.trainer.get("channels_last", True))
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
     precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if cfg.get("precision", "fp32") not in precisions:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
-    results = evaluate_model(model, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")])
+    results = evaluate_model(model, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
+                             channels_last=channels_last)
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig
 

@@ -20,17 +20,20 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
 
 @torch.inference_mode()
 def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: torch.device,
-                   amp_dtype: torch.dtype | None = None, progress: bool = True) -> dict[str, Any]:
+                   amp_dtype: torch.dtype | None = None, progress: bool = True,
+                   channels_last: bool = True) -> dict[str, Any]:
     """Returns ``metrics`` (every evaluator's flat metrics), ``per_class`` keyed by each evaluator's
     primary metric (per-class keys clash between evaluators) and the printable ``tables``."""
     dataset = loader.dataset
+    fmt = torch.channels_last if channels_last else torch.contiguous_format  # NHWC convs are faster on CPU
     was_training = model.training
     model.eval()
     for evaluator in evaluators:
         evaluator.reset()
     for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
         with autocast_context(device, amp_dtype):
-            outputs = model(batch.images.to(device, non_blocking=True))
+            images = batch.images.to(device, non_blocking=True)
+            outputs = model(images.contiguous(memory_format=fmt))
         predictions, ground_truths = [], []
         for out, meta in zip(outputs, batch.metas):
             predictions.append({

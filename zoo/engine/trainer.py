@@ -192,7 +192,7 @@ class Trainer:
         results = {}
         if self.is_main:
             results = evaluate_model(self.model, self.val_loader, self.evaluators, self.device,
-                                     progress=self.tcfg.progress)
+                                     progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
             metric = self.evaluators[0].primary_metric
             value = results["metrics"][metric]
             self.logger.log(self.step, results["metrics"], kind="val")
@@ -212,7 +212,7 @@ class Trainer:
         if self.dcfg.test:
             test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size)
             metrics = evaluate_model(self.model, test_loader, self.evaluators, self.device,
-                                     progress=self.tcfg.progress)
+                                     progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
         else:
             metrics = val
         results = {
