@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import torch
 
-from zoo.task.matchers import BACKGROUND, IGNORE
+from zoo.task.matchers import IGNORE
 
 
 def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], matcher, coder,
@@ -15,7 +15,6 @@ def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tens
     Returns ``labels`` (B, A) long — 0 background, 1..C the class + 1 (1 for every object when
     ``binary``), -1 ignored — and ``box_targets`` (B, A, 4) encoded against the anchors (zero where
     not positive)."""
-    batch = len(targets)
     per_image = anchors.dim() == 3
     labels, box_targets = [], []
     for i, target in enumerate(targets):
@@ -30,10 +29,8 @@ def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tens
             cls = torch.zeros_like(matched)
             boxes = image_anchors
         label = torch.where(positive, cls, torch.zeros_like(matched))
-        label[matched == IGNORE] = -1
-        assert BACKGROUND == -1  # background stays label 0 above
+        label[matched == IGNORE] = -1  # BACKGROUND anchors keep label 0
         labels.append(label)
         encoded = coder.encode(boxes, image_anchors)
         box_targets.append(torch.where(positive[:, None], encoded, torch.zeros_like(encoded)))
-    assert len(labels) == batch
     return torch.stack(labels), torch.stack(box_targets)
