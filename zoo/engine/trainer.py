@@ -155,7 +155,7 @@ class Trainer:
             raise ValueError(f"trainer.loss_weights names {sorted(unknown)}, which the model does not return; "
                              f"its losses are {sorted(losses)}")
         total = sum(v.float() * weights.get(k, 1.0) for k, v in losses.items())
-        if not torch.isfinite(total):
+        if not torch.isfinite(all_reduce_mean(total.detach())):  # every rank sees it, so all stop together
             bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
             raise NonFiniteLossError(f"non-finite loss at step {self.step + 1}: {', '.join(bad) or total.item()}; "
                                      f"the last good checkpoint in {self.run_dir / 'checkpoints'} is kept")
