@@ -55,3 +55,14 @@ def test_misspelt_key_fails_at_compose_time(compose_cfg, override):
 def test_wrong_type_fails_at_compose_time(compose_cfg):
     with pytest.raises(ConfigCompositionException, match="max_epochs"):
         compose_cfg("trainer.max_epochs=many")
+
+
+def test_eval_data_root_moves_every_path():
+    from omegaconf import OmegaConf
+
+    from zoo.engine.evaluate import _reroot
+
+    data = OmegaConf.create({"root": "/old", "val": {"type": "coco", "ann_file": "/old/a.json", "image_dir": "/old/im",
+                                                      "split": "val"}, "train": {"type": "voc", "root": "/old"}})
+    _reroot(data, "/new")
+    assert data.val.ann_file == "/new/a.json" and data.val.image_dir == "/new/im" and data.train.root == "/new"

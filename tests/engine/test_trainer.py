@@ -98,3 +98,9 @@ def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_
                             "precision": "fp32", "evaluator": None})
     again = evaluate_checkpoint(cfg)
     assert again["metrics"] == results["metrics"]
+
+
+def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    with pytest.raises(ValueError, match=r"resume: the config differs .*\['seed', 'trainer.batch_size'\]"):
+        Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "seed=3", "trainer.batch_size=2", "resume=true"), tmp_path)

@@ -22,7 +22,6 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     run_cfg = OmegaConf.create(state["config"])
     if cfg.get("data_root"):
         with open_dict(run_cfg):
-            run_cfg.data.root = cfg.data_root
             _reroot(run_cfg.data, cfg.data_root)
     data = validate_section(run_cfg, "data", DataConfig)
     if cfg.split not in ("test", "val"):
@@ -57,8 +56,14 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _reroot(data: DictConfig, root: str) -> None:
-    """Stored configs hold resolved paths; point every split's ``root`` at the new folder."""
+    """Stored configs hold resolved paths: swap the old ``data.root`` prefix for the new folder in
+    every path of every split (VOC ``root``, COCO ``ann_file`` and ``image_dir``)."""
+    old = data.get("root")
+    if not old:
+        raise ValueError("data_root: the stored data config has no 'root' to replace")
+    data.root = root
     for split in ("train", "val", "test"):
         node = data.get(split)
-        if node is not None and "root" in node:
-            node.root = root
+        for key, value in (node or {}).items():
+            if isinstance(value, str) and value.startswith(old):
+                node[key] = root + value[len(old):]

@@ -94,6 +94,7 @@ class Trainer:
             raise FileNotFoundError(f"resume: no checkpoint at '{path}' (resume=true continues a run_dir's last.pt; "
                                     "resume=/path/to/ckpt.pt names one)")
         state = load_checkpoint(path)
+        self._check_same_run(OmegaConf.create(state["config"]), path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -102,6 +103,19 @@ class Trainer:
         self.step = int(state["step"])
         self.best = dict(state.get("best", {}))
         log.info("resumed from %s at step %d", path, self.step)
+
+    # Trainer keys that only change what is shown or written, not the run itself.
+    _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every"}
+
+    def _check_same_run(self, stored: DictConfig, path: Path) -> None:
+        """Resuming with another model, data set, seed or schedule would silently mix two runs."""
+        current = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
+        differ = [k for k in ("model", "data", "evaluator", "seed") if current.get(k) != stored.get(k)]
+        differ += [f"trainer.{k}" for k in set(current.trainer) | set(stored.trainer)
+                   if k not in self._COSMETIC and current.trainer.get(k) != stored.trainer.get(k)]
+        if differ:
+            raise ValueError(f"resume: the config differs from the one stored in {path} in {sorted(differ)}; "
+                             "pass the run's original overrides (see its .hydra/overrides.yaml) with resume=true")
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -163,7 +177,10 @@ class Trainer:
         self.scaler.scale(total).backward()
         if self.tcfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+            if not torch.isfinite(norm) and not self.scaler.is_enabled():  # fp16's scaler skips such steps itself
+                raise NonFiniteLossError(f"non-finite gradient norm at step {self.step + 1} (losses finite); "
+                                         f"the last good checkpoint in {self.run_dir / 'checkpoints'} is kept")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -208,8 +225,7 @@ class Trainer:
         self.save("last.pt")
         if not self.is_main:
             return {}
-        test_loader = self.val_loader
-        if self.dcfg.test:
+        if self.dcfg.test and self.dcfg.test != self.dcfg.val:
             test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size)
             metrics = evaluate_model(self.model, test_loader, self.evaluators, self.device,
                                      progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
@@ -217,7 +233,7 @@ class Trainer:
             metrics = val
         results = {
             "model": self.cfg.model.get("name"), "data": self.dcfg.name,
-            "split": "test" if self.dcfg.test else "val",
+            "split": "test" if self.dcfg.test else "val",  # a test node equal to val was scored above
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),

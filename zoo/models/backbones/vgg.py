@@ -32,8 +32,9 @@ class VGG16Reduced(nn.Module):
         if unknown:
             raise ValueError(f"vgg16_reduced: unknown sources {unknown}; choose from {list(self.SOURCES)}")
         self.sources = [s for s in self.SOURCES if s in sources]
-        features = vgg16(weights=None).features
-        load_weights(features, weights, "vgg16_reduced")
+        full = vgg16(weights=None)
+        load_weights(full, weights, "vgg16_reduced")  # a whole torchvision vgg16 state dict (ImageNet)
+        features = full.features
         features[_POOL3].ceil_mode = True  # 75 -> 38 at 300 px, as in SSD
         self.to_conv4_3 = features[:_CONV4_3_END]
         self.to_conv5_3 = features[_CONV4_3_END:_CONV5_3_END]
