@@ -31,6 +31,21 @@ class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite; the last good checkpoint is left as it was."""
 
 
+def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] | None:
+    """The experiment's ``paper`` entry with the measured value of its metric beside it, both in
+    percent as papers print them, and whether the run used the paper's data (``paper.data``)."""
+    if not cfg.get("paper"):
+        return None
+    paper = OmegaConf.to_container(cfg.paper, resolve=True)
+    paper["same_data"] = paper.get("data") in (None, cfg.data.name)
+    metric = paper.get("metric")
+    if metric not in metrics:  # a warning, not an error: the run's own results are still worth keeping
+        log.warning("paper.metric '%s' is not among the evaluated metrics %s; add its evaluator (e.g. "
+                    "evaluator=all)", metric, sorted(metrics))
+        return {**paper, "measured": None}
+    return {**paper, "measured": round(100 * metrics[metric], 2)}
+
+
 class Trainer:
     """Builds data, model, optimizer and evaluators from a composed config and runs training.
 
@@ -237,9 +252,14 @@ class Trainer:
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
+            "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
         (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
         tqdm.write("\n\n".join(metrics["tables"]))
+        if results["paper"]:
+            p = results["paper"]
+            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; paper {p['value']} on "
+                       f"{p.get('data', 'its data')}{'' if p.get('verified', True) else ' (unverified)'}")
         if self.tcfg.plots:
             for evaluator in self.evaluators:
                 evaluator.plot(self.run_dir / "plots")

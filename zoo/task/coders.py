@@ -29,7 +29,9 @@ class DeltaXYWHCoder:
         if len(variances) != 4:
             raise ValueError(f"delta_xywh: variances must have 2 or 4 values, got {list(variances)}")
         self.variances = tuple(float(v) for v in variances)
-        self.max_log_ratio = max_log_ratio  # keeps exp() finite for wild early predictions
+        # Bounds exp() both ways: finite boxes for wild early predictions, and never a zero-size
+        # box (RefineDet matches and encodes against its own decoded anchors).
+        self.max_log_ratio = max_log_ratio
 
     def encode(self, boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         bx, by, bw, bh = _centre_form(boxes)
@@ -44,6 +46,6 @@ class DeltaXYWHCoder:
         vx, vy, vw, vh = self.variances
         cx = ax + deltas[..., 0] * vx * aw
         cy = ay + deltas[..., 1] * vy * ah
-        w = aw * torch.exp((deltas[..., 2] * vw).clamp(max=self.max_log_ratio))
-        h = ah * torch.exp((deltas[..., 3] * vh).clamp(max=self.max_log_ratio))
+        w = aw * torch.exp((deltas[..., 2] * vw).clamp(-self.max_log_ratio, self.max_log_ratio))
+        h = ah * torch.exp((deltas[..., 3] * vh).clamp(-self.max_log_ratio, self.max_log_ratio))
         return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)

@@ -16,17 +16,18 @@ _POOL3, _CONV4_3_END, _CONV5_3_END = 16, 23, 30
 
 @BACKBONES.register("vgg16_reduced")
 class VGG16Reduced(nn.Module):
-    """Outputs any of ``conv4_3`` (stride 8), ``conv5_3`` (16) and ``fc7`` (16), in that order.
+    """Outputs any of ``conv4_3`` (stride 8), ``conv5_3`` (16) and ``fc7`` (``fc7_stride``), in that order.
 
+    ``fc7_stride`` 16 is SSD's pool5 (3x3, stride 1) with conv6 dilated 6; 32 is RefineDet's pool5
+    (2x2, stride 2) with conv6 dilated 3. ``atrous=false`` drops the dilation.
     ``l2norm`` maps a source to its initial L2Norm scale (SSD: conv4_3 20; RefineDet: conv4_3 10,
     conv5_3 8). ``weights`` is an optional local torchvision vgg16 state dict (ImageNet)."""
 
     SOURCES = ("conv4_3", "conv5_3", "fc7")
     CHANNELS = {"conv4_3": 512, "conv5_3": 512, "fc7": 1024}
-    STRIDES = {"conv4_3": 8, "conv5_3": 16, "fc7": 16}
 
     def __init__(self, sources: Sequence[str] = ("conv4_3", "fc7"), l2norm: Mapping[str, float] | None = None,
-                 atrous: bool = True, weights: str | None = None):
+                 atrous: bool = True, fc7_stride: int = 16, weights: str | None = None):
         super().__init__()
         unknown = [s for s in sources if s not in self.SOURCES]
         if unknown:
@@ -38,9 +39,12 @@ class VGG16Reduced(nn.Module):
         features[_POOL3].ceil_mode = True  # 75 -> 38 at 300 px, as in SSD
         self.to_conv4_3 = features[:_CONV4_3_END]
         self.to_conv5_3 = features[_CONV4_3_END:_CONV5_3_END]
-        dilation = 6 if atrous else 1
+        if fc7_stride not in (16, 32):
+            raise ValueError(f"vgg16_reduced: fc7_stride must be 16 (SSD) or 32 (RefineDet), got {fc7_stride}")
+        pool5 = nn.MaxPool2d(3, stride=1, padding=1) if fc7_stride == 16 else nn.MaxPool2d(2, stride=2, ceil_mode=True)
+        dilation = (6 if fc7_stride == 16 else 3) if atrous else 1
         self.to_fc7 = nn.Sequential(
-            nn.MaxPool2d(3, stride=1, padding=1),
+            pool5,
             nn.Conv2d(512, 1024, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True),
             nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
         )
@@ -50,7 +54,8 @@ class VGG16Reduced(nn.Module):
             raise ValueError(f"vgg16_reduced: l2norm names {bad}, which are not among the sources {self.sources}")
         self.norms = nn.ModuleDict({k: L2Norm(self.CHANNELS[k], v) for k, v in l2norm.items()})
         self.out_channels = [self.CHANNELS[s] for s in self.sources]
-        self.strides = [self.STRIDES[s] for s in self.sources]
+        strides = {"conv4_3": 8, "conv5_3": 16, "fc7": fc7_stride}
+        self.strides = [strides[s] for s in self.sources]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = {}

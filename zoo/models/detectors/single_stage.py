@@ -1,4 +1,5 @@
-"""Single-stage dense detector (SSD): backbone -> neck -> head over priors."""
+"""Single-stage dense detector (SSD): backbone -> neck -> head over priors; the base every
+prior-based one-stage detector shares."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,16 +24,24 @@ def build_test_settings(test: Mapping[str, Any] | None, defaults: Mapping[str, A
     return {**defaults, **test}
 
 
+def build_neck(node: Mapping | None, upstream: nn.Module) -> nn.Module:
+    """A neck wired to the declared channels and strides of the module before it (none: identity)."""
+    return NECKS.build(node or {"type": "none"}, in_channels=upstream.out_channels, in_strides=upstream.strides)
+
+
 class DenseDetector(nn.Module):
     """What every prior-based detector shares: the backbone/neck wiring and the inference loop."""
 
     def _build_features(self, backbone: Mapping, neck: Mapping | None) -> None:
         self.backbone = BACKBONES.build(backbone)
-        self.neck = NECKS.build(neck or {"type": "none"}, in_channels=self.backbone.out_channels,
-                                in_strides=self.backbone.strides)
+        self.neck = build_neck(neck, self.backbone)
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.neck(self.backbone(images))
+
+    def _postprocess(self, boxes: torch.Tensor, probs: torch.Tensor, size: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Per image: clip to the input, per-class NMS with ``self.test_cfg``."""
+        return multiclass_nms(clip_boxes_to_image(boxes, tuple(size)), probs, **self.test_cfg)
 
 
 @DETECTORS.register("single_stage")
@@ -66,6 +75,3 @@ class SingleStageDetector(DenseDetector):
         boxes = self.coder.decode(deltas, anchors)
         probs = scores.softmax(dim=-1)[..., 1:]
         return [self._postprocess(b, p, images.shape[-2:]) for b, p in zip(boxes, probs)]
-
-    def _postprocess(self, boxes: torch.Tensor, probs: torch.Tensor, size: Sequence[int]) -> dict[str, torch.Tensor]:
-        return multiclass_nms(clip_boxes_to_image(boxes, tuple(size)), probs, **self.test_cfg)
