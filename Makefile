@@ -27,6 +27,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ssd_inference.py $(ARGS)
+	$(BIN)/python benchmarks/detector_latency.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs outputs multirun .pytest_cache

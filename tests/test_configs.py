@@ -12,6 +12,7 @@ from zoo.models.detectors import build_detector
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
 DATA = sorted(p.stem for p in Path(CONF_DIR, "data").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in Path(CONF_DIR, "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -26,7 +27,7 @@ def test_every_model_config_builds_and_runs(compose_cfg, name):
 
 @pytest.mark.parametrize("name", DATA)
 def test_every_data_config_composes(compose_cfg, name):
-    cfg = compose_cfg(f"data={name}", *(["data.root=/somewhere"] if name in ("voc07", "coco") else []))
+    cfg = compose_cfg(f"data={name}", *(["data.root=/somewhere"] if name in ("voc07", "voc0712", "coco") else []))
     assert cfg.data.name == name and cfg.data.train.type in ("synthetic", "voc", "coco")
 
 
@@ -66,3 +67,16 @@ def test_eval_data_root_moves_every_path():
                                                       "split": "val"}, "train": {"type": "voc", "root": "/old"}})
     _reroot(data, "/new")
     assert data.val.ann_file == "/new/a.json" and data.val.image_dir == "/new/im" and data.train.root == "/new"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_builds_and_carries_its_paper_figure(compose_cfg, name):
+    cfg = compose_cfg(f"experiment={name}", "data.root=/somewhere")
+    assert cfg.paper.metric and cfg.paper.value > 0 and isinstance(cfg.paper.verified, bool)
+    build_detector(model_node(cfg.model), num_classes=len(cfg.data.classes))
+
+
+def test_an_experiment_runs_on_the_cpu_protocol_with_its_ablation_kept(compose_cfg):
+    cfg = compose_cfg("experiment=refinedet320_table3_no_tcb", "model=refinedet_lite", "data=bccd", "trainer=cpu_bccd")
+    assert cfg.model.name == "refinedet_lite" and cfg.model.neck.type == "none"
+    assert not cfg.model.refine.cascade and not cfg.model.refine.filter_negatives

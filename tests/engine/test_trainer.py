@@ -104,3 +104,18 @@ def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
     with pytest.raises(ValueError, match=r"resume: the config differs .*\['seed', 'trainer.batch_size'\]"):
         Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "seed=3", "trainer.batch_size=2", "resume=true"), tmp_path)
+
+
+def test_paper_figure_sits_beside_the_measured_one(compose_cfg):
+    from omegaconf import OmegaConf
+
+    from zoo.engine.trainer import paper_figure
+
+    cfg = compose_cfg("data=bccd")
+    assert paper_figure(cfg, {"voc07_map50": 0.5}) is None
+    OmegaConf.update(cfg, "paper", {"metric": "voc07_map50", "value": 80.0, "verified": True, "data": "voc0712"},
+                     force_add=True)
+    figure = paper_figure(cfg, {"voc07_map50": 0.81234})
+    assert figure["measured"] == 81.23 and figure["value"] == 80.0 and figure["same_data"] is False
+    cfg.paper.metric = "coco_ap"
+    assert paper_figure(cfg, {"voc07_map50": 0.5})["measured"] is None
