@@ -50,8 +50,9 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     size_divisor: int = 1
     num_workers: int = 2
-    # Merged into the model's train transform: augmentation strength depends on the data (synthetic
-    # shapes already span every scale, so they skip SSD's zoom-out and crop).
+    # Keyed by transform type and merged into the model's train transform of that type, since
+    # augmentation strength depends on the data: synthetic shapes already span every scale, so they
+    # set {ssd_train: {expand: false, min_iou_crop: false}}; other recipes are left as they are.
     augment: dict[str, Any] = field(default_factory=dict)
 
 

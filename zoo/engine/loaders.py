@@ -25,7 +25,8 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
     transform = transforms.test
     if split == "train":
-        transform = {**OmegaConf.to_container(transforms.train, resolve=True), **dict(data.augment or {})}
+        transform = OmegaConf.to_container(transforms.train, resolve=True)
+        transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor)
     if split == "train":

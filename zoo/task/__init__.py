@@ -1,2 +1,2 @@
-"""Task components shared by detectors: prior generators, matchers, box coders."""
-from zoo.task import assign, coders, matchers, priors  # noqa: F401  (registration)
+"""Task components shared by detectors: prior generators, matchers, samplers, box coders."""
+from zoo.task import assign, coders, matchers, priors, samplers  # noqa: F401  (registration)

@@ -18,10 +18,12 @@ class MaxIoUMatcher:
     ``best`` gives each ground truth its single best anchor (SSD, RefineDet), ``ties`` gives it
     every anchor tied at its best IoU (Faster R-CNN's RPN), ``none`` leaves it unmatched.
     Anchors between the thresholds are ignored; anchors whose best overlap is an ignored ground
-    truth (VOC difficult, COCO crowd) are ignored rather than called background.
+    truth (VOC difficult, COCO crowd) are ignored rather than called background. ``bg_min_iou``
+    ignores background below it too (Fast R-CNN samples background RoIs from IoU [0.1, 0.5)).
     """
 
-    def __init__(self, pos_iou: float = 0.5, neg_iou: float | None = None, low_quality: str = "best"):
+    def __init__(self, pos_iou: float = 0.5, neg_iou: float | None = None, low_quality: str = "best",
+                 bg_min_iou: float = 0.0):
         if low_quality not in ("best", "ties", "none"):
             raise ValueError(f"max_iou matcher: low_quality must be best, ties or none, got '{low_quality}'")
         self.pos_iou = pos_iou
@@ -29,6 +31,7 @@ class MaxIoUMatcher:
         if self.neg_iou > self.pos_iou:
             raise ValueError(f"max_iou matcher: neg_iou {self.neg_iou} exceeds pos_iou {self.pos_iou}")
         self.low_quality = low_quality
+        self.bg_min_iou = bg_min_iou
 
     def __call__(self, anchors: torch.Tensor, gt_boxes: torch.Tensor,
                  gt_ignore: torch.Tensor | None = None) -> torch.Tensor:
@@ -45,6 +48,8 @@ class MaxIoUMatcher:
         best_iou, best_gt = iou.max(dim=0)
         matched = torch.where(best_iou >= self.pos_iou, best_gt, matched)
         matched[(best_iou >= self.neg_iou) & (best_iou < self.pos_iou)] = IGNORE
+        if self.bg_min_iou > 0:
+            matched[best_iou < self.bg_min_iou] = IGNORE
         if ignored_iou is not None:
             matched[(matched == BACKGROUND) & (ignored_iou >= self.neg_iou)] = IGNORE
         self._keep_low_quality(iou, matched, gt_ignore)

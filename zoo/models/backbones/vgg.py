@@ -47,7 +47,7 @@ class VGG16Reduced(nn.Module):
             pool5,
             nn.Conv2d(512, 1024, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True),
             nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
-        )
+        ) if "fc7" in self.sources else None  # Faster R-CNN stops at conv5_3
         l2norm = dict(l2norm or {})
         bad = [k for k in l2norm if k not in self.sources]
         if bad:
@@ -61,5 +61,6 @@ class VGG16Reduced(nn.Module):
         outs = {}
         outs["conv4_3"] = x = self.to_conv4_3(x)
         outs["conv5_3"] = x = self.to_conv5_3(x)
-        outs["fc7"] = self.to_fc7(x)
+        if self.to_fc7 is not None:
+            outs["fc7"] = self.to_fc7(x)
         return [self.norms[s](outs[s]) if s in self.norms else outs[s] for s in self.sources]

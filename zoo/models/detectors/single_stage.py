@@ -3,25 +3,16 @@ prior-based one-stage detector shares."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 from torchvision.ops import clip_boxes_to_image
 
-from zoo.models.postprocess import multiclass_nms
+from zoo.models.postprocess import build_test_settings, multiclass_nms
 from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, NECKS, PRIORS
 from zoo.task.assign import assign_targets
 
 DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400}
-
-
-def build_test_settings(test: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    test = dict(test or {})
-    unknown = sorted(set(test) - set(defaults))
-    if unknown:
-        raise ValueError(f"model.test: unknown key(s) {unknown}; accepted: {sorted(defaults)}")
-    return {**defaults, **test}
 
 
 def build_neck(node: Mapping | None, upstream: nn.Module) -> nn.Module:

@@ -1,0 +1,155 @@
+import pytest
+import torch
+import torchvision
+
+from tests.conftest import TINY
+from zoo.config import model_node
+from zoo.engine.trainer import Trainer
+from zoo.models.detectors import build_detector
+from zoo.models.heads.roi_box_head import RoIPooler
+from zoo.models.necks.fpn import FPN
+from zoo.task.matchers import IGNORE, MaxIoUMatcher
+from zoo.task.samplers import RandomSampler
+
+
+def _model(compose_cfg, name, *overrides, num_classes=3):
+    cfg = compose_cfg(f"model={name}", *overrides)
+    return build_detector(model_node(cfg.model), num_classes), cfg
+
+
+def _targets():
+    return [{"boxes": torch.tensor([[10.0, 20.0, 100.0, 120.0], [150.0, 40.0, 200.0, 90.0]]),
+             "labels": torch.tensor([0, 2])},
+            {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
+
+
+@pytest.mark.parametrize("positives,negatives,num,fraction,expected", [
+    (10, 1000, 256, 0.5, (10, 246)), (500, 1000, 256, 0.5, (128, 128)), (500, 20, 256, 0.5, (128, 20)),
+    (300, 5000, 512, 0.25, (128, 384)), (0, 5000, 128, 0.25, (0, 128))])
+def test_random_sampler_quotas(positives, negatives, num, fraction, expected):
+    labels = torch.cat([torch.full((positives,), 3), torch.zeros(negatives, dtype=torch.long),
+                        torch.full((50,), -1)])[torch.randperm(positives + negatives + 50)]
+    pos, neg = RandomSampler(num, fraction)(labels)
+    assert (len(pos), len(neg)) == expected
+    assert (labels[pos] > 0).all() and (labels[neg] == 0).all() and len(set(pos.tolist())) == len(pos)
+
+
+def test_background_below_bg_min_iou_is_ignored():
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 4.0], [0.0, 0.0, 10.0, 0.5], [50.0, 50, 60, 60]])
+    matched = MaxIoUMatcher(0.5, 0.5, low_quality="none", bg_min_iou=0.1)(boxes, gt)
+    assert matched.tolist() == [0, -1, IGNORE, IGNORE]  # IoU 1, 0.4 (background), 0.05, 0
+
+
+def test_rpn_anchor_and_proposal_counts(compose_cfg):
+    model, _ = _model(compose_cfg, "faster_rcnn_vgg16", num_classes=20)
+    assert model.rpn.anchors_per_level == [9]
+    features = [torch.randn(1, 512, 38, 50)]  # conv5_3 of a 600 x 800 image
+    anchors = model.rpn.priors([f.shape[-2:] for f in features], (600, 800))
+    assert anchors.shape == (38 * 50 * 9, 4)
+    model.rpn.eval()
+    with torch.no_grad():
+        proposals, losses = model.rpn(features, (600, 800))
+    assert losses == {} and proposals[0].shape[0] <= 300 and proposals[0].shape[1] == 4
+    model.rpn.train()
+    proposals, losses = model.rpn(features, (600, 800), _targets()[:1])
+    assert 300 < proposals[0].shape[0] <= 2000 and set(losses) == {"obj", "loc"}
+
+
+def test_fpn_rpn_proposals_are_chosen_per_level(compose_cfg):
+    model, _ = _model(compose_cfg, "fpn_lite")
+    sizes = [(40, 40), (20, 20), (10, 10), (5, 5)]
+    features = [torch.randn(1, 96, *s) for s in sizes]
+    rpn = model.rpn.eval()
+    rpn.settings["test"].update(pre_nms_top_n=80, post_nms_top_n=10_000, nms_threshold=1.0)
+    with torch.no_grad():
+        proposals, _ = rpn(features, (320, 320))
+    assert proposals[0].shape[0] == 80 * 3 + 5 * 5 * 3  # 80 from each level that has them, all 75 of the last
+
+
+def test_roi_level_assignment_follows_k0_4():
+    """Each level is filled with its own index k, so the pooled value says where a RoI was pooled."""
+    pooler = RoIPooler([4, 8, 16, 32], output_size=2, sampling_ratio=1)
+    features = [torch.full((1, 1, 512 // s, 512 // s), float(k)) for k, s in zip((2, 3, 4, 5), (4, 8, 16, 32))]
+    boxes = torch.tensor([[0.0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 56, 56], [0, 0, 28, 28], [0, 0, 255, 255],
+                          [0, 0, 10, 10], [0, 0, 448, 448], [0, 0, 511, 511]])
+    pooled = pooler(features, [boxes], (512, 512))
+    assert pooled.mean(dim=(1, 2, 3)).tolist() == [4.0, 3.0, 2.0, 2.0, 4.0, 2.0, 5.0, 5.0]
+
+
+def test_roi_pool_needs_one_level():
+    with pytest.raises(ValueError, match="roi_pool pools from one level"):
+        RoIPooler([4, 8], type="roi_pool", strides=[4, 8])
+
+
+def _fpn_inputs():
+    return [torch.randn(1, c, s, s) for c, s in zip([8, 16, 32, 64], [32, 16, 8, 4])]
+
+
+def test_fpn_default_wiring():
+    fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8)
+    outs = fpn(_fpn_inputs())
+    assert fpn.strides == [4, 8, 16, 32, 64] and [o.shape[-1] for o in outs] == [32, 16, 8, 4, 2]
+    assert len(fpn.laterals) == 4 and all(o.shape[1] == 8 for o in outs)
+
+
+def test_fpn_without_lateral_keeps_only_the_top_input():
+    fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, lateral=False)
+    assert list(fpn.laterals) == ["3"]
+    inputs = _fpn_inputs()
+    before = fpn(inputs)[0]
+    inputs[0] = inputs[0] + 1.0  # the finest input no longer reaches the output
+    assert torch.equal(before, fpn(inputs)[0])
+
+
+def test_fpn_without_top_down_keeps_levels_apart():
+    fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, top_down=False)
+    inputs = _fpn_inputs()
+    before = fpn(inputs)[0]
+    inputs[3] = inputs[3] + 1.0  # the coarsest input no longer reaches the finest output
+    assert torch.equal(before, fpn(inputs)[0])
+    with_top_down = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8)
+    changed = _fpn_inputs()
+    base = with_top_down(changed)[0]
+    changed[3] = changed[3] + 1.0
+    assert not torch.equal(base, with_top_down(changed)[0])
+
+
+def test_fpn_finest_level_only():
+    fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, finest_only=True)
+    outs = fpn(_fpn_inputs())
+    assert fpn.strides == [4] and len(outs) == 1 and outs[0].shape[-1] == 32 and len(fpn.outputs) == 1
+
+
+def test_fpn_r50_has_torchvisions_parameter_count(compose_cfg):
+    # Untrained torchvision detection backbones use plain BatchNorm, so compare with norm=bn.
+    model, _ = _model(compose_cfg, "fpn_r50", "model.backbone.norm=bn", num_classes=20)
+    reference = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None,
+                                                                     num_classes=21)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
+
+
+@pytest.mark.parametrize("name", ["fpn_lite", "faster_rcnn_lite"])
+def test_lite_two_stage_forward_contract(compose_cfg, name):
+    torch.manual_seed(0)
+    model, _ = _model(compose_cfg, name)
+    images = torch.randn(2, 3, 320, 352)
+    model.train()
+    losses = model(images, _targets())
+    assert set(losses) == {"rpn/obj", "rpn/loc", "roi/cls", "roi/loc"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2 and all(len(d["boxes"]) <= 100 and (d["labels"] < 3).all() for d in out)
+
+
+@pytest.mark.parametrize("name,extra", [("fpn_lite", ()), ("faster_rcnn_lite", ()),
+                                        ("fpn_lite", ("model.neck.lateral=false",)),
+                                        ("fpn_lite", ("model.neck.top_down=false",))])
+def test_two_stage_configs_train_a_step_and_evaluate(compose_cfg, tmp_path, name, extra):
+    cfg = compose_cfg(*TINY, f"model={name}", "model.input_size=128", "trainer.max_iters=1", "trainer.eval_every=0",
+                      *extra)
+    results = Trainer(cfg, tmp_path).fit()
+    assert 0.0 <= results["metrics"]["voc07_map50"] <= 1.0

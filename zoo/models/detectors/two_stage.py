@@ -1,0 +1,39 @@
+"""Two-stage detectors (Faster R-CNN, FPN): backbone -> neck -> RPN proposals -> RoI box head."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from zoo.models.detectors.single_stage import build_neck
+from zoo.registry import BACKBONES, DETECTORS, HEADS
+
+
+@DETECTORS.register("two_stage")
+class TwoStageDetector(nn.Module):
+    """``rpn`` (a ``type: rpn`` head) proposes boxes on every neck level; ``roi_head`` (a
+    ``type: roi_box_head``) pools, classifies and refines them. Losses ``rpn/obj``, ``rpn/loc``,
+    ``roi/cls``, ``roi/loc``. With ``neck: none`` the backbone's levels feed both (Faster R-CNN:
+    one stride-16 level)."""
+
+    def __init__(self, num_classes: int, backbone: Mapping, rpn: Mapping, roi_head: Mapping,
+                 neck: Mapping | None = None):
+        super().__init__()
+        self.num_classes = num_classes
+        self.backbone = BACKBONES.build(backbone)
+        self.neck = build_neck(neck, self.backbone)
+        self.rpn = HEADS.build(rpn, in_channels=self.neck.out_channels, in_strides=self.neck.strides)
+        self.roi_head = HEADS.build(roi_head, in_channels=self.neck.out_channels, in_strides=self.neck.strides,
+                                    num_classes=num_classes)
+
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
+        if self.training and targets is None:
+            raise ValueError("two_stage: training forward needs targets")
+        size = tuple(images.shape[-2:])
+        features = self.neck(self.backbone(images))
+        proposals, rpn_losses = self.rpn(features, size, targets)
+        if not self.training:
+            return self.roi_head(features, proposals, size)
+        roi_losses = self.roi_head(features, proposals, size, targets)
+        return {**{f"rpn/{k}": v for k, v in rpn_losses.items()}, **{f"roi/{k}": v for k, v in roi_losses.items()}}

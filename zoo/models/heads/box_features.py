@@ -1,0 +1,65 @@
+"""RoI feature heads: pooled RoI maps (R, C, S, S) -> one vector per RoI. Registered as heads and
+built by the RoI box head, which wires ``in_channels`` and ``resolution`` from its pooler."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet, vgg16
+
+from zoo.models.layers import load_weights
+from zoo.registry import HEADS
+
+_BOTTLENECK_RESNETS = {50: resnet.resnet50, 101: resnet.resnet101, 152: resnet.resnet152}
+
+
+@HEADS.register("two_fc")
+class TwoFCHead(nn.Module):
+    """Flatten, then two fully connected layers with ReLU (FPN's head; 1024-d)."""
+
+    def __init__(self, in_channels: int, resolution: int, dim: int = 1024):
+        super().__init__()
+        self.fc6 = nn.Linear(in_channels * resolution * resolution, dim)
+        self.fc7 = nn.Linear(dim, dim)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc7(torch.relu(self.fc6(x.flatten(1)))))
+
+
+@HEADS.register("vgg_fc")
+class VGGFCHead(nn.Module):
+    """VGG16's fc6 and fc7 (4096-d, dropout), as Faster R-CNN VGG16 uses them on 7x7 RoIs of
+    conv5_3. ``weights``: an optional local torchvision vgg16 state dict (its classifier loads)."""
+
+    def __init__(self, in_channels: int, resolution: int, weights: str | None = None, dropout: float = 0.5):
+        super().__init__()
+        if (in_channels, resolution) != (512, 7):
+            raise ValueError(f"vgg_fc: needs 512-channel 7x7 RoIs (conv5_3, pooler output_size 7), "
+                             f"got {in_channels} channels at {resolution}x{resolution}")
+        full = vgg16(weights=None, dropout=dropout)
+        load_weights(full, weights, "vgg_fc")
+        self.fc = full.classifier[:-1]  # drop the ImageNet classifier
+        self.out_dim = 4096
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+@HEADS.register("resnet_c5")
+class ResNetC5Head(nn.Module):
+    """ResNet's last stage (res5, stride 2) and global average pooling on 14x14 RoIs of C4: the
+    Faster R-CNN ResNet "C4" head. ``weights``: an optional local torchvision ResNet state dict."""
+
+    def __init__(self, in_channels: int, resolution: int, depth: int = 50, weights: str | None = None):
+        super().__init__()
+        if depth not in _BOTTLENECK_RESNETS:
+            raise ValueError(f"resnet_c5: depth must be one of {sorted(_BOTTLENECK_RESNETS)}, got {depth}")
+        if in_channels != 1024:
+            raise ValueError(f"resnet_c5: needs C4's 1024 channels, got {in_channels}")
+        full = _BOTTLENECK_RESNETS[depth](weights=None)
+        load_weights(full, weights, "resnet_c5")
+        self.res5 = full.layer4
+        self.out_dim = 2048
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res5(x).mean(dim=(2, 3))

@@ -1,0 +1,139 @@
+"""Fast R-CNN's RoI box head: pool each proposal, classify it and regress class-specific boxes."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, roi_pool
+
+from zoo.models.postprocess import build_test_settings, multiclass_nms
+from zoo.registry import CODERS, HEADS, MATCHERS, SAMPLERS
+from zoo.task.matchers import IGNORE
+
+DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections": 100, "topk_per_class": 1000}
+
+
+class RoIPooler(nn.Module):
+    """``roi_align`` through torchvision's MultiScaleRoIAlign: each RoI is pooled from the level
+    k = floor(k0 + log2(sqrt(wh) / 224)), k0 = 4, clamped to the levels given (one level: that one).
+    ``roi_pool`` (torchvision.ops.roi_pool, the original Faster R-CNN) needs a single level.
+    ``strides`` picks the feature levels to pool from (FPN: P2..P5, leaving P6 to the RPN)."""
+
+    def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
+                 sampling_ratio: int = 2, strides: Sequence[int] | None = None):
+        super().__init__()
+        strides = list(in_strides) if strides is None else list(strides)
+        missing = [s for s in strides if s not in in_strides]
+        if missing:
+            raise ValueError(f"roi pooler: strides {missing} are not among the feature strides {list(in_strides)}")
+        if type not in ("roi_align", "roi_pool"):
+            raise ValueError(f"roi pooler: type must be roi_align or roi_pool, got '{type}'")
+        if type == "roi_pool" and len(strides) != 1:
+            raise ValueError(f"roi pooler: roi_pool pools from one level; got strides {strides} (use roi_align)")
+        self.type = type
+        self.indices = [list(in_strides).index(s) for s in strides]
+        self.strides = strides
+        self.output_size = output_size
+        names = [str(i) for i in self.indices]
+        self.align = MultiScaleRoIAlign(names, output_size, sampling_ratio) if type == "roi_align" else None
+
+    def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor],
+                image_size: tuple[int, int]) -> torch.Tensor:
+        if self.type == "roi_pool":
+            return roi_pool(features[self.indices[0]], rois, self.output_size, 1.0 / self.strides[0])
+        maps = OrderedDict((str(i), features[i]) for i in self.indices)
+        return self.align(maps, rois, [tuple(image_size)] * len(rois))
+
+
+@HEADS.register("roi_box_head")
+class RoIBoxHead(nn.Module):
+    """Training: ground truths join the proposals (``add_gt``), the ``matcher`` labels them
+    (foreground IoU >= 0.5; background [bg_min_iou, 0.5)), the ``sampler`` picks e.g. 128 per image
+    at 25% foreground; losses ``roi/cls`` (softmax CE) and ``roi/loc`` (smooth L1 on the
+    foreground's own class offsets), both divided by the sampled count. Inference: class-specific
+    boxes, per-class NMS (``test``)."""
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, pooler: Mapping,
+                 box_features: Mapping, matcher: Mapping, sampler: Mapping, coder: Mapping, add_gt: bool = True,
+                 smooth_l1_beta: float = 1.0, test: Mapping | None = None):
+        super().__init__()
+        self.pooler = RoIPooler(in_strides, **dict(pooler))
+        channels = {in_channels[i] for i in self.pooler.indices}
+        if len(channels) != 1:
+            raise ValueError(f"roi_box_head: pooled levels have different channels {sorted(channels)}")
+        self.features = HEADS.build(box_features, in_channels=channels.pop(), resolution=self.pooler.output_size)
+        self.num_classes = num_classes
+        self.cls = nn.Linear(self.features.out_dim, num_classes + 1)
+        self.box = nn.Linear(self.features.out_dim, (num_classes + 1) * 4)  # background row kept, as torchvision
+        nn.init.normal_(self.cls.weight, std=0.01)
+        nn.init.normal_(self.box.weight, std=0.001)
+        nn.init.zeros_(self.cls.bias)
+        nn.init.zeros_(self.box.bias)
+        self.matcher = MATCHERS.build(matcher)
+        self.sampler = SAMPLERS.build(sampler)
+        self.coder = CODERS.build(coder)
+        self.add_gt = add_gt
+        self.beta = smooth_l1_beta
+        self.test_cfg = build_test_settings(test, DEFAULT_TEST)
+
+    def forward(self, features: Sequence[torch.Tensor], proposals: list[torch.Tensor], image_size: tuple[int, int],
+                targets: Sequence[dict[str, torch.Tensor]] | None = None):
+        if self.training:
+            if targets is None:
+                raise ValueError("roi_box_head: training forward needs targets")
+            rois, labels, box_targets = self._sample(proposals, targets)
+        else:
+            rois = proposals
+        scores, deltas = self._predict(features, rois, image_size)
+        if self.training:
+            return self._losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
+        return self._detections(scores, deltas, rois, image_size)
+
+    def _predict(self, features, rois, image_size):
+        pooled = self.pooler(features, [r.to(features[0].dtype) for r in rois], image_size)
+        vectors = self.features(pooled)
+        return self.cls(vectors), self.box(vectors)
+
+    def _sample(self, proposals, targets):
+        rois, labels, box_targets = [], [], []
+        for image_proposals, target in zip(proposals, targets):
+            gt = target["boxes"]
+            candidates = torch.cat([image_proposals, gt.to(image_proposals.dtype)]) if self.add_gt else image_proposals
+            matched = self.matcher(candidates, gt, target.get("ignore"))
+            positive = matched >= 0
+            label = torch.zeros_like(matched)
+            if gt.numel():
+                label = torch.where(positive, target["labels"][matched.clamp(min=0)] + 1, label)
+            label[matched == IGNORE] = -1
+            pos, neg = self.sampler(label)
+            keep = torch.cat([pos, neg])
+            chosen = candidates[keep]
+            rois.append(chosen)
+            labels.append(label[keep])
+            matched_gt = gt[matched[keep].clamp(min=0)] if gt.numel() else chosen
+            box_targets.append(self.coder.encode(matched_gt, chosen))
+        return rois, labels, box_targets
+
+    def _losses(self, scores, deltas, labels, box_targets):
+        count = max(labels.numel(), 1)
+        cls = F.cross_entropy(scores.float(), labels, reduction="sum") / count
+        pos = torch.nonzero(labels > 0).squeeze(1)
+        own = deltas.view(deltas.shape[0], -1, 4)[pos, labels[pos]].float()
+        loc = F.smooth_l1_loss(own, box_targets[pos], beta=self.beta, reduction="sum") / count
+        return {"cls": cls, "loc": loc}
+
+    def _detections(self, scores, deltas, rois, image_size) -> list[dict[str, Any]]:
+        probs = scores.float().softmax(dim=-1)[:, 1:]
+        deltas = deltas.float().view(deltas.shape[0], -1, 4)[:, 1:]
+        out, start = [], 0
+        for image_rois in rois:
+            end = start + image_rois.shape[0]
+            boxes = self.coder.decode(deltas[start:end], image_rois[:, None, :].float())
+            boxes = clip_boxes_to_image(boxes, tuple(image_size))
+            out.append(multiclass_nms(boxes, probs[start:end], **self.test_cfg))
+            start = end
+        return out

@@ -1,0 +1,137 @@
+"""Region proposal network (Ren et al. 2015): objectness and box offsets per anchor, then proposals."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+
+from zoo.models.heads.ssd_head import flatten_levels
+from zoo.registry import CODERS, HEADS, MATCHERS, PRIORS, SAMPLERS
+from zoo.task.assign import assign_targets
+
+PROPOSAL_DEFAULTS = {
+    "train": {"pre_nms_top_n": 12000, "post_nms_top_n": 2000, "nms_threshold": 0.7, "min_size": 0.0},
+    "test": {"pre_nms_top_n": 6000, "post_nms_top_n": 300, "nms_threshold": 0.7, "min_size": 0.0},
+}
+
+
+def _proposal_settings(node: Mapping[str, Any] | None, mode: str) -> dict[str, Any]:
+    node = dict(node or {})
+    defaults = PROPOSAL_DEFAULTS[mode]
+    unknown = sorted(set(node) - set(defaults))
+    if unknown:
+        raise ValueError(f"rpn.{mode}: unknown key(s) {unknown}; accepted: {sorted(defaults)}")
+    return {**defaults, **node}
+
+
+class RPNConvHead(nn.Module):
+    """A 3x3 conv + ReLU, then 1x1 convs for one objectness logit and 4 offsets per anchor; shared
+    by every level (so every level needs the same channels and anchors per cell)."""
+
+    def __init__(self, in_channels: Sequence[int], num_anchors: Sequence[int], conv_channels: int | None = None):
+        super().__init__()
+        if len(set(in_channels)) != 1 or len(set(num_anchors)) != 1:
+            raise ValueError(f"rpn: one head serves every level, so the levels need equal channels and anchors per "
+                             f"cell; got channels {list(in_channels)} and anchors {list(num_anchors)}")
+        channels, anchors = in_channels[0], num_anchors[0]
+        conv_channels = conv_channels or channels
+        self.conv = nn.Conv2d(channels, conv_channels, 3, padding=1)
+        self.objectness = nn.Conv2d(conv_channels, anchors, 1)
+        self.box = nn.Conv2d(conv_channels, anchors * 4, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = [F.relu(self.conv(f)) for f in features]
+        logits = flatten_levels([self.objectness(h) for h in hidden], 1).squeeze(-1)
+        deltas = flatten_levels([self.box(h) for h in hidden], 4)
+        return logits, deltas
+
+
+@HEADS.register("rpn")
+class RPN(nn.Module):
+    """Anchors (``priors``), a conv head, training targets (``matcher`` 0.7/0.3 keeping each ground
+    truth's best anchors, ``sampler`` 256 at up to 1:1) and proposals: per level the
+    ``pre_nms_top_n`` best, decoded, clipped, small ones removed, NMS across levels kept apart,
+    then the ``post_nms_top_n`` best per image (``train`` and ``test`` settings).
+
+    ``border``: in training, anchors reaching past the image by more than this many pixels are
+    ignored (the paper's 0); null keeps them. Losses ``rpn/obj`` (binary CE) and ``rpn/loc``
+    (smooth L1 on positives), both divided by the sampled count."""
+
+    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], priors: Mapping, matcher: Mapping,
+                 sampler: Mapping, coder: Mapping, conv_channels: int | None = None, border: float | None = 0.0,
+                 smooth_l1_beta: float = 1.0 / 9, train: Mapping | None = None, test: Mapping | None = None):
+        super().__init__()
+        self.priors = PRIORS.build(priors)
+        self.anchors_per_level = self.priors.num_anchors_per_level()
+        if len(self.anchors_per_level) != len(in_channels):
+            raise ValueError(f"rpn: the priors describe {len(self.anchors_per_level)} levels but the features are "
+                             f"{len(in_channels)} (strides {list(in_strides)})")
+        self.head = RPNConvHead(in_channels, self.anchors_per_level, conv_channels)
+        self.matcher = MATCHERS.build(matcher)
+        self.sampler = SAMPLERS.build(sampler)
+        self.coder = CODERS.build(coder)
+        self.border = border
+        self.beta = smooth_l1_beta
+        self.settings = {"train": _proposal_settings(train, "train"), "test": _proposal_settings(test, "test")}
+
+    def forward(self, features: Sequence[torch.Tensor], image_size: tuple[int, int],
+                targets: Sequence[dict[str, torch.Tensor]] | None = None):
+        """Returns (proposals, losses): B tensors (N_i, 4) and a dict (empty in eval)."""
+        logits, deltas = self.head(features)
+        sizes = [f.shape[-2:] for f in features]
+        anchors = self.priors(sizes, image_size, logits.device)
+        cells = [int(h) * int(w) * a for (h, w), a in zip(sizes, self.anchors_per_level)]
+        settings = self.settings["train" if self.training else "test"]
+        with torch.no_grad():
+            boxes = self.coder.decode(deltas.detach().float(), anchors)
+            proposals = [self._select(b, s, cells, image_size, settings) for b, s in zip(boxes, logits.detach().float())]
+        losses = self._losses(logits, deltas, anchors, targets, image_size) if self.training else {}
+        return proposals, losses
+
+    def _select(self, boxes: torch.Tensor, scores: torch.Tensor, cells: list[int], image_size: tuple[int, int],
+                settings: Mapping[str, Any]) -> torch.Tensor:
+        keep, levels = [], []
+        start = 0
+        for level, count in enumerate(cells):
+            top = scores[start:start + count].topk(min(settings["pre_nms_top_n"], count)).indices + start
+            keep.append(top)
+            levels.append(torch.full_like(top, level))
+            start += count
+        keep, levels = torch.cat(keep), torch.cat(levels)
+        boxes, scores = clip_boxes_to_image(boxes[keep], image_size), scores[keep]
+        valid = remove_small_boxes(boxes, max(settings["min_size"], 1e-3))
+        boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
+        kept = batched_nms(boxes, scores, levels, settings["nms_threshold"])[: settings["post_nms_top_n"]]
+        return boxes[kept]
+
+    def _losses(self, logits, deltas, anchors, targets, image_size):
+        if targets is None:
+            raise ValueError("rpn: training forward needs targets")
+        labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder, binary=True)
+        if self.border is not None:
+            height, width = image_size
+            outside = ((anchors[:, 0] < -self.border) | (anchors[:, 1] < -self.border)
+                       | (anchors[:, 2] > width + self.border) | (anchors[:, 3] > height + self.border))
+            labels = labels.masked_fill(outside[None], -1)
+        sampled_pos, sampled_neg = [], []
+        for i, image_labels in enumerate(labels):
+            pos, neg = self.sampler(image_labels)
+            sampled_pos.append(pos + i * labels.shape[1])
+            sampled_neg.append(neg + i * labels.shape[1])
+        pos, neg = torch.cat(sampled_pos), torch.cat(sampled_neg)
+        sampled = torch.cat([pos, neg])
+        count = max(sampled.numel(), 1)
+        flat_logits = logits.flatten().float()
+        target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]).float()
+        obj = F.binary_cross_entropy_with_logits(flat_logits[sampled], target, reduction="sum") / count
+        loc = F.smooth_l1_loss(deltas.reshape(-1, 4)[pos].float(), box_targets.reshape(-1, 4)[pos], beta=self.beta,
+                               reduction="sum") / count
+        return {"obj": obj, "loc": loc}
