@@ -27,6 +27,9 @@ class TrainerConfig:
     schedule: dict[str, Any] = field(default_factory=dict)  # from the trainer/schedule group
     grad_clip: Optional[float] = None  # max global grad norm
     loss_weights: dict[str, float] = field(default_factory=dict)  # e.g. {ssd/loc: 1.0}
+    # Stages by fraction of the run: {name, fraction, train: [top-level modules], losses: [key prefixes]}
+    # (trainer/stages=four_step: Faster R-CNN's alternating training); empty: everything, throughout.
+    stages: list[dict[str, Any]] = field(default_factory=list)
     amp: bool = True  # autocast training steps: amp_dtype on CUDA, bfloat16 on the CPU (evaluation stays fp32)
     amp_dtype: str = "float16"  # on CUDA: float16 (with a grad scaler) or bfloat16
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU (oneDNN) and tensor cores

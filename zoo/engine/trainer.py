@@ -21,6 +21,7 @@ from zoo.engine.distributed import all_reduce_mean, barrier, init_distributed, l
 from zoo.engine.inference import autocast_context, evaluate_model
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
+from zoo.engine.stages import Stage, StageSchedule
 from zoo.evaluation import build_evaluators
 from zoo.models.detectors import build_detector
 
@@ -72,6 +73,10 @@ class Trainer:
         self.memory_format = torch.channels_last if self.tcfg.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, self.tcfg.optimizer)
+        self.stages = StageSchedule(self.tcfg.stages, self.model) if self.tcfg.stages else None
+        if self.stages and self.world_size > 1:
+            raise ValueError("trainer.stages: staged training changes which parameters learn, which DDP does not "
+                             "allow; run it in one process")
         self.iters_per_epoch = len(self.train_loader)
         if self.iters_per_epoch == 0:
             raise ValueError(f"the train split has fewer images than one batch ({self.tcfg.batch_size})")
@@ -174,6 +179,7 @@ class Trainer:
         return results
 
     def _train_step(self, batch) -> dict[str, float]:
+        stage = self._enter_stage()
         batch = batch.to(self.device, non_blocking=True)
         images = batch.images.contiguous(memory_format=self.memory_format)
         with autocast_context(self.device, self.amp_dtype):
@@ -183,7 +189,11 @@ class Trainer:
         if unknown:
             raise ValueError(f"trainer.loss_weights names {sorted(unknown)}, which the model does not return; "
                              f"its losses are {sorted(losses)}")
-        total = sum(v.float() * weights.get(k, 1.0) for k, v in losses.items())
+        counted = [k for k in losses if stage is None or stage.counts(k)]
+        if not counted:
+            raise ValueError(f"trainer.stages: stage '{stage.name}' counts losses {list(stage.losses)}, but the model's "
+                             f"losses are {sorted(losses)}")
+        total = sum(losses[k].float() * weights.get(k, 1.0) for k in counted)
         if not torch.isfinite(all_reduce_mean(total.detach())):  # every rank sees it, so all stop together
             bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
             raise NonFiniteLossError(f"non-finite loss at step {self.step + 1}: {', '.join(bad) or total.item()}; "
@@ -200,8 +210,17 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         values = {k: all_reduce_mean(v.detach()).item() for k, v in losses.items()}
-        values["loss"] = sum(values[k] * weights.get(k, 1.0) for k in losses)
+        values["loss"] = sum(values[k] * weights.get(k, 1.0) for k in counted)
         return values
+
+    def _enter_stage(self) -> Stage | None:
+        if not self.stages:
+            return None
+        stage, began = self.stages.enter(self.step, self.total_iters, self.model)
+        if began and self.is_main:
+            tqdm.write(f"stage '{stage.name}' from step {self.step + 1}: training {list(stage.train)}, "
+                       f"losses {list(stage.losses)}")
+        return stage
 
     def _log_step(self, losses: dict[str, float], rate: float, bar: tqdm) -> None:
         lr = self.optimizer.param_groups[0]["lr"]

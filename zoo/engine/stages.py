@@ -1,0 +1,73 @@
+"""Training in stages: which modules learn and which losses count, by fraction of the run.
+
+Faster R-CNN's 4-step alternating training is such a schedule (``trainer/stages=four_step``):
+RPN; detector on the RPN's proposals; RPN alone on the now-fixed shared layers; detector head alone.
+Unlike the paper, stage 2 continues from stage 1's backbone instead of a fresh ImageNet copy (the
+zoo's detectors have one backbone); stages 3 and 4 then fine-tune on it as the paper does.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fraction: float  # of the run's iterations
+    train: tuple[str, ...]  # the model's top-level modules that learn; the others are frozen
+    losses: tuple[str, ...]  # loss-key prefixes that count toward the total (e.g. "rpn/")
+
+    def counts(self, key: str) -> bool:
+        return any(key.startswith(prefix) for prefix in self.losses)
+
+
+class StageSchedule:
+    def __init__(self, stages: Sequence[Mapping], model: nn.Module):
+        known = [f.name for f in fields(Stage)]
+        parsed = []
+        children = [name for name, _ in model.named_children()]
+        for i, node in enumerate(stages):
+            node = dict(node)
+            if set(node) != set(known):
+                raise ValueError(f"trainer.stages[{i}]: needs exactly the keys {known}, got {sorted(node)}")
+            stage = Stage(str(node["name"]), float(node["fraction"]), tuple(node["train"]), tuple(node["losses"]))
+            unknown = [m for m in stage.train if m not in children]
+            if unknown:
+                raise ValueError(f"trainer.stages[{i}] ({stage.name}): modules {unknown} are not among the model's "
+                                 f"{children}")
+            parsed.append(stage)
+        total = sum(s.fraction for s in parsed)
+        if not parsed or abs(total - 1.0) > 1e-6:
+            raise ValueError(f"trainer.stages: fractions must sum to 1, got {total}")
+        self.stages = parsed
+        # Parameters frozen by the model itself (e.g. a backbone's frozen_stages) stay frozen.
+        self.trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        self.current: Stage | None = None
+
+    def at(self, step: int, total_iters: int) -> Stage:
+        """The stage that iteration ``step`` (0-based) of ``total_iters`` belongs to."""
+        end = 0.0
+        for stage in self.stages:
+            end += stage.fraction * total_iters
+            if step < round(end):
+                return stage
+        return self.stages[-1]
+
+    def enter(self, step: int, total_iters: int, model: nn.Module) -> tuple[Stage, bool]:
+        """Apply the stage of ``step``: gradients on its modules only, and the BatchNorm layers of
+        the frozen ones in eval mode (their statistics stay fixed; the modules themselves stay in
+        training mode, so the forward contract holds). Returns the stage and whether it just began."""
+        stage = self.at(step, total_iters)
+        began = stage != self.current
+        if began:
+            for name, param in model.named_parameters():
+                param.requires_grad_(name in self.trainable and name.split(".")[0] in stage.train)
+            self.current = stage
+        for name, child in model.named_children():
+            for module in child.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.train(name in stage.train)
+        return stage, began
