@@ -14,6 +14,7 @@ class _Snapshots:
         self.model = model
         self.last = self._state()
         self.changed: list[tuple[str, set[str], set[str]]] = []
+        self.next_lr: dict[int, float] = {}
 
     def _state(self):
         return {k: v.detach().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()}
@@ -25,11 +26,12 @@ class _Snapshots:
         stats = {k.split(".")[0] for k in now if k.endswith("running_mean") and not torch.equal(now[k], self.last[k])}
         self.changed.append((trainer.stages.current.name, moved, stats))
         self.last = now
+        self.next_lr[trainer.step] = trainer.optimizer.param_groups[0]["lr"]  # the lr of 0-based step `step`
 
 
 def test_four_step_schedule_trains_only_what_each_stage_names(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=6",
-                      "trainer.eval_every=0", "trainer/stages=four_step")
+                      "trainer.eval_every=0", "trainer/stages=four_step", "trainer.schedule.warmup_iters=0")
     trainer = Trainer(cfg, tmp_path)
     hook = _Snapshots(trainer.model)
     trainer.hooks.append(hook)
@@ -43,6 +45,9 @@ def test_four_step_schedule_trains_only_what_each_stage_names(compose_cfg, tmp_p
         assert stats <= expected[name], name  # frozen modules keep their BatchNorm statistics
     logged = (tmp_path / "metrics.jsonl").read_text()
     assert "rpn/obj" in logged and "roi/cls" in logged
+    # Every stage replays the cosine schedule: full lr at its first step (0-based 2, 3 and 5).
+    base = cfg.trainer.optimizer.lr
+    assert [round(hook.next_lr[s] / base, 6) for s in (1, 2, 3, 4, 5)] == [0.505, 1.0, 1.0, 0.505, 1.0]
 
 
 @pytest.mark.parametrize("stages,message", [

@@ -153,3 +153,25 @@ def test_two_stage_configs_train_a_step_and_evaluate(compose_cfg, tmp_path, name
                       *extra)
     results = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+
+
+def test_border_anchors_are_left_out_before_matching(compose_cfg):
+    """A ground truth in the corner keeps a positive anchor inside the image (the paper's code
+    matches inside anchors only), rather than losing its best, cross-border ones."""
+    model, _ = _model(compose_cfg, "faster_rcnn_vgg16", num_classes=20)
+    rpn = model.rpn.train()
+    features = [torch.randn(1, 512, 38, 50)]
+    anchors = rpn.priors([(38, 50)], (600, 800))
+    inside = (anchors[:, :2] >= 0).all(dim=1) & (anchors[:, 2] <= 800) & (anchors[:, 3] <= 600)
+    matched = rpn.matcher(anchors, torch.tensor([[0.0, 0.0, 100.0, 100.0]]), valid=inside)
+    assert (matched[~inside] == IGNORE).all() and (matched[inside] == 0).any()
+    _, losses = rpn(features, (600, 800), [{"boxes": torch.tensor([[0.0, 0.0, 100.0, 100.0]]),
+                                           "labels": torch.tensor([1])}])
+    assert losses["loc"] > 0  # a positive anchor was sampled
+
+
+def test_rpn_anchors_sit_on_the_stride_grid(compose_cfg):
+    model, _ = _model(compose_cfg, "faster_rcnn_vgg16", num_classes=20)
+    anchors = model.rpn.priors([(38, 50)], (600, 800))  # 600 / 16 = 37.5 cells: rounded up by the backbone
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    assert centres[:, 0].max() == 49.5 * 16 and centres[:, 1].max() == 37.5 * 16

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -65,7 +65,17 @@ def lr_factor(step: int, total: int, schedule: Mapping[str, Any]) -> float:
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total: int, schedule: Mapping[str, Any]):
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int, schedule: Mapping[str, Any],
+                    spans: Callable[[int], tuple[int, int]] | None = None):
+    """``spans(step) -> (position, length)`` restarts the schedule in each span (staged training
+    runs the whole schedule within every stage, as Faster R-CNN's alternating steps do)."""
     schedule = dict(schedule)
     lr_factor(0, total, schedule)  # fail now on a bad schedule, not at the first step
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, schedule))
+
+    def factor(step: int) -> float:
+        if spans is None:
+            return lr_factor(step, total, schedule)
+        position, length = spans(step)
+        return lr_factor(position, length, schedule)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -3,7 +3,10 @@
 Faster R-CNN's 4-step alternating training is such a schedule (``trainer/stages=four_step``):
 RPN; detector on the RPN's proposals; RPN alone on the now-fixed shared layers; detector head alone.
 Unlike the paper, stage 2 continues from stage 1's backbone instead of a fresh ImageNet copy (the
-zoo's detectors have one backbone); stages 3 and 4 then fine-tune on it as the paper does.
+zoo's detectors have one backbone), and its proposals come from the frozen RPN head on the backbone
+being trained rather than from a fixed, precomputed set; stages 3 and 4 then fine-tune on the fixed
+shared layers as the paper does. Each stage replays the LR schedule and starts with fresh optimizer
+state, as each of the paper's steps is a separate training run.
 """
 from __future__ import annotations
 
@@ -47,27 +50,43 @@ class StageSchedule:
         self.trainable = {name for name, p in model.named_parameters() if p.requires_grad}
         self.current: Stage | None = None
 
-    def at(self, step: int, total_iters: int) -> Stage:
-        """The stage that iteration ``step`` (0-based) of ``total_iters`` belongs to."""
-        end = 0.0
+    def _bounds(self, total_iters: int) -> list[tuple[int, int]]:
+        bounds, end = [], 0.0
         for stage in self.stages:
+            start = round(end)
             end += stage.fraction * total_iters
-            if step < round(end):
-                return stage
-        return self.stages[-1]
+            bounds.append((start, round(end)))
+        return bounds
+
+    def index(self, step: int, total_iters: int) -> int:
+        """The stage that iteration ``step`` (0-based) of ``total_iters`` belongs to."""
+        for i, (_, end) in enumerate(self._bounds(total_iters)):
+            if step < end:
+                return i
+        return len(self.stages) - 1
+
+    def at(self, step: int, total_iters: int) -> Stage:
+        return self.stages[self.index(step, total_iters)]
+
+    def span(self, step: int, total_iters: int) -> tuple[int, int]:
+        """(position within its stage, the stage's length): each stage runs the whole LR schedule."""
+        start, end = self._bounds(total_iters)[self.index(step, total_iters)]
+        return step - start, max(end - start, 1)
 
     def enter(self, step: int, total_iters: int, model: nn.Module) -> tuple[Stage, bool]:
         """Apply the stage of ``step``: gradients on its modules only, and the BatchNorm layers of
         the frozen ones in eval mode (their statistics stay fixed; the modules themselves stay in
-        training mode, so the forward contract holds). Returns the stage and whether it just began."""
+        training mode, so the forward contract holds). Returns the stage and whether it just began
+        (the trainer then clears the optimizer's state: each step of the paper starts afresh)."""
         stage = self.at(step, total_iters)
         began = stage != self.current
         if began:
             for name, param in model.named_parameters():
                 param.requires_grad_(name in self.trainable and name.split(".")[0] in stage.train)
             self.current = stage
-        for name, child in model.named_children():
-            for module in child.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.train(name in stage.train)
+        for name, module in model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                # Trainable in this stage, and not frozen by the model itself (frozen_stages).
+                learns = name.split(".")[0] in stage.train and (module.weight is None or f"{name}.weight" in self.trainable)
+                module.train(learns)
         return stage, began

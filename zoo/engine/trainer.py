@@ -83,7 +83,8 @@ class Trainer:
         self.total_iters = self.tcfg.max_epochs * self.iters_per_epoch
         if self.tcfg.max_iters is not None:
             self.total_iters = min(self.total_iters, self.tcfg.max_iters)
-        self.scheduler = build_scheduler(self.optimizer, self.total_iters, self.tcfg.schedule)
+        spans = (lambda step: self.stages.span(step, self.total_iters)) if self.stages else None
+        self.scheduler = build_scheduler(self.optimizer, self.total_iters, self.tcfg.schedule, spans)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.evaluators = build_evaluators(list(cfg.evaluator.values()), self.class_names)
@@ -217,6 +218,8 @@ class Trainer:
         if not self.stages:
             return None
         stage, began = self.stages.enter(self.step, self.total_iters, self.model)
+        if began and self.stages.span(self.step, self.total_iters)[0] == 0:  # not when resuming mid-stage
+            self.optimizer.state.clear()  # momentum and Adam moments do not carry across stages
         if began and self.is_main:
             tqdm.write(f"stage '{stage.name}' from step {self.step + 1}: training {list(stage.train)}, "
                        f"losses {list(stage.losses)}")

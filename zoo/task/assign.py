@@ -9,8 +9,9 @@ from zoo.task.matchers import IGNORE
 
 
 def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], matcher, coder,
-                   binary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """anchors: (A, 4) shared or (B, A, 4) per image (refined anchors).
+                   binary: bool = False, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """anchors: (A, 4) shared or (B, A, 4) per image (refined anchors); ``valid`` (A,) marks the
+    anchors that may be matched at all (the RPN leaves out those crossing the image border).
 
     Returns ``labels`` (B, A) long — 0 background, 1..C the class + 1 (1 for every object when
     ``binary``), -1 ignored — and ``box_targets`` (B, A, 4) encoded against the anchors (zero where
@@ -19,7 +20,7 @@ def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tens
     labels, box_targets = [], []
     for i, target in enumerate(targets):
         image_anchors = anchors[i] if per_image else anchors
-        matched = matcher(image_anchors, target["boxes"], target.get("ignore"))
+        matched = matcher(image_anchors, target["boxes"], target.get("ignore"), valid)
         positive = matched >= 0
         gt_idx = matched.clamp(min=0)
         if target["boxes"].numel():

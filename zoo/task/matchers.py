@@ -33,13 +33,18 @@ class MaxIoUMatcher:
         self.low_quality = low_quality
         self.bg_min_iou = bg_min_iou
 
-    def __call__(self, anchors: torch.Tensor, gt_boxes: torch.Tensor,
-                 gt_ignore: torch.Tensor | None = None) -> torch.Tensor:
-        """Return (num_anchors,) long: a ground-truth index, BACKGROUND or IGNORE."""
+    def __call__(self, anchors: torch.Tensor, gt_boxes: torch.Tensor, gt_ignore: torch.Tensor | None = None,
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Return (num_anchors,) long: a ground-truth index, BACKGROUND or IGNORE. Anchors outside
+        ``valid`` (A,) bool are IGNORE and never chosen, not even as a ground truth's best."""
         matched = torch.full((anchors.shape[0],), BACKGROUND, dtype=torch.long, device=anchors.device)
+        if valid is not None:
+            matched[~valid] = IGNORE
         if gt_boxes.numel() == 0:
             return matched
         iou = box_iou(gt_boxes, anchors)  # (G, A)
+        if valid is not None:
+            iou = iou.masked_fill(~valid[None], -1.0)
         if gt_ignore is not None and gt_ignore.any():
             ignored_iou = iou[gt_ignore].amax(dim=0)
             iou = iou.masked_fill(gt_ignore[:, None], -1.0)
@@ -52,6 +57,8 @@ class MaxIoUMatcher:
             matched[best_iou < self.bg_min_iou] = IGNORE
         if ignored_iou is not None:
             matched[(matched == BACKGROUND) & (ignored_iou >= self.neg_iou)] = IGNORE
+        if valid is not None:
+            matched[~valid] = IGNORE
         self._keep_low_quality(iou, matched, gt_ignore)
         return matched
 

@@ -104,12 +104,16 @@ class SSDPriorGenerator(_CachedPriors):
 @PRIORS.register("anchors")
 class AnchorGenerator(_CachedPriors):
     """Anchors of fixed pixel sizes per level (RefineDet, RPN, FPN): every size x every ratio,
-    ratio = height / width, area kept at size**2."""
+    ratio = height / width, area kept at size**2. ``steps`` (pixels per cell, the feature strides)
+    places the centres; without it, image size / feature size does."""
 
     def __init__(self, sizes: Sequence[Sequence[float]], ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                 clip: str = "none"):
+                 clip: str = "none", steps: Sequence[float] | None = None):
         self.sizes = [list(map(float, s)) for s in sizes]
         self.ratios = list(map(float, ratios))
+        if steps is not None and len(steps) != len(self.sizes):
+            raise ValueError(f"anchors: {len(self.sizes)} levels need {len(self.sizes)} steps, got {len(steps)}")
+        self.steps = None if steps is None else [float(v) for v in steps]
         super().__init__(clip)
 
     def num_anchors_per_level(self) -> list[int]:

@@ -25,7 +25,8 @@ class RefineSettings:
     ``filter_mode`` says what negative anchor filtering does in training: ``authors`` (the
     authors' code) leaves filtered anchors out of hard-negative mining and keeps filtered positives;
     ``port`` (a widely used PyTorch port) drops filtered positives and mines negatives among all
-    anchors. At inference both drop the filtered anchors' detections."""
+    anchors (that port can also mine a dropped positive as a "negative" with its class as target;
+    here it is ignored instead). At inference both drop the filtered anchors' detections."""
 
     arm: bool = True
     cascade: bool = True
@@ -82,7 +83,8 @@ class RefineDet(DenseDetector):
         self.backbone = BACKBONES.build(backbone)
         self.extras = build_neck(extras, self.backbone)  # backbone + extras = the ARM's sources
         self.neck = build_neck(neck, self.extras)
-        self.priors = PRIORS.build(priors)
+        # Anchor centres on the sources' strides (8/16/32/64), whatever the image size.
+        self.priors = PRIORS.build({"steps": list(self.extras.strides), **dict(priors)})
         anchors = self.priors.num_anchors_per_level()
         if len(anchors) != len(self.extras.out_channels):
             raise ValueError(f"refinedet: the priors describe {len(anchors)} levels but the sources are "

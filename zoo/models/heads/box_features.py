@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torchvision.models import resnet, vgg16
+from torchvision.ops import FrozenBatchNorm2d
 
 from zoo.models.layers import load_weights
 from zoo.registry import HEADS
@@ -50,13 +51,18 @@ class ResNetC5Head(nn.Module):
     """ResNet's last stage (res5, stride 2) and global average pooling on 14x14 RoIs of C4: the
     Faster R-CNN ResNet "C4" head. ``weights``: an optional local torchvision ResNet state dict."""
 
-    def __init__(self, in_channels: int, resolution: int, depth: int = 50, weights: str | None = None):
+    def __init__(self, in_channels: int, resolution: int, depth: int = 50, weights: str | None = None,
+                 norm: str = "frozen_bn"):
         super().__init__()
         if depth not in _BOTTLENECK_RESNETS:
             raise ValueError(f"resnet_c5: depth must be one of {sorted(_BOTTLENECK_RESNETS)}, got {depth}")
         if in_channels != 1024:
             raise ValueError(f"resnet_c5: needs C4's 1024 channels, got {in_channels}")
-        full = _BOTTLENECK_RESNETS[depth](weights=None)
+        if norm not in ("bn", "frozen_bn"):
+            raise ValueError(f"resnet_c5: norm must be bn or frozen_bn, got '{norm}'")
+        # Frozen by default: BatchNorm over a batch of overlapping RoIs would ruin ImageNet statistics.
+        full = _BOTTLENECK_RESNETS[depth](weights=None,
+                                          norm_layer=FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d)
         load_weights(full, weights, "resnet_c5")
         self.res5 = full.layer4
         self.out_dim = 2048

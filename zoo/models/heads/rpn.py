@@ -69,7 +69,8 @@ class RPN(nn.Module):
                  sampler: Mapping, coder: Mapping, conv_channels: int | None = None, border: float | None = 0.0,
                  smooth_l1_beta: float = 1.0 / 9, train: Mapping | None = None, test: Mapping | None = None):
         super().__init__()
-        self.priors = PRIORS.build(priors)
+        # Anchor centres on the feature strides, whatever the image size (not image / feature size).
+        self.priors = PRIORS.build({"steps": list(in_strides), **dict(priors)})
         self.anchors_per_level = self.priors.num_anchors_per_level()
         if len(self.anchors_per_level) != len(in_channels):
             raise ValueError(f"rpn: the priors describe {len(self.anchors_per_level)} levels but the features are "
@@ -115,12 +116,12 @@ class RPN(nn.Module):
     def _losses(self, logits, deltas, anchors, targets, image_size):
         if targets is None:
             raise ValueError("rpn: training forward needs targets")
-        labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder, binary=True)
-        if self.border is not None:
+        inside = None
+        if self.border is not None:  # matched among the inside anchors only, as the paper's code does
             height, width = image_size
-            outside = ((anchors[:, 0] < -self.border) | (anchors[:, 1] < -self.border)
-                       | (anchors[:, 2] > width + self.border) | (anchors[:, 3] > height + self.border))
-            labels = labels.masked_fill(outside[None], -1)
+            inside = ((anchors[:, 0] >= -self.border) & (anchors[:, 1] >= -self.border)
+                      & (anchors[:, 2] <= width + self.border) & (anchors[:, 3] <= height + self.border))
+        labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder, binary=True, valid=inside)
         sampled_pos, sampled_neg = [], []
         for i, image_labels in enumerate(labels):
             pos, neg = self.sampler(image_labels)

@@ -4,7 +4,6 @@ Hand-written rather than torchvision.ops.FeaturePyramidNetwork because the ablat
 connections, no top-down pathway, the finest level only) need to cut its wiring."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -38,7 +37,6 @@ class FPN(nn.Module):
         strides = list(in_strides) + ([in_strides[-1] * 2] if p6 and not finest_only else [])
         self.strides = strides[:1] if finest_only else strides
         self.out_channels = [channels] * len(self.strides)
-        self.levels = [int(math.log2(s)) for s in self.strides]  # P-level names: stride 4 is P2
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)

@@ -1,0 +1,135 @@
+"""fpn_r50 vs torchvision's fasterrcnn_resnet50_fpn: inference latency and training-step time,
+same weights, side by side in one process.
+
+Usage: python benchmarks/two_stage_speed.py [--size 512] [--rounds 5] [--threads 2] [--batch 2]
+
+Both models are randomly initialised with torchvision's model, and its weights are copied into
+zoo's fpn_r50 (built with plain BatchNorm, torchvision's choice when no weights are given), so both
+see the same logits. The two differ in anchor centres (torchvision puts them on cell corners and
+rounds their sizes; zoo centres them), so their detections are close, not identical: the script
+prints both counts. torchvision's time includes its own normalisation and resize inside forward
+(a no-op resize at --size); zoo's time includes the normalisation its data pipeline does. Rounds
+alternate between the models; medians are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+from zoo.cli import CONF_DIR
+from zoo.config import model_node
+from zoo.models.detectors import build_detector
+from zoo.registry import load_components
+
+MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def zoo_state_from_torchvision(tv_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename torchvision's fasterrcnn_resnet50_fpn keys to zoo's fpn_r50 keys."""
+    renames = [("backbone.body.conv1.", "backbone.stem.0."), ("backbone.body.bn1.", "backbone.stem.1."),
+               *[(f"backbone.body.layer{i + 1}.", f"backbone.stages.{i}.") for i in range(4)],
+               *[(f"backbone.fpn.inner_blocks.{i}.0.", f"neck.laterals.{i}.") for i in range(4)],
+               *[(f"backbone.fpn.layer_blocks.{i}.0.", f"neck.outputs.{i}.") for i in range(4)],
+               ("rpn.head.conv.0.0.", "rpn.head.conv."), ("rpn.head.cls_logits.", "rpn.head.objectness."),
+               ("rpn.head.bbox_pred.", "rpn.head.box."), ("roi_heads.box_head.", "roi_head.features."),
+               ("roi_heads.box_predictor.cls_score.", "roi_head.cls."),
+               ("roi_heads.box_predictor.bbox_pred.", "roi_head.box.")]
+    out = {}
+    for key, value in tv_state.items():
+        for old, new in renames:
+            if key.startswith(old):
+                out[new + key[len(old):]] = value
+                break
+        else:
+            raise KeyError(f"no zoo name for torchvision key '{key}'")
+    return out
+
+
+def build_pair(num_classes: int, size: int):
+    torch.manual_seed(0)
+    tv = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes + 1,
+                                 min_size=size, max_size=size)
+    load_components()
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["model=fpn_r50", "model.backbone.norm=bn", "model.backbone.frozen_stages=0"])
+    zoo = build_detector(model_node(cfg.model), num_classes)
+    zoo.load_state_dict(zoo_state_from_torchvision(tv.state_dict()))
+    return tv, zoo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--batch", type=int, default=2, help="images per training step")
+    parser.add_argument("--classes", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tv, zoo = build_pair(args.classes, args.size)
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(3, args.size, args.size, generator=gen)
+    boxes = torch.tensor([[40.0, 60.0, 200.0, 220.0], [300.0, 100.0, 420.0, 300.0], [100.0, 350.0, 180.0, 430.0]])
+    labels = torch.tensor([3, 7, 11])
+    train_images = [torch.rand(3, args.size, args.size, generator=gen) for _ in range(args.batch)]
+    tv_targets = [{"boxes": boxes, "labels": labels + 1} for _ in train_images]  # torchvision: 0 is background
+    zoo_targets = [{"boxes": boxes, "labels": labels} for _ in train_images]
+    tv_opt = torch.optim.SGD(tv.parameters(), lr=1e-4, momentum=0.9)
+    zoo_opt = torch.optim.SGD(zoo.parameters(), lr=1e-4, momentum=0.9)
+
+    def tv_infer():
+        return tv([image])[0]
+
+    def zoo_infer():
+        return zoo(((image - MEAN) / STD)[None])[0]
+
+    def tv_train():
+        loss = sum(tv(train_images, tv_targets).values())
+        tv_opt.zero_grad()
+        loss.backward()
+        tv_opt.step()
+
+    def zoo_train():
+        loss = sum(zoo(torch.stack([(im - MEAN) / STD for im in train_images]), zoo_targets).values())
+        zoo_opt.zero_grad()
+        loss.backward()
+        zoo_opt.step()
+
+    times: dict[str, list[float]] = {k: [] for k in ("torchvision infer", "zoo infer", "torchvision train step",
+                                                     "zoo train step")}
+    tv.eval()
+    zoo.eval()
+    with torch.inference_mode():
+        tv_out, zoo_out = tv_infer(), zoo_infer()
+        print(f"detections on one random image: torchvision {len(tv_out['boxes'])}, zoo {len(zoo_out['boxes'])}")
+        for _ in range(args.rounds + 1):  # the first round warms up
+            for name, run in (("torchvision infer", tv_infer), ("zoo infer", zoo_infer)):
+                start = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - start) * 1000)
+    tv.train()
+    zoo.train()
+    for _ in range(args.rounds + 1):
+        for name, run in (("torchvision train step", tv_train), ("zoo train step", zoo_train)):
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) * 1000)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+          f"{args.size}x{args.size}, {args.classes} classes, inference batch 1, training batch {args.batch}, "
+          f"{args.rounds} alternating rounds after one warm-up")
+    print(f"{'what':<24} {'median ms':>10} {'ratio zoo / torchvision':>25}")
+    for name, values in times.items():
+        med = statistics.median(values[1:])
+        pair = "torchvision " + name.split(" ", 1)[1] if name.startswith("zoo") else None
+        ratio = f"{med / statistics.median(times[pair][1:]):.2f}x" if pair else ""
+        print(f"{name:<24} {med:>10.1f} {ratio:>25}")
+
+
+if __name__ == "__main__":
+    main()
