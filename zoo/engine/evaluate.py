@@ -1,11 +1,13 @@
 """Evaluate a saved checkpoint with the config stored inside it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
 
 from zoo.config import DataConfig, model_node, validate_section
 from zoo.engine.checkpoint import load_checkpoint
@@ -13,29 +15,40 @@ from zoo.engine.distributed import local_device
 from zoo.engine.inference import evaluate_model
 from zoo.engine.loaders import build_split
 from zoo.evaluation import build_evaluators
+from zoo.evaluation.proposal_recall import average_recall
 from zoo.models.detectors import build_detector
 
 
-def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg``: checkpoint, split, device, batch_size, data_root, plots and an optional evaluator node."""
-    state = load_checkpoint(cfg.checkpoint)
+def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None):
+    """A checkpoint's model (on ``device``, in the memory layout it trained with) and a loader over
+    ``split`` of its data, both rebuilt from the config stored inside it."""
+    state = load_checkpoint(checkpoint)
     run_cfg = OmegaConf.create(state["config"])
-    if cfg.get("data_root"):
+    if data_root:
         with open_dict(run_cfg):
-            _reroot(run_cfg.data, cfg.data_root)
+            _reroot(run_cfg.data, data_root)
     data = validate_section(run_cfg, "data", DataConfig)
-    if cfg.split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got '{cfg.split}'")
-    loader, _ = build_split(data, run_cfg.model, cfg.split, int(cfg.batch_size))
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got '{split}'")
+    loader, _ = build_split(data, run_cfg.model, split, int(batch_size))
     class_names = list(loader.dataset.class_names)
     if list(state.get("class_names", class_names)) != class_names:
         raise ValueError(f"checkpoint classes {state['class_names']} differ from the data's {class_names}")
-    device = local_device(cfg.device)
     model = build_detector(model_node(run_cfg.model), num_classes=len(class_names))
     model.load_state_dict(state["model"])
     # The layout the run trained and evaluated with, so the recorded number is reproduced exactly.
     channels_last = bool(run_cfg.trainer.get("channels_last", True))
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model.to(local_device(device), memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return model, loader, run_cfg, state
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg``: checkpoint, split, device, batch_size, data_root, plots and an optional evaluator node."""
+    model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, cfg.batch_size, cfg.device,
+                                             cfg.get("data_root"))
+    class_names = list(loader.dataset.class_names)
+    device = local_device(cfg.device)
+    channels_last = bool(run_cfg.trainer.get("channels_last", True))
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
     precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,8 +64,28 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             evaluator.plot(out)
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"),
-                    "model": run_cfg.model.get("name"), "data": data.name})
+                    "model": run_cfg.model.get("name"), "data": run_cfg.data.name})
     return results
+
+
+@torch.inference_mode()
+def proposal_recall(checkpoint: str, split: str = "test", limits: Sequence[int] = (100, 1000), batch_size: int = 8,
+                    device: str = "auto", data_root: str | None = None) -> tuple[str, dict[str, float]]:
+    """A two-stage checkpoint's RPN average recall (``ar@N`` per limit) on ``split``: its RPN keeps
+    max(limits) proposals per image; ignored ground truths are left out. Returns (model name, figures)."""
+    model, loader, run_cfg, _ = load_run(checkpoint, split, batch_size, device, data_root)
+    if not hasattr(model, "propose"):
+        raise ValueError(f"{checkpoint}: model '{run_cfg.model.get('name')}' has no RPN")
+    model.eval()
+    model.rpn.settings["test"]["post_nms_top_n"] = max(limits)
+    proposals, gts = [], []
+    model_device = next(model.parameters()).device
+    for batch in tqdm(loader, desc=f"proposals {run_cfg.model.get('name')}", leave=False, dynamic_ncols=True):
+        for boxes, target in zip(model.propose(batch.images.to(model_device)), batch.targets):
+            ignore = target.get("ignore")
+            proposals.append(boxes.cpu())
+            gts.append(target["boxes"] if ignore is None else target["boxes"][~ignore])
+    return run_cfg.model.get("name"), average_recall(proposals, gts, limits)
 
 
 def _reroot(data: DictConfig, root: str) -> None:

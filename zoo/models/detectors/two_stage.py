@@ -31,9 +31,17 @@ class TwoStageDetector(nn.Module):
         if self.training and targets is None:
             raise ValueError("two_stage: training forward needs targets")
         size = tuple(images.shape[-2:])
-        features = self.neck(self.backbone(images))
-        proposals, rpn_losses = self.rpn(features, size, targets)
+        features, proposals, rpn_losses = self._propose(images, targets)
         if not self.training:
             return self.roi_head(features, proposals, size)
         roi_losses = self.roi_head(features, proposals, size, targets)
         return {**{f"rpn/{k}": v for k, v in rpn_losses.items()}, **{f"roi/{k}": v for k, v in roi_losses.items()}}
+
+    def propose(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The RPN's proposals alone, per image (N, 4) in input pixels, best first (eval settings)."""
+        return self._propose(images, None)[1]
+
+    def _propose(self, images, targets):
+        features = self.neck(self.backbone(images))
+        proposals, losses = self.rpn(features, tuple(images.shape[-2:]), targets)
+        return features, proposals, losses

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from zoo.evaluation.proposal_recall import average_recall, best_pair_overlaps
+
+
+def test_pairs_are_one_to_one_best_first():
+    gts = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 8]])
+    # One proposal equal to the first ground truth: it pairs with it (IoU 1), leaving the second 0.
+    assert best_pair_overlaps(torch.tensor([[0.0, 0, 10, 10]]), gts).tolist() == [1.0, 0.0]
+    # A second proposal then covers the second ground truth exactly.
+    two = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 8]])
+    assert best_pair_overlaps(two, gts).tolist() == [1.0, 1.0]
+
+
+def test_average_recall_by_hand():
+    gts = [torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])]
+    # IoU 0.6 with the first box (10 x 6 inside 10 x 10) and nothing near the second.
+    proposals = [torch.tensor([[0.0, 0, 10, 6], [100, 100, 110, 110]])]
+    ar = average_recall(proposals, gts, limits=(1, 2))
+    # Thresholds 0.50, 0.55, 0.60 of 10 are reached by one of the two ground truths.
+    assert ar["ar@1"] == pytest.approx(3 / 10 / 2) and ar["ar@2"] == pytest.approx(3 / 20)
+    assert ar["recall@1_iou0.5"] == 0.5 and ar["recall@1_iou0.7"] == 0.0
+
+
+def test_limits_cut_the_ranked_list():
+    gts = [torch.tensor([[0.0, 0, 10, 10]])]
+    proposals = [torch.tensor([[50.0, 50, 60, 60], [0, 0, 10, 10]])]
+    ar = average_recall(proposals, gts, limits=(1, 2))
+    assert ar["ar@1"] == 0.0 and ar["ar@2"] == 1.0
+
+
+def test_checkpoint_proposal_recall_runs_end_to_end(compose_cfg, tmp_path):
+    from tests.conftest import TINY
+    from zoo.engine.evaluate import proposal_recall
+    from zoo.engine.trainer import Trainer
+
+    cfg = compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=1",
+                      "trainer.eval_every=0")
+    Trainer(cfg, tmp_path).fit()
+    name, figures = proposal_recall(str(tmp_path / "checkpoints" / "last.pt"), split="val", limits=(10, 100),
+                                    batch_size=4)
+    assert name == "faster_rcnn_lite" and set(figures) >= {"ar@10", "ar@100"}
+    assert 0.0 <= figures["ar@10"] <= figures["ar@100"] <= 1.0
