@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 
 class L2Norm(nn.Module):
@@ -20,8 +21,8 @@ class L2Norm(nn.Module):
 
 
 def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-               padding: int | None = None, norm: str = "none", dilation: int = 1) -> nn.Sequential:
-    """conv (+ BatchNorm) + ReLU; ``norm`` is 'bn' or 'none'."""
+               padding: int | None = None, norm: str = "none", dilation: int = 1, relu: bool = True) -> nn.Sequential:
+    """conv (+ BatchNorm) (+ ReLU); ``norm`` is 'bn' or 'none'."""
     if norm not in ("bn", "none"):
         raise ValueError(f"norm must be 'bn' or 'none', got '{norm}'")
     padding = dilation * (kernel_size // 2) if padding is None else padding
@@ -29,8 +30,17 @@ def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3, stride
                                          dilation=dilation, bias=norm == "none")]
     if norm == "bn":
         layers.append(nn.BatchNorm2d(out_channels))
-    layers.append(nn.ReLU(inplace=True))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def resnet_norm_layer(norm: str, what: str) -> type[nn.Module]:
+    """``bn``: trainable BatchNorm (training from scratch); ``frozen_bn``: fixed statistics and affine
+    (fine-tuning ImageNet weights with small per-device batches, torchvision's detection default)."""
+    if norm not in ("bn", "frozen_bn"):
+        raise ValueError(f"{what}: norm must be bn or frozen_bn, got '{norm}'")
+    return FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d
 
 
 def load_weights(module: nn.Module, path: str | None, what: str) -> None:

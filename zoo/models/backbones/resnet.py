@@ -6,9 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torchvision.models import resnet
-from torchvision.ops import FrozenBatchNorm2d
 
-from zoo.models.layers import load_weights
+from zoo.models.layers import load_weights, resnet_norm_layer
 from zoo.registry import BACKBONES
 
 _DEPTHS = {18: resnet.resnet18, 34: resnet.resnet34, 50: resnet.resnet50, 101: resnet.resnet101,
@@ -21,9 +20,7 @@ class ResNet(nn.Module):
     """``outputs`` picks stages among c2 (stride 4) .. c5 (stride 32). ``weights`` is an optional
     local torchvision state dict of the same depth (ImageNet); the classifier is dropped.
     ``frozen_stages`` n stops gradients through the stem and the first n stages (c2.. ), as
-    fine-tuning from ImageNet usually does. ``norm``: ``bn`` (trainable BatchNorm, for training from
-    scratch) or ``frozen_bn`` (fixed statistics and affine, torchvision's detection default when
-    fine-tuning with small per-GPU batches)."""
+    fine-tuning from ImageNet usually does. ``norm``: ``bn`` or ``frozen_bn`` (see resnet_norm_layer)."""
 
     def __init__(self, depth: int = 50, outputs: Sequence[str] = ("c3", "c4", "c5"), weights: str | None = None,
                  frozen_stages: int = 0, norm: str = "bn"):
@@ -35,9 +32,7 @@ class ResNet(nn.Module):
             raise ValueError(f"resnet: outputs {list(outputs)} must be a non-empty subset of {list(_STAGES)}")
         if not 0 <= frozen_stages <= 4:
             raise ValueError(f"resnet: frozen_stages must be 0..4, got {frozen_stages}")
-        if norm not in ("bn", "frozen_bn"):
-            raise ValueError(f"resnet: norm must be bn or frozen_bn, got '{norm}'")
-        full = _DEPTHS[depth](weights=None, norm_layer=FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d)
+        full = _DEPTHS[depth](weights=None, norm_layer=resnet_norm_layer(norm, "resnet"))
         load_weights(full, weights, f"resnet{depth}")
         self.stem = nn.Sequential(full.conv1, full.bn1, full.relu, full.maxpool)
         self.stages = nn.ModuleList([full.layer1, full.layer2, full.layer3, full.layer4])

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torchvision.models import resnet, vgg16
-from torchvision.ops import FrozenBatchNorm2d
 
-from zoo.models.layers import load_weights
+from zoo.models.layers import load_weights, resnet_norm_layer
 from zoo.registry import HEADS
 
 _BOTTLENECK_RESNETS = {50: resnet.resnet50, 101: resnet.resnet101, 152: resnet.resnet152}
@@ -58,11 +57,8 @@ class ResNetC5Head(nn.Module):
             raise ValueError(f"resnet_c5: depth must be one of {sorted(_BOTTLENECK_RESNETS)}, got {depth}")
         if in_channels != 1024:
             raise ValueError(f"resnet_c5: needs C4's 1024 channels, got {in_channels}")
-        if norm not in ("bn", "frozen_bn"):
-            raise ValueError(f"resnet_c5: norm must be bn or frozen_bn, got '{norm}'")
         # Frozen by default: BatchNorm over a batch of overlapping RoIs would ruin ImageNet statistics.
-        full = _BOTTLENECK_RESNETS[depth](weights=None,
-                                          norm_layer=FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d)
+        full = _BOTTLENECK_RESNETS[depth](weights=None, norm_layer=resnet_norm_layer(norm, "resnet_c5"))
         load_weights(full, weights, "resnet_c5")
         self.res5 = full.layer4
         self.out_dim = 2048

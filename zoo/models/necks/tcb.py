@@ -6,15 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.models.layers import conv_block
 from zoo.registry import NECKS
-
-
-def _conv(in_channels: int, out_channels: int, norm: str) -> list[nn.Module]:
-    """A 3x3 conv (with BatchNorm when ``norm='bn'``), no activation: the TCB places its ReLUs itself."""
-    if norm not in ("bn", "none"):
-        raise ValueError(f"tcb: norm must be 'bn' or 'none', got '{norm}'")
-    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm == "none")
-    return [conv, nn.BatchNorm2d(out_channels)] if norm == "bn" else [conv]
 
 
 @NECKS.register("tcb")
@@ -28,12 +21,11 @@ class TransferConnectionBlock(nn.Module):
         super().__init__()
         levels = len(in_channels)
         self.lateral = nn.ModuleList(
-            nn.Sequential(*_conv(c, channels, norm), nn.ReLU(inplace=True), *_conv(channels, channels, norm))
+            nn.Sequential(conv_block(c, channels, norm=norm), conv_block(channels, channels, norm=norm, relu=False))
             for c in in_channels)
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(channels, channels, 2, stride=2) for _ in range(levels - 1))
         self.fuse = nn.ModuleList(
-            nn.Sequential(nn.ReLU(inplace=False), *_conv(channels, channels, norm), nn.ReLU(inplace=True))
-            for _ in range(levels))
+            nn.Sequential(nn.ReLU(inplace=False), conv_block(channels, channels, norm=norm)) for _ in range(levels))
         self.out_channels = [channels] * levels
         self.strides = list(in_strides)
         for m in self.modules():
