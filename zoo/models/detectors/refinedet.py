@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from zoo.models.detectors.single_stage import DenseDetector, build_neck
+from zoo.models.detectors.single_stage import DenseDetector
+from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings
 from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, PRIORS
 from zoo.task.assign import assign_targets

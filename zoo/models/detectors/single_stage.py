@@ -8,16 +8,12 @@ import torch
 from torch import nn
 from torchvision.ops import clip_boxes_to_image
 
+from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings, multiclass_nms
-from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, NECKS, PRIORS
+from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, PRIORS
 from zoo.task.assign import assign_targets
 
 DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400}
-
-
-def build_neck(node: Mapping | None, upstream: nn.Module) -> nn.Module:
-    """A neck wired to the declared channels and strides of the module before it (none: identity)."""
-    return NECKS.build(node or {"type": "none"}, in_channels=upstream.out_channels, in_strides=upstream.strides)
 
 
 class DenseDetector(nn.Module):

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from zoo.models.detectors.single_stage import build_neck
+from zoo.models.necks import build_neck
 from zoo.registry import BACKBONES, DETECTORS, HEADS
 
 
