@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 from collections.abc import Sequence
 
 import torch
 from hydra import compose, initialize_config_dir
+from timing import time_alternating  # benchmarks/timing.py
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
@@ -84,16 +84,8 @@ def main() -> None:
         sizes[name] = size
         for precision in args.precision:
             runs[f"{name} {precision}"] = runner(model, size, precision, args.channels_last)
-    times: dict[str, list[float]] = {key: [] for key in runs}
     with torch.inference_mode():
-        for _ in range(2):  # warm-up
-            for run in runs.values():
-                run()
-        for _ in range(args.rounds):
-            for key, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[key].append((time.perf_counter() - start) * 1000)
+        times = time_alternating(runs, args.rounds)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
           f"batch 1, {args.classes} classes, background bias {args.background_bias} (ARM "
           f"{args.arm_background_bias}), test settings {args.test or 'each config own'}, "

@@ -14,10 +14,11 @@ import argparse
 import copy
 import platform
 import statistics
-import time
+from functools import partial
 
 import torch
 from omegaconf import OmegaConf
+from timing import time_alternating  # benchmarks/timing.py
 from torchvision.models.detection import ssd300_vgg16
 
 from zoo.cli import CONF_DIR
@@ -100,15 +101,7 @@ def main() -> None:
         print(f"outputs, zoo fp32 vs torchvision: {compare(reference, runners['zoo fp32'](image)[0])}")
         for name in ("zoo fp32 NHWC", "zoo bf16", "zoo bf16 NHWC"):
             print(f"outputs, {name} vs torchvision: {compare(reference, runners[name](image)[0])}")
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(2):  # warm-up
-            for run in runners.values():
-                run(image)
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                start = time.perf_counter()
-                run(image)
-                times[name].append((time.perf_counter() - start) * 1000)
+        times = time_alternating({name: partial(run, image) for name, run in runners.items()}, args.rounds)
     print(f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads, batch 1, 300x300, {args.classes} classes, background bias "
           f"{args.background_bias}, {args.rounds} alternating rounds")

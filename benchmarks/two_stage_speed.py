@@ -9,17 +9,17 @@ see the same logits. The two differ in anchor centres (torchvision puts them on 
 rounds their sizes; zoo centres them), so their detections are close, not identical: the script
 prints both counts. torchvision's time includes its own normalisation and resize inside forward
 (a no-op resize at --size); zoo's time includes the normalisation its data pipeline does. Rounds
-alternate between the models; medians are printed.
+alternate between the models after one untimed warm-up round; medians are printed.
 """
 from __future__ import annotations
 
 import argparse
 import platform
 import statistics
-import time
 
 import torch
 from hydra import compose, initialize_config_dir
+from timing import time_alternating  # benchmarks/timing.py
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
 from zoo.cli import CONF_DIR
@@ -101,33 +101,24 @@ def main() -> None:
         loss.backward()
         zoo_opt.step()
 
-    times: dict[str, list[float]] = {k: [] for k in ("torchvision infer", "zoo infer", "torchvision train step",
-                                                     "zoo train step")}
     tv.eval()
     zoo.eval()
     with torch.inference_mode():
         tv_out, zoo_out = tv_infer(), zoo_infer()
         print(f"detections on one random image: torchvision {len(tv_out['boxes'])}, zoo {len(zoo_out['boxes'])}")
-        for _ in range(args.rounds + 1):  # the first round warms up
-            for name, run in (("torchvision infer", tv_infer), ("zoo infer", zoo_infer)):
-                start = time.perf_counter()
-                run()
-                times[name].append((time.perf_counter() - start) * 1000)
+        times = time_alternating({"torchvision infer": tv_infer, "zoo infer": zoo_infer}, args.rounds, warmup=1)
     tv.train()
     zoo.train()
-    for _ in range(args.rounds + 1):
-        for name, run in (("torchvision train step", tv_train), ("zoo train step", zoo_train)):
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1000)
+    times.update(time_alternating({"torchvision train step": tv_train, "zoo train step": zoo_train}, args.rounds,
+                                  warmup=1))
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
           f"{args.size}x{args.size}, {args.classes} classes, inference batch 1, training batch {args.batch}, "
           f"{args.rounds} alternating rounds after one warm-up")
     print(f"{'what':<24} {'median ms':>10} {'ratio zoo / torchvision':>25}")
     for name, values in times.items():
-        med = statistics.median(values[1:])
+        med = statistics.median(values)
         pair = "torchvision " + name.split(" ", 1)[1] if name.startswith("zoo") else None
-        ratio = f"{med / statistics.median(times[pair][1:]):.2f}x" if pair else ""
+        ratio = f"{med / statistics.median(times[pair]):.2f}x" if pair else ""
         print(f"{name:<24} {med:>10.1f} {ratio:>25}")
 
 
