@@ -18,13 +18,11 @@ machine); the medians and the ratios to the first model are printed.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 from collections.abc import Sequence
 
 import torch
 from hydra import compose, initialize_config_dir
-from timing import time_alternating  # benchmarks/timing.py
+from timing import machine, medians, time_alternating  # benchmarks/timing.py
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
@@ -86,16 +84,15 @@ def main() -> None:
             runs[f"{name} {precision}"] = runner(model, size, precision, args.channels_last)
     with torch.inference_mode():
         times = time_alternating(runs, args.rounds)
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+    print(f"{machine(args.threads)}, "
           f"batch 1, {args.classes} classes, background bias {args.background_bias} (ARM "
           f"{args.arm_background_bias}), test settings {args.test or 'each config own'}, "
           f"{'NHWC' if args.channels_last else 'NCHW'}, {args.rounds} alternating rounds")
-    base = statistics.median(next(iter(times.values())))
+    meds = medians(times)
     first = next(iter(times))
     print(f"{'model':<24} {'input':>6} {'median ms':>10} {'min ms':>8} {f'ratio to {first}':>24}")
-    for key, values in times.items():
-        med = statistics.median(values)
-        print(f"{key:<24} {sizes[key.split()[0]]:>6} {med:>10.1f} {min(values):>8.1f} {med / base:>23.2f}x")
+    for key, med in meds.items():
+        print(f"{key:<24} {sizes[key.split()[0]]:>6} {med:>10.1f} {min(times[key]):>8.1f} {med / meds[first]:>23.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
-import statistics
 from functools import partial
 
 import torch
 from omegaconf import OmegaConf
-from timing import time_alternating  # benchmarks/timing.py
+from timing import machine, medians, time_alternating  # benchmarks/timing.py
 from torchvision.models.detection import ssd300_vgg16
 
 from zoo.cli import CONF_DIR
@@ -102,14 +100,12 @@ def main() -> None:
         for name in ("zoo fp32 NHWC", "zoo bf16", "zoo bf16 NHWC"):
             print(f"outputs, {name} vs torchvision: {compare(reference, runners[name](image)[0])}")
         times = time_alternating({name: partial(run, image) for name, run in runners.items()}, args.rounds)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, batch 1, 300x300, {args.classes} classes, background bias "
+    print(f"\n{machine(args.threads)}, batch 1, 300x300, {args.classes} classes, background bias "
           f"{args.background_bias}, {args.rounds} alternating rounds")
-    base = statistics.median(times["torchvision fp32"])
+    meds = medians(times)
     print(f"{'model':<18} {'median ms':>10} {'speed-up vs torchvision fp32':>30}")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:<18} {med:>10.1f} {base / med:>29.2f}x")
+    for name, med in meds.items():
+        print(f"{name:<18} {med:>10.1f} {meds['torchvision fp32'] / med:>29.2f}x")
 
 
 if __name__ == "__main__":

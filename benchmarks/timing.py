@@ -1,8 +1,12 @@
 """Shared by the benchmark scripts: time several callables in alternating rounds."""
 from __future__ import annotations
 
+import platform
+import statistics
 import time
 from collections.abc import Callable, Mapping
+
+import torch
 
 
 def time_alternating(runs: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
@@ -18,3 +22,12 @@ def time_alternating(runs: Mapping[str, Callable[[], object]], rounds: int, warm
             run()
             times[name].append((time.perf_counter() - start) * 1000)
     return times
+
+
+def machine(threads: int) -> str:
+    """The header every benchmark prints before its figures."""
+    return f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads"
+
+
+def medians(times: Mapping[str, list[float]]) -> dict[str, float]:
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -14,12 +14,10 @@ alternate between the models after one untimed warm-up round; medians are printe
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 
 import torch
 from hydra import compose, initialize_config_dir
-from timing import time_alternating  # benchmarks/timing.py
+from timing import machine, medians, time_alternating  # benchmarks/timing.py
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
 from zoo.cli import CONF_DIR
@@ -111,14 +109,13 @@ def main() -> None:
     zoo.train()
     times.update(time_alternating({"torchvision train step": tv_train, "zoo train step": zoo_train}, args.rounds,
                                   warmup=1))
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
-          f"{args.size}x{args.size}, {args.classes} classes, inference batch 1, training batch {args.batch}, "
+    print(f"{machine(args.threads)}, {args.size}x{args.size}, {args.classes} classes, inference batch 1, training batch {args.batch}, "
           f"{args.rounds} alternating rounds after one warm-up")
     print(f"{'what':<24} {'median ms':>10} {'ratio zoo / torchvision':>25}")
-    for name, values in times.items():
-        med = statistics.median(values)
+    meds = medians(times)
+    for name, med in meds.items():
         pair = "torchvision " + name.split(" ", 1)[1] if name.startswith("zoo") else None
-        ratio = f"{med / statistics.median(times[pair]):.2f}x" if pair else ""
+        ratio = f"{med / meds[pair]:.2f}x" if pair else ""
         print(f"{name:<24} {med:>10.1f} {ratio:>25}")
 
 
