@@ -85,7 +85,7 @@ class RoIBoxHead(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("roi_box_head: training forward needs targets")
-            rois, labels, box_targets = self._sample(proposals, targets)
+            rois, labels, box_targets = self._sample(features, proposals, targets, image_size)
         else:
             rois = proposals
         scores, deltas = self._predict(features, rois, image_size)
@@ -99,33 +99,44 @@ class RoIBoxHead(nn.Module):
         vectors = self.features(pooled)
         return self.cls(vectors), self.box(vectors)
 
-    def _sample(self, proposals, targets):
-        rois, labels, box_targets = [], [], []
-        for image_proposals, target in zip(proposals, targets):
-            gt = target["boxes"]
-            candidates = torch.cat([image_proposals, gt.to(image_proposals.dtype)]) if self.add_gt else image_proposals
-            matched = self.matcher(candidates, gt, target.get("ignore"))
-            positive = matched >= 0
-            label = torch.zeros_like(matched)
-            if gt.numel():
-                label = torch.where(positive, target["labels"][matched.clamp(min=0)] + 1, label)
-            label[matched == IGNORE] = -1
-            pos, neg = self.sampler(label)
-            keep = torch.cat([pos, neg])
-            chosen = candidates[keep]
-            rois.append(chosen)
-            labels.append(label[keep])
-            matched_gt = gt[matched[keep].clamp(min=0)] if gt.numel() else chosen
-            box_targets.append(self.coder.encode(matched_gt, chosen))
-        return rois, labels, box_targets
+    def _sample(self, features, proposals, targets, image_size):
+        candidates, labels, box_targets = zip(*(self._label(p, t) for p, t in zip(proposals, targets)))
+        losses = [None] * len(candidates)
+        if self.sampler.needs_losses:  # OHEM: rank every candidate by its loss, read-only
+            with torch.no_grad():
+                scores, deltas = self._predict(features, list(candidates), image_size)
+                cls, loc = self._roi_losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
+                losses = (cls + loc).split([c.shape[0] for c in candidates])
+        chosen = [torch.cat(self.sampler(label, loss, boxes))
+                  for label, loss, boxes in zip(labels, losses, candidates)]
+        return ([c[k] for c, k in zip(candidates, chosen)], [lb[k] for lb, k in zip(labels, chosen)],
+                [t[k] for t, k in zip(box_targets, chosen)])
+
+    def _label(self, proposals, target):
+        """Candidates (proposals, plus the ground truths with ``add_gt``), their labels (0 background,
+        c + 1 for class c, -1 ignored) and box targets against their matched ground truth."""
+        gt = target["boxes"]
+        candidates = torch.cat([proposals, gt.to(proposals.dtype)]) if self.add_gt else proposals
+        matched = self.matcher(candidates, gt, target.get("ignore"))
+        label = torch.zeros_like(matched)
+        if gt.numel():
+            label = torch.where(matched >= 0, target["labels"][matched.clamp(min=0)] + 1, label)
+        label[matched == IGNORE] = -1
+        matched_gt = gt[matched.clamp(min=0)] if gt.numel() else candidates
+        return candidates, label, self.coder.encode(matched_gt, candidates)
+
+    def _roi_losses(self, scores, deltas, labels, box_targets):
+        """Per RoI: softmax CE, and smooth L1 on the foreground's own class offsets (0 elsewhere)."""
+        cls = F.cross_entropy(scores.float(), labels.clamp(min=0), reduction="none")
+        own = deltas.view(deltas.shape[0], -1, 4)[torch.arange(labels.numel(), device=labels.device),
+                                                  labels.clamp(min=0)].float()
+        loc = F.smooth_l1_loss(own, box_targets, beta=self.beta, reduction="none").sum(dim=1)
+        return cls, loc * (labels > 0)
 
     def _losses(self, scores, deltas, labels, box_targets):
+        cls, loc = self._roi_losses(scores, deltas, labels, box_targets)
         count = max(labels.numel(), 1)
-        cls = F.cross_entropy(scores.float(), labels, reduction="sum") / count
-        pos = torch.nonzero(labels > 0).squeeze(1)
-        own = deltas.view(deltas.shape[0], -1, 4)[pos, labels[pos]].float()
-        loc = F.smooth_l1_loss(own, box_targets[pos], beta=self.beta, reduction="sum") / count
-        return {"cls": cls, "loc": loc}
+        return {"cls": cls.sum() / count, "loc": loc.sum() / count}
 
     def _detections(self, scores, deltas, rois, image_size) -> list[dict[str, Any]]:
         probs = scores.float().softmax(dim=-1)[:, 1:]

@@ -122,17 +122,26 @@ class RPN(nn.Module):
             inside = ((anchors[:, 0] >= -self.border) & (anchors[:, 1] >= -self.border)
                       & (anchors[:, 2] <= width + self.border) & (anchors[:, 3] <= height + self.border))
         labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder, binary=True, valid=inside)
+        flat_logits, flat_deltas = logits.flatten(), deltas.reshape(-1, 4)
+        flat_labels, flat_targets = labels.flatten(), box_targets.reshape(-1, 4)
+        losses = [None] * labels.shape[0]
+        if self.sampler.needs_losses:  # OHEM: rank every anchor by its loss, read-only
+            with torch.no_grad():
+                obj, loc = self._anchor_losses(flat_logits, flat_deltas, flat_labels, flat_targets)
+                losses = (obj + loc).view_as(labels)
         sampled_pos, sampled_neg = [], []
-        for i, image_labels in enumerate(labels):
-            pos, neg = self.sampler(image_labels)
+        for i, (image_labels, image_losses) in enumerate(zip(labels, losses)):
+            pos, neg = self.sampler(image_labels, image_losses, anchors)
             sampled_pos.append(pos + i * labels.shape[1])
             sampled_neg.append(neg + i * labels.shape[1])
-        pos, neg = torch.cat(sampled_pos), torch.cat(sampled_neg)
-        sampled = torch.cat([pos, neg])
+        sampled = torch.cat(sampled_pos + sampled_neg)
+        obj, loc = self._anchor_losses(flat_logits[sampled], flat_deltas[sampled], flat_labels[sampled],
+                                       flat_targets[sampled])
         count = max(sampled.numel(), 1)
-        flat_logits = logits.flatten().float()
-        target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]).float()
-        obj = F.binary_cross_entropy_with_logits(flat_logits[sampled], target, reduction="sum") / count
-        loc = F.smooth_l1_loss(deltas.reshape(-1, 4)[pos].float(), box_targets.reshape(-1, 4)[pos], beta=self.beta,
-                               reduction="sum") / count
-        return {"obj": obj, "loc": loc}
+        return {"obj": obj.sum() / count, "loc": loc.sum() / count}
+
+    def _anchor_losses(self, logits, deltas, labels, box_targets):
+        """Per anchor: binary CE on objectness, and smooth L1 on the positives' offsets (0 elsewhere)."""
+        obj = F.binary_cross_entropy_with_logits(logits.float(), (labels > 0).float(), reduction="none")
+        loc = F.smooth_l1_loss(deltas.float(), box_targets, beta=self.beta, reduction="none").sum(dim=1)
+        return obj, loc * (labels > 0)

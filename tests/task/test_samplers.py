@@ -1,0 +1,83 @@
+"""OHEM: the hardest candidates by loss, within quotas, near-duplicates suppressed; and through both heads."""
+import pytest
+import torch
+
+from zoo.registry import SAMPLERS
+from zoo.task.samplers import OHEMSampler, RandomSampler
+
+# labels: 3 positives, 4 negatives, 1 ignored (whose loss is the largest and must never be taken)
+LABELS = torch.tensor([1, 0, 2, 0, 0, 1, 0, -1])
+LOSSES = torch.tensor([0.5, 3.0, 0.1, 2.0, 0.2, 4.0, 1.0, 9.0])
+
+
+def test_ohem_takes_the_hardest_ranked_together():
+    pos, neg = OHEMSampler(num=3, pos_fraction=None, nms_threshold=None)(LABELS, LOSSES)
+    assert sorted(pos.tolist()) == [5] and sorted(neg.tolist()) == [1, 3]
+
+
+def test_ohem_quota_takes_the_hardest_of_each_part():
+    pos, neg = OHEMSampler(num=4, pos_fraction=0.5, nms_threshold=None)(LABELS, LOSSES)
+    assert pos.tolist() == [5, 0] and neg.tolist() == [1, 3]
+
+
+def test_ohem_quota_fills_with_negatives_when_positives_run_out():
+    pos, neg = OHEMSampler(num=6, pos_fraction=0.75, nms_threshold=None)(LABELS, LOSSES)
+    assert pos.tolist() == [5, 0, 2] and neg.tolist() == [1, 3, 6]
+
+
+def test_ohem_nms_drops_a_near_duplicate_of_a_harder_candidate():
+    labels = torch.tensor([0, 0, 0])
+    losses = torch.tensor([2.0, 1.5, 1.0])
+    boxes = torch.tensor([[0.0, 0, 10, 10], [0.0, 0, 10, 11], [50.0, 50, 60, 60]])  # 1 overlaps 0 at IoU 0.91
+    pos, neg = OHEMSampler(num=2, nms_threshold=0.7)(labels, losses, boxes)
+    assert pos.numel() == 0 and neg.tolist() == [0, 2]
+
+
+def test_ohem_errors_name_what_is_missing():
+    with pytest.raises(ValueError, match="one loss per candidate"):
+        OHEMSampler(nms_threshold=None)(LABELS)
+    with pytest.raises(ValueError, match="needs the candidates' boxes"):
+        OHEMSampler()(LABELS, LOSSES)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        OHEMSampler(nms_threshold=1.5)
+    with pytest.raises(ValueError, match="pos_fraction"):
+        SAMPLERS.build({"type": "ohem", "pos_fraction": 0.0})
+
+
+def test_only_ohem_asks_for_losses():
+    assert OHEMSampler.needs_losses and not RandomSampler.needs_losses
+
+
+def _hardest_rois_test_head(compose_cfg):
+    from zoo.config import model_node
+    from zoo.models.detectors import build_detector
+    cfg = compose_cfg("model=faster_rcnn_lite", "model.roi_head.sampler.type=ohem", "model.roi_head.sampler.num=8",
+                      "model.roi_head.sampler.pos_fraction=null", "+model.roi_head.sampler.nms_threshold=null")
+    return build_detector(model_node(cfg.model), 3).roi_head.train()
+
+
+def test_roi_head_ohem_keeps_the_rois_with_the_highest_loss(compose_cfg):
+    torch.manual_seed(0)
+    head = _hardest_rois_test_head(compose_cfg)
+    features = [torch.randn(1, 96, 20, 20)]
+    proposals = [torch.tensor([[0.0, 0, 40, 40], [100, 100, 200, 180], [10, 12, 44, 50], [200, 30, 300, 90]]
+                              * 5) + torch.arange(20.0)[:, None]]
+    target = {"boxes": torch.tensor([[5.0, 5, 45, 45], [105, 100, 205, 190]]), "labels": torch.tensor([0, 2])}
+    rois, _, _ = head._sample(features, proposals, [target], (320, 320))
+    candidates, all_labels, box_targets = head._label(proposals[0], target)
+    with torch.no_grad():
+        scores, deltas = head._predict(features, [candidates], (320, 320))
+        cls, loc = head._roi_losses(scores, deltas, all_labels, box_targets)
+    hardest = (cls + loc).topk(8).indices
+    assert sorted(map(tuple, rois[0].tolist())) == sorted(map(tuple, candidates[hardest].tolist()))
+
+
+@pytest.mark.parametrize("name", ["fpn_lite", "faster_rcnn_lite"])
+def test_ohem_in_both_stages_trains_a_step(compose_cfg, name):
+    from tests.models.test_two_stage import _model, _targets
+    model, _ = _model(compose_cfg, name, "model.roi_head.sampler.type=ohem", "model.rpn.sampler.type=ohem",
+                      "+model.rpn.sampler.nms_threshold=null")
+    losses = model.train()(torch.randn(2, 3, 160, 192), _targets())
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.roi_head.cls.parameters())
