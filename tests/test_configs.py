@@ -73,7 +73,8 @@ def test_eval_data_root_moves_every_path():
 def test_every_experiment_composes_builds_and_carries_its_paper_figure(compose_cfg, name):
     cfg = compose_cfg(f"experiment={name}", "data.root=/somewhere")
     assert cfg.paper.metric and cfg.paper.value > 0 and isinstance(cfg.paper.verified, bool)
-    build_detector(model_node(cfg.model), num_classes=len(cfg.data.classes))
+    classes = cfg.data.classes or range(80)  # COCO reads its class list from the annotation file
+    build_detector(model_node(cfg.model), num_classes=len(classes))
 
 
 def test_an_experiment_runs_on_the_cpu_protocol_with_its_ablation_kept(compose_cfg):

@@ -8,12 +8,14 @@ import torch
 from torchvision.ops import batched_nms
 
 
-def build_test_settings(test: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """A model's ``test`` node over its defaults; a misspelt key fails naming the accepted ones."""
+def build_test_settings(test: Mapping[str, Any] | None, defaults: Mapping[str, Any],
+                        node: str = "model.test") -> dict[str, Any]:
+    """A model's settings ``node`` (``test`` by default) over its defaults; a misspelt key fails naming
+    the accepted ones."""
     test = dict(test or {})
     unknown = sorted(set(test) - set(defaults))
     if unknown:
-        raise ValueError(f"model.test: unknown key(s) {unknown}; accepted: {sorted(defaults)}")
+        raise ValueError(f"{node}: unknown key(s) {unknown}; accepted: {sorted(defaults)}")
     return {**defaults, **test}
 
 

@@ -1,2 +1,2 @@
 """Losses. Each returns a dict of named scalar terms."""
-from zoo.models.losses import multibox  # noqa: F401  (registration)
+from zoo.models.losses import corner, multibox  # noqa: F401  (registration)

@@ -1,0 +1,128 @@
+"""CornerNet: radius, targets, losses, ideal-map decoding, and every config trains a step."""
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from tests.conftest import TINY
+from zoo.config import model_node
+from zoo.engine.trainer import Trainer
+from zoo.models.detectors import build_detector
+from zoo.models.losses.corner import corner_focal_loss, embedding_losses
+from zoo.task.corner_targets import build_corner_targets, corner_radius
+
+
+@pytest.mark.parametrize("w,h", [(10.0, 10.0), (40.0, 12.0), (7.0, 90.0), (200.0, 150.0)])
+def test_corners_moved_by_the_radius_keep_iou_03(w, h):
+    r = float(corner_radius(torch.tensor([w]), torch.tensor([h]))[0])
+    gt = torch.tensor([0.0, 0.0, w, h])
+    moved = {"shifted": gt + torch.tensor([r, r, r, r]), "shrunk": gt + torch.tensor([r, r, -r, -r]),
+             "grown": gt + torch.tensor([-r, -r, r, r])}
+    ious = {name: float(box_iou(gt[None], box[None])) for name, box in moved.items()}
+    assert min(ious.values()) == pytest.approx(0.3, abs=1e-4), ious  # the radius is tight ...
+    assert all(v >= 0.3 - 1e-4 for v in ious.values()), ious  # ... and every worst case keeps 0.3
+
+
+def _targets():
+    return [{"boxes": torch.tensor([[9.0, 13.0, 61.0, 45.0], [70.0, 20.0, 118.0, 100.0]]), "labels": torch.tensor([0, 2]),
+             "ignore": torch.tensor([False, False])},
+            {"boxes": torch.tensor([[4.0, 4.0, 40.0, 30.0], [50.0, 50.0, 90.0, 90.0]]), "labels": torch.tensor([1, 1]),
+             "ignore": torch.tensor([False, True])}]
+
+
+def test_targets_put_peaks_offsets_and_indices_at_the_corners():
+    t = build_corner_targets(_targets(), 3, (32, 32), stride=4)
+    assert t.heat.shape == (2, 2, 3, 32, 32) and t.mask.tolist() == [[True, True], [True, False]]
+    # first object: top-left (9, 13) / 4 = (2.25, 3.25) -> cell (2, 3); bottom-right (61, 45) / 4 -> (15, 11)
+    assert t.heat[0, 0, 0, 3, 2] == 1 and t.heat[0, 1, 0, 11, 15] == 1
+    assert t.index[0, :, 0].tolist() == [3 * 32 + 2, 11 * 32 + 15]
+    assert torch.allclose(t.offset[0, :, 0], torch.tensor([[0.25, 0.25], [0.25, 0.25]]))
+    assert (t.heat == 1).sum() == 6  # 3 kept objects x 2 corners; the ignored one has none
+    # The ignored object's corner neighbourhood is not penalised, the rest of the map is.
+    assert t.ignore[1, 0, 1, 12, 12] and not t.ignore[1, 0, 1, 0, 31]
+    assert 0 < t.heat[0, 0, 0, 3, 3] < 1  # penalty reduced next to a corner
+
+
+def test_radius_switches():
+    fixed = build_corner_targets(_targets(), 3, (32, 32), stride=4, fixed_radius=2.5)
+    # radius 2.5: sigma = 1, cells up to 2 away get exp(-d^2 / 2), 3 away nothing
+    assert fixed.heat[0, 0, 0, 3, 4] == pytest.approx(torch.exp(torch.tensor(-2.0)).item())
+    assert fixed.heat[0, 0, 0, 3, 5] == 0
+    flat = build_corner_targets(_targets(), 3, (32, 32), stride=4, penalty_reduction=False)
+    assert set(flat.heat.unique().tolist()) == {0.0, 1.0} and (flat.heat == 1).sum() == 6
+
+
+def test_focal_loss_on_a_hand_case():
+    heat = torch.tensor([1.0, 0.5, 0.0])
+    logits = torch.tensor([0.0, 0.0, 0.0])  # p = 0.5 everywhere
+    log_half = torch.log(torch.tensor(0.5))
+    # positive: (1 - .5)^2 log .5; negatives: (1 - .5)^4 .5^2 log .5 and 1 * .5^2 log .5; one corner
+    expected = -(0.25 * log_half + 0.0625 * 0.25 * log_half + 0.25 * log_half)
+    assert corner_focal_loss(logits, heat) == pytest.approx(expected.item())
+    ignore = torch.tensor([False, False, True])
+    assert corner_focal_loss(logits, heat, ignore) == pytest.approx(-(0.25 + 0.015625) * log_half.item())
+
+
+def test_pull_and_push_on_a_hand_case():
+    mask = torch.tensor([[True, True, False]])
+    pull, push = embedding_losses(torch.tensor([[0.0, 3.0, 9.0]]), torch.tensor([[2.0, 3.0, 9.0]]), mask)
+    assert pull == pytest.approx(1.0) and push == 0  # means 1 and 3: pull (1 + 1 + 0) / 2, 2 apart
+    pull, push = embedding_losses(torch.tensor([[1.0, 1.5, 1.5]]), torch.tensor([[1.0, 1.5, 1.5]]), mask)
+    assert pull == 0 and push == pytest.approx(0.5)  # |1 - 1.5| = 0.5 short of the margin, 2 ordered pairs
+
+
+def _lite(compose_cfg, *overrides):
+    cfg = compose_cfg("model=cornernet_lite", *overrides)
+    return build_detector(model_node(cfg.model), 3)
+
+
+def test_ideal_maps_decode_to_the_ground_truth_exactly(compose_cfg):
+    model = _lite(compose_cfg).eval()
+    targets = _targets()[:1]
+    t = build_corner_targets(targets, 3, (32, 32), stride=4)
+    heat = torch.logit(t.heat.clamp(1e-6, 1 - 1e-6))
+    embed = torch.zeros(1, 2, 32, 32)
+    offset = torch.zeros(1, 2, 2, 32, 32)
+    for k in range(2):  # object k's corners share the embedding 2k, far from the other's
+        for c in range(2):
+            y, x = divmod(int(t.index[0, c, k]), 32)
+            embed[0, c, y, x] = 2.0 * k
+            offset[0, c, :, y, x] = t.offset[0, c, k]
+    out = model._detect({"heat": heat, "embed": embed, "offset": offset}, (128, 128))[0]
+    top = out["scores"].argsort(descending=True)[:2]
+    found = sorted(zip(out["boxes"][top].tolist(), out["labels"][top].tolist()))
+    expected = sorted(zip(targets[0]["boxes"].tolist(), targets[0]["labels"].tolist()))
+    assert found == [(pytest.approx(b, abs=1e-4), lb) for b, lb in expected]
+    assert out["scores"][top].min() > 0.99 and (out["scores"] <= 1).all()
+
+
+def test_corner_pool_switch_removes_the_pools(compose_cfg):
+    with_pool = _lite(compose_cfg)
+    without = _lite(compose_cfg, "model.head.corner_pool=false")
+    pools = without.head.stacks[0]["top_left"]["pool"].pools
+    assert all(isinstance(p, torch.nn.Identity) for p in pools)
+    assert sum(p.numel() for p in with_pool.parameters()) == sum(p.numel() for p in without.parameters())
+
+
+def test_training_forward_contract(compose_cfg):
+    torch.manual_seed(0)
+    model = _lite(compose_cfg).train()
+    losses = model(torch.randn(2, 3, 128, 128), _targets())
+    assert set(losses) == {"corner/heat", "corner/pull", "corner/push", "corner/off"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}] * 2
+    assert all(torch.isfinite(v) for v in model(torch.randn(2, 3, 128, 128), empty).values())
+
+
+def test_unknown_target_key_is_named(compose_cfg):
+    with pytest.raises(Exception, match="model.targets: unknown key"):
+        _lite(compose_cfg, "+model.targets.radius=3")
+
+
+@pytest.mark.parametrize("extra", [(), ("model.head.corner_pool=false",), ("model.targets.fixed_radius=2.5",),
+                                   ("model.targets.penalty_reduction=false",)])
+def test_cornernet_lite_trains_a_step_and_evaluates(compose_cfg, tmp_path, extra):
+    cfg = compose_cfg(*TINY, "model=cornernet_lite", "model.input_size=128", "trainer.max_iters=1",
+                      "trainer.eval_every=0", *extra)
+    results = Trainer(cfg, tmp_path).fit()
+    assert 0.0 <= results["metrics"]["voc07_map50"] <= 1.0

@@ -1,0 +1,122 @@
+"""CornerNet's training targets: per-class corner heatmaps with Gaussian penalty reduction, the
+corners' cells and sub-cell offsets. Built for the whole batch at once (no loop over objects)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+def corner_radius(widths: torch.Tensor, heights: torch.Tensor, min_overlap: float = 0.3) -> torch.Tensor:
+    """The largest r such that moving both corners of a w x h box by up to r (in x and in y) keeps
+    IoU >= ``min_overlap``: the smallest of the three worst cases, both corners moved the same way
+    (a shifted box), both inward (a shrunk box) and both outward (a grown box). Solved exactly; the
+    authors' code solves slightly different quadratics."""
+    w, h, o = widths.float(), heights.float(), min_overlap
+    s, area = w + h, w * h
+    shifted = (s - torch.sqrt(s * s - 4 * area * (1 - o) / (1 + o))) / 2
+    shrunk = (s - torch.sqrt(s * s - 4 * area * (1 - o))) / 4
+    grown = (torch.sqrt(s * s + 4 * area * (1 - o) / o) - s) / 4
+    return torch.minimum(torch.minimum(shifted, shrunk), grown).clamp(min=0)
+
+
+@dataclass
+class CornerTargets:
+    """``heat`` (B, 2, C, H, W) for top-left (0) and bottom-right (1); ``ignore`` (B, 2, C, H, W) bool
+    where negatives are not penalised (near the corners of ``ignore`` objects); ``index`` (B, 2, K)
+    flat cell index y * W + x; ``offset`` (B, 2, K, 2) sub-cell x, y; ``mask`` (B, K) real objects."""
+
+    heat: torch.Tensor
+    ignore: torch.Tensor
+    index: torch.Tensor
+    offset: torch.Tensor
+    mask: torch.Tensor
+
+
+def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes: int, size: tuple[int, int],
+                         stride: int, min_overlap: float = 0.3, fixed_radius: float | None = None,
+                         penalty_reduction: bool = True) -> CornerTargets:
+    """``targets`` in input pixels; ``size`` (H, W) of the output map at ``stride``.
+
+    Each corner gets an unnormalised Gaussian (peak 1) of sigma = (2r + 1) / 6 cut to the square of
+    radius r: r from ``corner_radius`` (object-dependent) or ``fixed_radius`` (the paper's Table 2
+    uses 2.5). ``penalty_reduction=false`` leaves only the corner cell at 1 and every other cell a full
+    negative (Table 2's first row). Objects marked ``ignore`` get no positives; negatives within their
+    Gaussians are not penalised."""
+    height, width = size
+    device = targets[0]["boxes"].device if targets else torch.device("cpu")
+    batch = len(targets)
+    counts = [int((~_ignored(t)).sum()) for t in targets]
+    k = max(counts + [1])
+    heat = torch.zeros(batch * 2 * num_classes, height, width, device=device)
+    ignore = torch.zeros(batch * 2 * num_classes, height, width, device=device)
+    index = torch.zeros(batch, 2, k, dtype=torch.long, device=device)
+    offset = torch.zeros(batch, 2, k, 2, device=device)
+    mask = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    if sum(len(t["boxes"]) for t in targets) == 0:
+        return CornerTargets(heat.view(batch, 2, num_classes, height, width),
+                             ignore.bool().view(batch, 2, num_classes, height, width), index, offset, mask)
+
+    boxes = torch.cat([t["boxes"].float() for t in targets]) / stride
+    labels = torch.cat([t["labels"] for t in targets])
+    ignored = torch.cat([_ignored(t) for t in targets])
+    image = torch.cat([torch.full((len(t["boxes"]),), i, dtype=torch.long, device=device) for i, t in enumerate(targets)])
+    limit = boxes.new_tensor([width - 1, height - 1])
+    corners = torch.stack([boxes[:, :2], boxes[:, 2:]], dim=1).clamp(min=0).minimum(limit)  # (N, 2, 2)
+    cells = corners.floor()
+    if fixed_radius is not None:
+        radius = torch.full_like(boxes[:, 0], float(fixed_radius))
+    else:
+        radius = corner_radius(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], min_overlap).floor()
+    if not penalty_reduction:
+        radius = torch.zeros_like(radius)
+    gauss = _gaussians(cells.view(-1, 2), radius.repeat_interleave(2), height, width)  # (2N, H, W)
+    # Heatmap channel of each corner: image, corner type, class (the max keeps overlapping Gaussians apart).
+    channel = (image[:, None] * 2 + torch.arange(2, device=device)) * num_classes + labels[:, None]
+    channel, ignored2 = channel.flatten(), ignored.repeat_interleave(2)
+    _max_into(heat, channel[~ignored2], gauss[~ignored2])
+    _max_into(ignore, channel[ignored2], gauss[ignored2])
+
+    # Slots 0..n-1 of each image hold its kept objects in order.
+    kept = ~ignored
+    slot = _rank_within(image[kept])
+    img = image[kept]
+    cell = cells[kept].long()
+    index[img, :, slot] = cell[..., 1] * width + cell[..., 0]
+    offset[img, :, slot] = corners[kept] - cells[kept]
+    mask[img, slot] = True
+    shape = (batch, 2, num_classes, height, width)
+    return CornerTargets(heat.view(shape), (ignore > 0).view(shape) & (heat.view(shape) < 1), index, offset, mask)
+
+
+def _ignored(target: dict[str, torch.Tensor]) -> torch.Tensor:
+    ignore = target.get("ignore")
+    return torch.zeros(len(target["boxes"]), dtype=torch.bool, device=target["boxes"].device) if ignore is None \
+        else ignore.bool()
+
+
+def _max_into(maps: torch.Tensor, channel: torch.Tensor, values: torch.Tensor) -> None:
+    """maps[channel[i]] = max(maps[channel[i]], values[i]) for every i, in one scatter."""
+    flat = values.flatten(1)
+    maps.view(maps.shape[0], -1).scatter_reduce_(0, channel[:, None].expand_as(flat), flat, "amax")
+
+
+def _gaussians(centres: torch.Tensor, radius: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(M, H, W): exp(-d^2 / 2 sigma^2), sigma = (2r + 1) / 6, zero outside the square of radius r."""
+    ys = torch.arange(height, device=centres.device, dtype=torch.float32)
+    xs = torch.arange(width, device=centres.device, dtype=torch.float32)
+    dx = xs[None, None, :] - centres[:, 0, None, None]
+    dy = ys[None, :, None] - centres[:, 1, None, None]
+    sigma = ((2 * radius + 1) / 6)[:, None, None]
+    g = torch.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma))
+    inside = (dx.abs() <= radius[:, None, None]) & (dy.abs() <= radius[:, None, None])
+    return g * inside
+
+
+def _rank_within(groups: torch.Tensor) -> torch.Tensor:
+    """For a sorted-by-occurrence group id per item, the item's position within its group."""
+    order = torch.arange(len(groups), device=groups.device)
+    first = torch.full((int(groups.max()) + 1 if len(groups) else 0,), len(groups), device=groups.device)
+    first = first.scatter_reduce(0, groups, order, "amin")
+    return order - first[groups]
