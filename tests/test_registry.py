@@ -49,10 +49,10 @@ def test_double_registration_fails():
 def test_every_kind_has_a_registry_and_ssd_parts_are_registered():
     load_components()
     assert set(ALL_REGISTRIES) == {"backbones", "necks", "heads", "losses", "samplers", "matchers", "coders",
-                                   "priors", "detectors", "datasets", "transforms", "evaluators"}
+                                   "priors", "detectors", "datasets", "transforms", "evaluators", "merges"}
     for kind, name in [("backbones", "vgg16_reduced"), ("necks", "ssd_extras"), ("necks", "none"),
                        ("heads", "ssd_head"), ("priors", "ssd_priors"), ("matchers", "max_iou"),
                        ("coders", "delta_xywh"), ("losses", "multibox"), ("detectors", "single_stage"),
                        ("datasets", "synthetic"), ("datasets", "voc"), ("datasets", "coco"),
-                       ("evaluators", "voc"), ("evaluators", "coco")]:
+                       ("evaluators", "voc"), ("evaluators", "coco"), ("merges", "box_voting")]:
         assert name in ALL_REGISTRIES[kind], (kind, name)

@@ -104,11 +104,12 @@ DETECTORS = Registry("detector")
 DATASETS = Registry("dataset")
 TRANSFORMS = Registry("transform")
 EVALUATORS = Registry("evaluator")
+MERGES = Registry("merge")  # how test-time-augmentation views' detections are combined
 
 ALL_REGISTRIES = {
     "backbones": BACKBONES, "necks": NECKS, "heads": HEADS, "losses": LOSSES, "samplers": SAMPLERS,
     "matchers": MATCHERS, "coders": CODERS, "priors": PRIORS, "detectors": DETECTORS,
-    "datasets": DATASETS, "transforms": TRANSFORMS, "evaluators": EVALUATORS,
+    "datasets": DATASETS, "transforms": TRANSFORMS, "evaluators": EVALUATORS, "merges": MERGES,
 }
 
 
@@ -118,3 +119,4 @@ def load_components() -> None:
     import zoo.evaluation  # noqa: F401
     import zoo.models  # noqa: F401
     import zoo.task  # noqa: F401
+    import zoo.tta  # noqa: F401

@@ -17,6 +17,7 @@ from zoo.engine.loaders import build_split
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import average_recall
 from zoo.models.detectors import build_detector
+from zoo.tta import build_tta
 
 
 def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None):
@@ -54,7 +55,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if cfg.get("precision", "fp32") not in precisions:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
-    results = evaluate_model(model, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
+    tta = cfg.get("tta")
+    tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
+    results = evaluate_model(tested, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
                              channels_last=channels_last)
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig
@@ -63,7 +66,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         for evaluator in evaluators if out else []:
             evaluator.plot(out)
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
-                    "precision": cfg.get("precision", "fp32"),
+                    "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run_cfg.model.get("name"), "data": run_cfg.data.name})
     return results
 

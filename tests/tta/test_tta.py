@@ -1,0 +1,137 @@
+"""Test-time augmentation: the merges on hand cases and against a sequential reference, the views'
+mapping back to the batch's pixels, the size rules, and every lite detector behind the wrapper."""
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch import nn
+from torchvision.ops import box_iou
+
+from tests.conftest import TINY
+from zoo.cli import CONF_DIR
+from zoo.config import model_node
+from zoo.engine.trainer import Trainer
+from zoo.models.detectors import build_detector
+from zoo.registry import MERGES
+from zoo.tta import TTADetector, build_tta
+from zoo.tta.wrapper import View
+
+
+def test_box_voting_averages_a_cluster_by_score_and_keeps_its_best_score():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [2.0, 0, 12, 10], [0.0, 0, 10, 10], [50.0, 50, 60, 60]])
+    scores = torch.tensor([0.9, 0.3, 0.8, 0.5])
+    labels = torch.tensor([0, 0, 1, 0])  # box 2 is another class: never joins box 0
+    out = MERGES.build({"type": "box_voting", "iou_threshold": 0.45})(boxes, scores, labels)
+    # cluster of box 0: boxes 0 and 1 (IoU 8/12 = 0.67), x = (0.9 * 0 + 0.3 * 2) / 1.2 = 0.5
+    assert out["scores"].tolist() == pytest.approx([0.9, 0.8, 0.5])
+    assert torch.allclose(out["boxes"][0], torch.tensor([0.5, 0, 10.5, 10]))
+    assert torch.equal(out["boxes"][1:], boxes[[2, 3]]) and out["labels"].tolist() == [0, 1, 0]
+
+
+def test_soft_box_voting_also_keeps_decayed_members():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [2.0, 0, 12, 10]])
+    out = MERGES.build({"type": "soft_box_voting", "iou_threshold": 0.45, "score_threshold": 0.01})(
+        boxes, torch.tensor([0.9, 0.3]), torch.tensor([0, 0]))
+    iou = 8 / 12
+    assert out["scores"].tolist() == pytest.approx([0.9, 0.3 * (1 - iou)])
+    assert torch.equal(out["boxes"][1], boxes[1])
+
+
+def _sequential_box_voting(boxes, scores, labels, threshold):
+    """Box by box, the way the multi-scale test's reference code reads."""
+    order = scores.argsort(descending=True).tolist()
+    out = []
+    while order:
+        head = order[0]
+        iou = box_iou(boxes[head:head + 1], boxes[order])[0]
+        same = labels[order] == labels[head]
+        members = [i for i, o, s in zip(order, iou.tolist(), same.tolist()) if s and o > threshold]
+        w = scores[members]
+        out.append(((boxes[members] * w[:, None]).sum(0) / w.sum(), scores[head], labels[head]))
+        order = [i for i in order if i not in members]
+    return out
+
+
+def test_box_voting_equals_the_sequential_reference():
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(60, 2, generator=g) * 80
+    boxes = torch.cat([xy, xy + 10 + torch.rand(60, 2, generator=g) * 30], 1)
+    scores, labels = torch.rand(60, generator=g), torch.randint(0, 3, (60,), generator=g)
+    out = MERGES.build({"type": "box_voting", "iou_threshold": 0.45})(boxes, scores, labels)
+    expected = _sequential_box_voting(boxes, scores, labels, 0.45)
+    assert len(expected) == len(out["boxes"])
+    for (box, score, label), got_box, got_score, got_label in zip(expected, out["boxes"], out["scores"], out["labels"]):
+        assert torch.allclose(got_box, box, atol=1e-5) and got_score == score and got_label == label
+
+
+class BrightBoxDetector(nn.Module):
+    """Finds the bright rectangle in channel 0: its box in the input's pixels, score 1, class 0."""
+
+    def forward(self, images):
+        out = []
+        for image in images:
+            ys, xs = torch.nonzero(image[0] > 0.5, as_tuple=True)
+            box = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()[None]
+            out.append({"boxes": box, "scores": torch.ones(1), "labels": torch.zeros(1, dtype=torch.long)})
+        return out
+
+
+@pytest.mark.parametrize("view", [{"scale": 1.0, "flip": True}, {"scale": 2.0}, {"scale": 0.5, "flip": True},
+                                  {"scale": [1.0, 2.0]}, {"size": [32, 128]}])
+def test_each_view_maps_its_boxes_back_to_the_batch(view):
+    images = torch.zeros(2, 3, 64, 64)
+    images[0, :, 8:24, 20:52] = 1.0
+    images[1, :, 40:60, 2:10] = 1.0
+    tta = TTADetector(BrightBoxDetector(), [View.from_config(view, 0)], {"type": "nms"}).eval()
+    got = [o["boxes"][0] for o in tta(images)]
+    assert torch.allclose(got[0], torch.tensor([20.0, 8, 52, 24]), atol=1.0)
+    assert torch.allclose(got[1], torch.tensor([2.0, 40, 10, 60]), atol=1.0)
+
+
+def test_size_rules_drop_boxes_outside_the_view_range():
+    images = torch.zeros(1, 3, 64, 64)
+    images[0, :, 8:24, 20:52] = 1.0  # 32 x 16
+    keep_large = View.from_config({"scale": 1.0, "keep_larger_side_above": 40}, 0)
+    keep_small = View.from_config({"scale": 1.0, "keep_smaller_side_below": 20}, 1)
+    assert len(TTADetector(BrightBoxDetector(), [keep_large], {"type": "nms"}).eval()(images)[0]["boxes"]) == 0
+    assert len(TTADetector(BrightBoxDetector(), [keep_small], {"type": "nms"}).eval()(images)[0]["boxes"]) == 1
+
+
+def _eval_cfg(*overrides):
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose(config_name="eval", overrides=["checkpoint=none.pt", *overrides])
+
+
+def test_bad_tta_settings_are_named():
+    with pytest.raises(ValueError, match=r"tta.views\[0\]: unknown key"):
+        build_tta(nn.Identity(), {"views": [{"scale": 1.0, "flipp": True}]})
+    with pytest.raises(ValueError, match="exactly one of 'scale'"):
+        build_tta(nn.Identity(), {"views": [{"scale": 1.0, "size": [3, 3]}]})
+    with pytest.raises(ValueError, match="inference only"):
+        TTADetector(BrightBoxDetector(), [View(scale=1.0)], {"type": "nms"}).train()(torch.zeros(1, 3, 8, 8))
+    assert isinstance(build_tta(nn.Identity(), None), nn.Identity)
+
+
+@pytest.mark.parametrize("name", ["ssd_lite", "refinedet_lite", "fpn_lite", "faster_rcnn_lite", "cornernet_lite"])
+@pytest.mark.parametrize("recipe", ["flip", "multiscale"])
+def test_every_detector_works_behind_the_wrapper(compose_cfg, name, recipe):
+    cfg = compose_cfg(f"model={name}")
+    tta_cfg = OmegaConf.to_container(_eval_cfg(f"tta={recipe}").tta)
+    torch.manual_seed(0)
+    model = build_tta(build_detector(model_node(cfg.model), 3), tta_cfg).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 400, 400))  # ssd_lite needs 320 px after the 0.8x view
+    assert len(out) == 2
+    for d in out:
+        assert d["boxes"].shape[1:] == (4,) and len(d["boxes"]) == len(d["scores"]) == len(d["labels"]) <= 200
+        assert (d["scores"][:-1] >= d["scores"][1:]).all()
+
+
+def test_zoo_eval_with_flip_on_a_checkpoint(compose_cfg, tmp_path):
+    from zoo.engine.evaluate import evaluate_checkpoint
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=2", "trainer.eval_every=0"), tmp_path).fit()
+    cfg = _eval_cfg(f"checkpoint={tmp_path / 'checkpoints' / 'last.pt'}", "device=cpu", "batch_size=4",
+                    "plots=false", "tta=flip")
+    results = evaluate_checkpoint(cfg)
+    assert results["tta"] == "flip" and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
