@@ -9,6 +9,7 @@ from typing import Any
 
 from zoo.evaluation.base import Evaluator
 from zoo.evaluation.coco import COCOEvaluator
+from zoo.evaluation.errors import ErrorBreakdown
 from zoo.evaluation.voc import VOCEvaluator
 from zoo.registry import EVALUATORS
 
@@ -26,4 +27,4 @@ def build_evaluators(
     return [EVALUATORS.build(node, class_names=names) for node in nodes]
 
 
-__all__ = ["COCOEvaluator", "Evaluator", "VOCEvaluator", "build_evaluators"]
+__all__ = ["COCOEvaluator", "ErrorBreakdown", "Evaluator", "VOCEvaluator", "build_evaluators"]
