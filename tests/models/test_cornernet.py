@@ -7,7 +7,7 @@ from tests.conftest import TINY
 from zoo.config import model_node
 from zoo.engine.trainer import Trainer
 from zoo.models.detectors import build_detector
-from zoo.models.losses.corner import corner_focal_loss, embedding_losses
+from zoo.models.losses.corner import CornerNetLoss, corner_focal_loss, embedding_losses
 from zoo.task.corner_targets import build_corner_targets, corner_radius
 
 
@@ -23,23 +23,48 @@ def test_corners_moved_by_the_radius_keep_iou_03(w, h):
 
 
 def _targets():
-    return [{"boxes": torch.tensor([[9.0, 13.0, 61.0, 45.0], [70.0, 20.0, 118.0, 100.0]]), "labels": torch.tensor([0, 2]),
+    return [{"boxes": torch.tensor([[9.0, 13.0, 61.0, 45.0], [70.0, 21.0, 118.0, 90.0]]), "labels": torch.tensor([0, 2]),
              "ignore": torch.tensor([False, False])},
             {"boxes": torch.tensor([[4.0, 4.0, 40.0, 30.0], [50.0, 50.0, 90.0, 90.0]]), "labels": torch.tensor([1, 1]),
              "ignore": torch.tensor([False, True])}]
 
 
 def test_targets_put_peaks_offsets_and_indices_at_the_corners():
-    t = build_corner_targets(_targets(), 3, (32, 32), stride=4)
-    assert t.heat.shape == (2, 2, 3, 32, 32) and t.mask.tolist() == [[True, True], [True, False]]
-    # first object: top-left (9, 13) / 4 = (2.25, 3.25) -> cell (2, 3); bottom-right (61, 45) / 4 -> (15, 11)
+    t = build_corner_targets(_targets(), 3, (24, 40), stride=4)  # H != W: catches y * H + x and x/y swaps
+    assert t.heat.shape == (2, 2, 3, 24, 40) and t.mask.tolist() == [[True, True], [True, False]]
+    # first object: top-left (9, 13) / 4 = (2.25, 3.25) -> cell x 2, y 3; bottom-right (61, 45) / 4 -> (15, 11)
     assert t.heat[0, 0, 0, 3, 2] == 1 and t.heat[0, 1, 0, 11, 15] == 1
-    assert t.index[0, :, 0].tolist() == [3 * 32 + 2, 11 * 32 + 15]
-    assert torch.allclose(t.offset[0, :, 0], torch.tensor([[0.25, 0.25], [0.25, 0.25]]))
+    assert t.index[0, :, 0].tolist() == [3 * 40 + 2, 11 * 40 + 15]
+    # second object (70, 21)-(118, 90): offsets (0.5, 0.25) and (0.5, 0.5), x and y told apart
+    assert torch.allclose(t.offset[0, :, 1], torch.tensor([[0.5, 0.25], [0.5, 0.5]]))
     assert (t.heat == 1).sum() == 6  # 3 kept objects x 2 corners; the ignored one has none
     # The ignored object's corner neighbourhood is not penalised, the rest of the map is.
     assert t.ignore[1, 0, 1, 12, 12] and not t.ignore[1, 0, 1, 0, 31]
     assert 0 < t.heat[0, 0, 0, 3, 3] < 1  # penalty reduced next to a corner
+
+
+def test_a_corner_on_the_far_border_keeps_its_offset():
+    target = [{"boxes": torch.tensor([[10.0, 10.0, 159.0, 95.0]]), "labels": torch.tensor([0])}]
+    t = build_corner_targets(target, 1, (24, 40), stride=4)  # a 160 x 96 input
+    assert t.index[0, 1, 0] == 23 * 40 + 39  # the last cell
+    assert torch.allclose(t.offset[0, 1, 0], torch.tensor([159 / 4 - 39, 95 / 4 - 23]))
+
+
+def test_authors_radius_is_wider():
+    r = corner_radius(torch.tensor([10.0]), torch.tensor([10.0]), formula="authors")
+    assert r.item() == pytest.approx(4.95, abs=0.01)  # against 2.26 exact
+    with pytest.raises(ValueError, match="radius_formula"):
+        corner_radius(torch.tensor([10.0]), torch.tensor([10.0]), formula="paper")
+
+
+def test_batch_with_an_empty_image_and_an_all_ignored_one():
+    batch = [_targets()[0], {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)},
+             {"boxes": torch.tensor([[4.0, 4.0, 40.0, 30.0]]), "labels": torch.tensor([1]), "ignore": torch.tensor([True])}]
+    t = build_corner_targets(batch, 3, (32, 32), stride=4)
+    assert t.mask.sum(1).tolist() == [2, 0, 0] and (t.heat[1:] == 0).all() and t.ignore[2].any()
+    outputs = [{"heat": torch.zeros(3, 2, 3, 32, 32), "embed": torch.zeros(3, 2, 32, 32),
+                "offset": torch.zeros(3, 2, 2, 32, 32)}]
+    assert all(torch.isfinite(v) for v in CornerNetLoss()(outputs, t).values())
 
 
 def test_radius_switches():
@@ -70,6 +95,35 @@ def test_pull_and_push_on_a_hand_case():
     assert pull == 0 and push == pytest.approx(0.5)  # |1 - 1.5| = 0.5 short of the margin, 2 ordered pairs
 
 
+def test_pull_and_push_are_per_image_means():
+    # image 0: 2 objects, pull 1; image 1: 3 objects at one embedding, pull 0, push 1 per pair;
+    # image 2: no objects (left out). Batch-pooled sums would give pull 2/5 and push 6/8 instead.
+    tl = torch.tensor([[0.0, 3.0, 0.0], [5.0, 5.0, 5.0], [0.0, 0.0, 0.0]])
+    br = torch.tensor([[2.0, 3.0, 0.0], [5.0, 5.0, 5.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True], [False, False, False]])
+    pull, push = embedding_losses(tl, br, mask)
+    assert pull == pytest.approx((1.0 + 0.0) / 2) and push == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_loss_is_zero_where_predictions_equal_the_targets_and_exact_off_it():
+    targets = _targets()
+    t = build_corner_targets(targets, 3, (24, 40), stride=4)
+    embed, offset = torch.zeros(2, 2, 24, 40), torch.zeros(2, 2, 2, 24, 40)
+    for b in range(2):
+        for k in range(int(t.mask[b].sum())):
+            for c in range(2):
+                y, x = divmod(int(t.index[b, c, k]), 40)
+                embed[b, c, y, x] = 3.0 * k
+                offset[b, c, :, y, x] = t.offset[b, c, k]
+    out = {"heat": torch.full((2, 2, 3, 24, 40), -20.0), "embed": embed, "offset": offset}
+    loss = CornerNetLoss()([out], t)
+    assert loss["off"] == 0 and loss["pull"] == 0 and loss["push"] == 0
+    y, x = divmod(int(t.index[0, 1, 1]), 40)
+    out["offset"][0, 1, 1, y, x] += 0.5  # the y offset of object 1's bottom-right corner, off by 0.5
+    # smooth L1 (beta 1) of 0.5 is 0.125, over the 3 objects, weight 1
+    assert CornerNetLoss()([out], t)["off"] == pytest.approx(0.125 / 3)
+
+
 def _lite(compose_cfg, *overrides):
     cfg = compose_cfg("model=cornernet_lite", *overrides)
     return build_detector(model_node(cfg.model), 3)
@@ -78,21 +132,29 @@ def _lite(compose_cfg, *overrides):
 def test_ideal_maps_decode_to_the_ground_truth_exactly(compose_cfg):
     model = _lite(compose_cfg).eval()
     targets = _targets()[:1]
-    t = build_corner_targets(targets, 3, (32, 32), stride=4)
+    t = build_corner_targets(targets, 3, (32, 48), stride=4)
     heat = torch.logit(t.heat.clamp(1e-6, 1 - 1e-6))
-    embed = torch.zeros(1, 2, 32, 32)
-    offset = torch.zeros(1, 2, 2, 32, 32)
+    embed = torch.zeros(1, 2, 32, 48)
+    offset = torch.zeros(1, 2, 2, 32, 48)
     for k in range(2):  # object k's corners share the embedding 2k, far from the other's
         for c in range(2):
-            y, x = divmod(int(t.index[0, c, k]), 32)
+            y, x = divmod(int(t.index[0, c, k]), 48)
             embed[0, c, y, x] = 2.0 * k
             offset[0, c, :, y, x] = t.offset[0, c, k]
-    out = model._detect({"heat": heat, "embed": embed, "offset": offset}, (128, 128))[0]
+    out = model._detect({"heat": heat, "embed": embed, "offset": offset}, (128, 192))[0]
     top = out["scores"].argsort(descending=True)[:2]
     found = sorted(zip(out["boxes"][top].tolist(), out["labels"][top].tolist()))
     expected = sorted(zip(targets[0]["boxes"].tolist(), targets[0]["labels"].tolist()))
     assert found == [(pytest.approx(b, abs=1e-4), lb) for b, lb in expected]
     assert out["scores"][top].min() > 0.99 and (out["scores"] <= 1).all()
+
+
+def test_corner_types_use_their_pools_in_order(compose_cfg):
+    from zoo.ops.corner_pool import bottom_pool, left_pool, right_pool, top_pool
+    stack = _lite(compose_cfg).head.stacks[0]
+    assert list(stack) == ["top_left", "bottom_right"]  # type 0 of every output is top-left
+    assert stack["top_left"]["pool"].pools == (top_pool, left_pool)
+    assert stack["bottom_right"]["pool"].pools == (bottom_pool, right_pool)
 
 
 def test_corner_pool_switch_removes_the_pools(compose_cfg):

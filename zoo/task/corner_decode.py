@@ -17,8 +17,8 @@ def decode_corners(heat: torch.Tensor, embed: torch.Tensor, offset: torch.Tensor
     labels (B, M) and valid (B, M)."""
     batch, _, classes, height, width = heat.shape
     # Peaks on the logits (the sigmoid is monotonic, so only the k winners need it), in channels-last
-    # layout: the CPU max-pool is several times faster there, and the (cell, class) order it leaves
-    # in memory is searched for the top k without another transpose.
+    # layout, where the CPU max-pool is several times faster; the top k are then searched in
+    # (cell, class) order.
     logits = heat.float().flatten(1, 2).contiguous(memory_format=torch.channels_last)
     peaks = F.max_pool2d(logits, kernel, 1, kernel // 2)
     logits = torch.where(peaks == logits, logits, torch.full_like(logits, float("-inf")))
@@ -34,7 +34,8 @@ def decode_corners(heat: torch.Tensor, embed: torch.Tensor, offset: torch.Tensor
 
     # Pairs (B, k top-left, k bottom-right).
     score = (scores[:, 0, :, None] + scores[:, 1, None, :]) / 2
-    valid = ((labels[:, 0, :, None] == labels[:, 1, None, :])
+    valid = (torch.isfinite(top[:, 0, :, None]) & torch.isfinite(top[:, 1, None, :])  # fewer than k peaks
+             & (labels[:, 0, :, None] == labels[:, 1, None, :])
              & ((emb[:, 0, :, None] - emb[:, 1, None, :]).abs() <= max_distance)
              & (xs[:, 1, None, :] > xs[:, 0, :, None]) & (ys[:, 1, None, :] > ys[:, 0, :, None]))
     score = torch.where(valid, score, torch.full_like(score, -1.0))

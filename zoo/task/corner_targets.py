@@ -8,27 +8,41 @@ from dataclasses import dataclass
 import torch
 
 
-def corner_radius(widths: torch.Tensor, heights: torch.Tensor, min_overlap: float = 0.3) -> torch.Tensor:
+def corner_radius(widths: torch.Tensor, heights: torch.Tensor, min_overlap: float = 0.3,
+                  formula: str = "exact") -> torch.Tensor:
     """The largest r such that moving both corners of a w x h box by up to r (in x and in y) keeps
     IoU >= ``min_overlap``: the smallest of the three worst cases, both corners moved the same way
-    (a shifted box), both inward (a shrunk box) and both outward (a grown box). Solved exactly; the
-    authors' code solves slightly different quadratics."""
+    (a shifted box), both inward (a shrunk box) and both outward (a grown box), solved exactly.
+
+    ``formula='authors'`` reproduces the CornerNet release, whose three quadratics take the larger
+    root with a different scaling; its radii are about 2-3x the exact ones (wider Gaussians, the
+    setting behind the paper's figures)."""
+    if not 0.0 < min_overlap < 1.0:
+        raise ValueError(f"corner targets: min_overlap must be in (0, 1), got {min_overlap}")
     w, h, o = widths.float(), heights.float(), min_overlap
     s, area = w + h, w * h
-    shifted = (s - torch.sqrt(s * s - 4 * area * (1 - o) / (1 + o))) / 2
-    shrunk = (s - torch.sqrt(s * s - 4 * area * (1 - o))) / 4
-    grown = (torch.sqrt(s * s + 4 * area * (1 - o) / o) - s) / 4
+    if formula == "exact":
+        shifted = (s - torch.sqrt(s * s - 4 * area * (1 - o) / (1 + o))) / 2
+        shrunk = (s - torch.sqrt(s * s - 4 * area * (1 - o))) / 4
+        grown = (torch.sqrt(s * s + 4 * area * (1 - o) / o) - s) / 4
+    elif formula == "authors":
+        shifted = (s + torch.sqrt(s * s - 4 * area * (1 - o) / (1 + o))) / 2
+        shrunk = (2 * s + torch.sqrt(4 * s * s - 16 * area * (1 - o))) / 2
+        grown = (-2 * o * s + torch.sqrt(4 * o * o * s * s - 16 * o * (o - 1) * area)) / 2
+    else:
+        raise ValueError(f"corner targets: radius_formula must be 'exact' or 'authors', got '{formula}'")
     return torch.minimum(torch.minimum(shifted, shrunk), grown).clamp(min=0)
 
 
 @dataclass
 class CornerTargets:
     """``heat`` (B, 2, C, H, W) for top-left (0) and bottom-right (1); ``ignore`` (B, 2, C, H, W) bool
-    where negatives are not penalised (near the corners of ``ignore`` objects); ``index`` (B, 2, K)
+    where negatives are not penalised (near the corners of ``ignore`` objects; None when the batch has
+    none); ``index`` (B, 2, K)
     flat cell index y * W + x; ``offset`` (B, 2, K, 2) sub-cell x, y; ``mask`` (B, K) real objects."""
 
     heat: torch.Tensor
-    ignore: torch.Tensor
+    ignore: torch.Tensor | None
     index: torch.Tensor
     offset: torch.Tensor
     mask: torch.Tensor
@@ -36,12 +50,12 @@ class CornerTargets:
 
 def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes: int, size: tuple[int, int],
                          stride: int, min_overlap: float = 0.3, fixed_radius: float | None = None,
-                         penalty_reduction: bool = True) -> CornerTargets:
+                         penalty_reduction: bool = True, radius_formula: str = "exact") -> CornerTargets:
     """``targets`` in input pixels; ``size`` (H, W) of the output map at ``stride``.
 
     Each corner gets an unnormalised Gaussian (peak 1) of sigma = (2r + 1) / 6 cut to the square of
-    radius r: r from ``corner_radius`` (object-dependent) or ``fixed_radius`` (the paper's Table 2
-    uses 2.5). ``penalty_reduction=false`` leaves only the corner cell at 1 and every other cell a full
+    radius r: r from ``corner_radius`` (object-dependent, ``radius_formula``) or ``fixed_radius`` (the
+    paper's Table 2 uses 2.5). ``penalty_reduction=false`` leaves only the corner cell at 1 and every other cell a full
     negative (Table 2's first row). Objects marked ``ignore`` get no positives; negatives within their
     Gaussians are not penalised."""
     height, width = size
@@ -50,25 +64,28 @@ def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes
     counts = [int((~_ignored(t)).sum()) for t in targets]
     k = max(counts + [1])
     heat = torch.zeros(batch * 2 * num_classes, height, width, device=device)
-    ignore = torch.zeros(batch * 2 * num_classes, height, width, device=device)
     index = torch.zeros(batch, 2, k, dtype=torch.long, device=device)
     offset = torch.zeros(batch, 2, k, 2, device=device)
     mask = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    shape = (batch, 2, num_classes, height, width)
     if sum(len(t["boxes"]) for t in targets) == 0:
-        return CornerTargets(heat.view(batch, 2, num_classes, height, width),
-                             ignore.bool().view(batch, 2, num_classes, height, width), index, offset, mask)
+        return CornerTargets(heat.view(shape), None, index, offset, mask)
 
     boxes = torch.cat([t["boxes"].float() for t in targets]) / stride
     labels = torch.cat([t["labels"] for t in targets])
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ValueError(f"corner targets: labels must lie in 0..{num_classes - 1}, got {labels.unique().tolist()}")
     ignored = torch.cat([_ignored(t) for t in targets])
     image = torch.cat([torch.full((len(t["boxes"]),), i, dtype=torch.long, device=device) for i, t in enumerate(targets)])
-    limit = boxes.new_tensor([width - 1, height - 1])
-    corners = torch.stack([boxes[:, :2], boxes[:, 2:]], dim=1).clamp(min=0).minimum(limit)  # (N, 2, 2)
-    cells = corners.floor()
+    # Corners in map units (up to W, H: a box may touch the far border); cells clamped onto the map,
+    # so a corner past the last cell keeps its sub-cell offset (up to 1) instead of losing it.
+    corners = torch.stack([boxes[:, :2], boxes[:, 2:]], dim=1).clamp(min=0).minimum(boxes.new_tensor([width, height]))
+    cells = corners.floor().minimum(boxes.new_tensor([width - 1, height - 1]))  # (N, 2, 2)
     if fixed_radius is not None:
         radius = torch.full_like(boxes[:, 0], float(fixed_radius))
     else:
-        radius = corner_radius(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], min_overlap).floor()
+        radius = corner_radius(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], min_overlap, radius_formula)
+        radius = radius.floor()
     if not penalty_reduction:
         radius = torch.zeros_like(radius)
     gauss = _gaussians(cells.view(-1, 2), radius.repeat_interleave(2), height, width)  # (2N, H, W)
@@ -76,7 +93,11 @@ def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes
     channel = (image[:, None] * 2 + torch.arange(2, device=device)) * num_classes + labels[:, None]
     channel, ignored2 = channel.flatten(), ignored.repeat_interleave(2)
     _max_into(heat, channel[~ignored2], gauss[~ignored2])
-    _max_into(ignore, channel[ignored2], gauss[ignored2])
+    ignore = None
+    if ignored.any():
+        near = torch.zeros_like(heat)
+        _max_into(near, channel[ignored2], gauss[ignored2])
+        ignore = (near > 0).view(shape) & (heat.view(shape) < 1)
 
     # Slots 0..n-1 of each image hold its kept objects in order.
     kept = ~ignored
@@ -86,8 +107,7 @@ def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes
     index[img, :, slot] = cell[..., 1] * width + cell[..., 0]
     offset[img, :, slot] = corners[kept] - cells[kept]
     mask[img, slot] = True
-    shape = (batch, 2, num_classes, height, width)
-    return CornerTargets(heat.view(shape), (ignore > 0).view(shape) & (heat.view(shape) < 1), index, offset, mask)
+    return CornerTargets(heat.view(shape), ignore, index, offset, mask)
 
 
 def _ignored(target: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -14,7 +14,7 @@ from zoo.registry import BACKBONES, DETECTORS, HEADS, LOSSES
 from zoo.task.corner_decode import decode_corners
 from zoo.task.corner_targets import build_corner_targets
 
-DEFAULT_TARGETS = {"min_overlap": 0.3, "fixed_radius": None, "penalty_reduction": True}
+DEFAULT_TARGETS = {"min_overlap": 0.3, "fixed_radius": None, "penalty_reduction": True, "radius_formula": "exact"}
 DEFAULT_TEST = {"k": 100, "max_distance": 0.5, "num_pairs": 1000, "kernel": 3, "nms": "gaussian", "sigma": 0.5,
                 "nms_threshold": 0.5, "score_threshold": 0.001, "max_detections": 100}
 
@@ -23,7 +23,8 @@ DEFAULT_TEST = {"k": 100, "max_distance": 0.5, "num_pairs": 1000, "kernel": 3, "
 class CornerNet(nn.Module):
     """Backbone (Hourglass: one map per stack, all one stride) -> ``corner_head`` -> losses
     ``corner/heat``, ``corner/pull``, ``corner/push``, ``corner/off`` summed over stacks.
-    ``targets``: ``min_overlap`` (0.3), ``fixed_radius`` (null: object-dependent), ``penalty_reduction``.
+    ``targets``: ``min_overlap`` (0.3), ``fixed_radius`` (null: object-dependent), ``penalty_reduction``,
+    ``radius_formula`` (exact, or the authors' release: wider).
     Inference on the last stack: ``decode_corners``, then class-aware soft-NMS (``nms`` gaussian or
     linear) and the ``max_detections`` best."""
 

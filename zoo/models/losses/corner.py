@@ -31,22 +31,29 @@ def corner_focal_loss(logits: torch.Tensor, heat: torch.Tensor, ignore: torch.Te
 def embedding_losses(tl: torch.Tensor, br: torch.Tensor, mask: torch.Tensor,
                      margin: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``tl``, ``br`` (B, K) the embeddings at each object's two corners, ``mask`` (B, K) real objects.
-    Pull: both corners towards their mean e_k, over the N objects. Push: max(0, margin - |e_k - e_j|) over
-    the ordered pairs of different objects of the same image, divided by the number of such pairs (the
-    paper's 1/(N(N-1)) for one image)."""
+    Per image, as in the paper: pull draws both corners to their mean e_k, averaged over the image's N
+    objects; push is max(0, margin - |e_k - e_j|) averaged over its N(N - 1) ordered pairs. Each term
+    is then averaged over the images that have objects (pull) or at least two (push)."""
     tl, br = tl.float(), br.float()
     mean = (tl + br) / 2
-    pull = (((tl - mean) ** 2 + (br - mean) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+    objects = mask.sum(dim=1)
+    pull = (((tl - mean) ** 2 + (br - mean) ** 2) * mask).sum(dim=1) / objects.clamp(min=1)
     pairs = mask[:, :, None] & mask[:, None, :] & ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
     gap = F.relu(margin - (mean[:, :, None] - mean[:, None, :]).abs())
-    push = (gap * pairs).sum() / pairs.sum().clamp(min=1)
-    return pull, push
+    push = (gap * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1)
+    return _mean_where(pull, objects > 0), _mean_where(push, objects > 1)
+
+
+def _mean_where(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    return (values * keep).sum() / keep.sum().clamp(min=1)
 
 
 @LOSSES.register("cornernet")
 class CornerNetLoss:
     """Terms ``heat`` (focal, alpha 2, beta 4), ``pull`` and ``push`` (weights 0.1, margin 1) and
-    ``off`` (smooth L1 on both corners' offsets over the objects, weight 1), each summed over stacks."""
+    ``off`` (smooth L1 on both corners' offsets over the objects, weight 1), each summed over stacks
+    (the authors' release also divides the total by the number of stacks; under Adam only gradient
+    clipping tells the difference)."""
 
     def __init__(self, alpha: float = 2.0, beta: float = 4.0, pull_weight: float = 0.1, push_weight: float = 0.1,
                  offset_weight: float = 1.0, push_margin: float = 1.0):
@@ -61,7 +68,8 @@ class CornerNetLoss:
         count = mask.sum().clamp(min=1)
         for out in outputs:
             terms["heat"] = terms["heat"] + sum(
-                corner_focal_loss(out["heat"][:, c], targets.heat[:, c], targets.ignore[:, c], self.alpha, self.beta)
+                corner_focal_loss(out["heat"][:, c], targets.heat[:, c],
+                                  None if targets.ignore is None else targets.ignore[:, c], self.alpha, self.beta)
                 for c in range(2))
             embed = out["embed"].flatten(2).gather(2, targets.index)  # (B, 2, K)
             pull, push = embedding_losses(embed[:, 0], embed[:, 1], mask, self.margin)
