@@ -1,0 +1,17 @@
+"""zoo-visualize writes one PNG grid of the requested number of tiles."""
+import cv2
+
+from tests.conftest import TINY
+from zoo.engine.trainer import Trainer
+from zoo.engine.visualize import visualize_checkpoint
+
+
+def test_grid_of_predictions_and_ground_truth(compose_cfg, tmp_path):
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    path = visualize_checkpoint(str(tmp_path / "checkpoints" / "last.pt"), str(tmp_path / "grid.png"),
+                                num_images=5, score_threshold=0.0, tile=96, device="cpu",
+                                tta={"views": [{"scale": 1.0}, {"scale": 1.0, "flip": True}], "merge": {"type": "nms"}})
+    image = cv2.imread(path)
+    # 5 tiles of 96 px in a 3-column grid (2 rows), 4 px padding around each
+    assert image.shape == (2 * 96 + 3 * 4, 3 * 96 + 4 * 4, 3)
+    assert image.std() > 0  # something was drawn

@@ -1,0 +1,27 @@
+"""`zoo-visualize checkpoint=...`: predictions and ground truth drawn on sample images, one PNG grid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.cli import CONF_DIR
+
+
+@hydra.main(config_path=CONF_DIR, config_name="visualize", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from zoo.engine.visualize import visualize_checkpoint
+    from zoo.registry import load_components
+
+    load_components()
+    out = cfg.out or str(Path(HydraConfig.get().runtime.output_dir) / "predictions.png")
+    path = visualize_checkpoint(cfg.checkpoint, out, cfg.split, cfg.num_images, cfg.score_threshold, cfg.tile,
+                                cfg.device, cfg.data_root,
+                                OmegaConf.to_container(cfg.tta, resolve=True) if cfg.get("tta") else None)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
