@@ -1,0 +1,65 @@
+"""zoo-reproduce: rows x seeds run once and are read back, the table carries the paper beside us, and
+the ordering check compares the signs of successive changes."""
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tests.conftest import TINY
+from zoo.cli import CONF_DIR
+from zoo.engine.reproduce import Row, ordering_holds, reproduce, write_table
+
+
+def _table(name):
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return OmegaConf.to_container(compose("reproduce", overrides=[f"table={name}"]).table, resolve=True)
+
+
+def test_rows_run_once_then_are_read_back(tmp_path):
+    calls = []
+
+    def fake_train(cfg, run_dir):  # what Trainer.fit leaves behind, with a figure per row and seed
+        value = 0.5 + 0.01 * len(calls)
+        calls.append((cfg.model.name, cfg.seed, cfg.model.get("refine", {}).get("cascade")))
+        results = {"metrics": {"voc07_map50": value}}
+        run_dir.mkdir(parents=True)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    table = _table("refinedet_table3")
+    rows = reproduce(table, "synthetic", 2, tmp_path, train=fake_train)
+    assert len(calls) == 8 and {c[0] for c in calls} == {"refinedet_lite"}
+    assert [c[2] for c in calls[::2]] == [True, True, False, False]  # the ablation switches reach the runs
+    assert [r.paper for r in rows] == [80.0, 79.5, 77.3, 76.2] and rows[0].runs == pytest.approx([50.0, 51.0])
+    again = reproduce(table, "synthetic", 2, tmp_path, train=fake_train)  # resumable: nothing reruns
+    assert len(calls) == 8 and [r.runs for r in again] == [r.runs for r in rows]
+    paths = write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce table=refinedet_table3")
+    text = Path(paths["md"]).read_text()
+    assert ("| refinedet320_table3_no_tcb | model/neck=none, model.refine.filter_negatives=false, "
+            "model.refine.cascade=false | 76.2 (unverified) | 56.50 ± 0.71 | -19.70 | no |") in text
+    assert "50.50 ± 0.71" in text and json.loads(Path(paths["json"]).read_text())["rows"][3]["paper"] == 76.2
+
+
+def test_a_real_row_trains_under_the_protocol(tmp_path):
+    table = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_no_tcb"]}
+    rows = reproduce(table, "synthetic", 1, tmp_path,
+                     overrides=[*TINY, "model.input_size=128", "trainer.max_iters=1", "trainer.eval_every=0"])
+    results = json.loads((tmp_path / "refinedet320_table3_no_tcb" / "seed0" / "results.json").read_text())
+    assert results["paper"]["value"] == 76.2 and not results["paper"]["same_data"]
+    assert rows[0].runs == [pytest.approx(100 * results["metrics"]["voc07_map50"])]
+
+
+def test_ordering_follows_the_sign_of_each_change():
+    rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [61.0]),
+            Row("d", "", None, False, [50.0])]
+    assert ordering_holds(rows) == [None, True, False, None]
+
+
+def test_bad_requests_name_the_problem(tmp_path):
+    table = _table("cornernet_table1")
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        reproduce(table, "voc", 1, tmp_path)
+    with pytest.raises(ValueError, match=r"no experiment file for row\(s\) \['nope'\]"):
+        reproduce({**table, "rows": ["nope"]}, "bccd", 1, tmp_path)

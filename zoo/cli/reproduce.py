@@ -1,0 +1,28 @@
+"""`zoo-reproduce table=<name> protocol=<paper|bccd|synthetic> seeds=N`: a paper's table, rerun."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.cli import CONF_DIR
+
+
+@hydra.main(config_path=CONF_DIR, config_name="reproduce", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from zoo.engine.reproduce import reproduce, write_table
+    from zoo.registry import load_components
+
+    load_components()
+    table = OmegaConf.to_container(cfg.table, resolve=True)
+    rows = reproduce(table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides))
+    command = "zoo-reproduce " + " ".join(sys.argv[1:])
+    paths = write_table(rows, table, cfg.protocol, int(cfg.seeds), cfg.out, command)
+    print(Path(paths["md"]).read_text())
+    print(f"wrote {paths['md']}, {paths['json']}, {paths['png']}")
+
+
+if __name__ == "__main__":
+    main()

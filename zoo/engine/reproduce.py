@@ -1,0 +1,170 @@
+"""Rerun a paper's table: every row (an experiment file) over seeds, under a protocol, and print our
+mean +- std beside the paper's figure. Finished runs (a results.json in their folder) are read, not rerun."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from zoo.cli import CONF_DIR
+
+PROTOCOLS = ("paper", "bccd", "synthetic")
+
+
+@dataclass
+class Row:
+    experiment: str
+    settings: str
+    paper: float | None
+    verified: bool
+    runs: list[float]  # our figure per seed, in percent
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.runs) if self.runs else math.nan
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.runs) if len(self.runs) > 1 else math.nan
+
+
+def check_table(table: Mapping[str, Any], protocol: str) -> None:
+    """A table node: ``name``, ``title``, ``rows`` (experiment names), ``metric`` and ``protocols`` (each
+    a list of overrides, and its own metric where the paper's does not apply)."""
+    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols"})
+    if unknown:
+        raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got '{protocol}'")
+    if protocol not in table["protocols"]:
+        raise ValueError(f"table {table['name']} has no '{protocol}' protocol; it has {sorted(table['protocols'])}")
+    missing = [r for r in table["rows"] if not (Path(CONF_DIR) / "experiment" / f"{r}.yaml").is_file()]
+    if missing:
+        raise ValueError(f"table {table['name']}: no experiment file for row(s) {missing} in conf/experiment/")
+
+
+def compose_row(experiment: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = ()):
+    """The row's config exactly as ``zoo-train experiment=<row> <protocol overrides> seed=<seed> ...``."""
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", *protocol_overrides, f"seed={seed}", *overrides])
+    return cfg
+
+
+def train_row(cfg, run_dir: Path) -> dict[str, Any]:
+    from zoo.engine.trainer import Trainer
+
+    return Trainer(cfg, run_dir).fit()
+
+
+def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
+              train: Callable[[Any, Path], dict[str, Any]] = train_row) -> list[Row]:
+    """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows."""
+    check_table(table, protocol)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    spec = table["protocols"][protocol]
+    protocol_overrides = list(spec.get("overrides", []))
+    metric = spec.get("metric") or table["metric"]
+    rows = []
+    for experiment in table["rows"]:
+        runs, paper = [], {}
+        for seed in range(seeds):
+            run_dir = Path(out_dir) / experiment / f"seed{seed}"
+            done = run_dir / "results.json"
+            cfg = compose_row(experiment, protocol_overrides, seed, overrides)
+            paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
+            results = json.loads(done.read_text()) if done.is_file() else train(cfg, run_dir)
+            if metric not in results.get("metrics", {}):
+                raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated (have {sorted(results['metrics'])})")
+            runs.append(100 * results["metrics"][metric])
+        rows.append(Row(experiment, _settings(experiment), paper.get("value"), bool(paper.get("verified")), runs))
+    return rows
+
+
+def _settings(experiment: str) -> str:
+    """The experiment's own switches, as overrides on one line: its group choices beyond model, data,
+    trainer and evaluator (``model/neck=none``) and its ``model`` values."""
+    node = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "experiment" / f"{experiment}.yaml"))
+    parts = []
+    for entry in node.get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                group = key.removeprefix("override ").lstrip("/")
+                if group not in ("model", "data", "trainer", "evaluator"):
+                    parts.append(f"{group}={value}")
+    parts += [f"model.{key}={json.dumps(value)}" for key, value in _flatten(node.get("model") or {})]
+    return ", ".join(parts) or "as the paper"
+
+
+def _flatten(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        out += _flatten(value, f"{name}.") if isinstance(value, Mapping) else [(name, value)]
+    return out
+
+
+def ordering_holds(rows: Sequence[Row]) -> list[bool | None]:
+    """Per row after the first: whether our change from the previous row has the paper's sign
+    (None where a figure is missing)."""
+    out: list[bool | None] = [None]
+    for before, after in itertools.pairwise(rows):
+        if before.paper is None or after.paper is None or not before.runs or not after.runs:
+            out.append(None)
+            continue
+        paper, ours = after.paper - before.paper, after.mean - before.mean
+        out.append((paper > 0) == (ours > 0) if paper != 0 else abs(ours) < 1e-9)
+    return out
+
+
+def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
+                command: str) -> dict[str, str]:
+    """table.md, table.json and table.png in ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    holds = ordering_holds(rows)
+    metric = table["protocols"][protocol].get("metric") or table["metric"]
+    header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
+    lines = [f"# {table['title']}", "", header, "",
+             "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |",
+             "|---|---|---|---|---|---|"]
+    for row, hold in zip(rows, holds):
+        paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
+        ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
+        delta = "-" if row.paper is None else f"{row.mean - row.paper:+.2f}"
+        lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
+                     f"{'-' if hold is None else ('yes' if hold else 'no')} |")
+    if protocol != "paper":
+        lines += ["", f"The paper's figures are on its own data; under `{protocol}` compare the ordering, not the delta."]
+    paths = {"md": str(out / "table.md"), "json": str(out / "table.json"), "png": str(out / "table.png")}
+    Path(paths["md"]).write_text("\n".join(lines) + "\n")
+    Path(paths["json"]).write_text(json.dumps({
+        "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
+        "command": command, "rows": [{**asdict(r), "mean": r.mean, "std": r.std, "ordering_holds": h}
+                                     for r, h in zip(rows, holds)]}, indent=2))
+    _plot(rows, table["title"], metric, paths["png"])
+    return paths
+
+
+def _plot(rows: Sequence[Row], title: str, metric: str, path: str) -> None:
+    fig = Figure(figsize=(1.8 + 1.4 * len(rows), 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    x = list(range(len(rows)))
+    ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
+    ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4, yerr=[0 if math.isnan(r.std) else r.std for r in rows],
+           capsize=3, label="ours")
+    ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
+    ax.set(ylabel=f"{metric} (%)", title=title)
+    ax.legend()
+    fig.savefig(path, dpi=80)
