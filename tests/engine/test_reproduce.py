@@ -63,3 +63,18 @@ def test_bad_requests_name_the_problem(tmp_path):
         reproduce(table, "voc", 1, tmp_path)
     with pytest.raises(ValueError, match=r"no experiment file for row\(s\) \['nope'\]"):
         reproduce({**table, "rows": ["nope"]}, "bccd", 1, tmp_path)
+
+
+def test_a_protocol_skips_the_rows_its_model_cannot_express(tmp_path):
+    seen = {}
+
+    def fake_train(cfg, run_dir):
+        seen[cfg.model.name, str(run_dir.parent.name)] = (list(map(list, cfg.model.priors.aspect_ratios)),
+                                                          cfg.model.transforms.train.expand)
+        return {"metrics": {"voc07_map50": 0.5}}
+
+    rows = reproduce(_table("ssd_table2"), "bccd", 1, tmp_path, train=fake_train)
+    assert [r.experiment for r in rows] == ["ssd300_table2_no_augmentation", "ssd300_table2_no_extra_ratios",
+                                            "ssd300_table2_no_ratio3", "ssd300_table2_full"]
+    assert seen["ssd_lite", "ssd300_table2_no_ratio3"] == ([[2]] * 6, False)
+    assert seen["ssd_lite", "ssd300_table2_no_extra_ratios"] == ([[]] * 6, False)

@@ -39,8 +39,8 @@ class Row:
 
 
 def check_table(table: Mapping[str, Any], protocol: str) -> None:
-    """A table node: ``name``, ``title``, ``rows`` (experiment names), ``metric`` and ``protocols`` (each
-    a list of overrides, and its own metric where the paper's does not apply)."""
+    """A table node: ``name``, ``title``, ``rows`` (experiment names), ``metric`` and ``protocols``, each
+    ``{overrides: [...], metric: (where the paper's does not apply), skip: [rows it cannot run]}``."""
     unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols"})
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
@@ -48,6 +48,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got '{protocol}'")
     if protocol not in table["protocols"]:
         raise ValueError(f"table {table['name']} has no '{protocol}' protocol; it has {sorted(table['protocols'])}")
+    spec = table["protocols"][protocol]
+    unknown = sorted(set(spec) - {"overrides", "metric", "skip"})
+    if unknown:
+        raise ValueError(f"table {table['name']}: protocol '{protocol}' has unknown key(s) {unknown}")
     missing = [r for r in table["rows"] if not (Path(CONF_DIR) / "experiment" / f"{r}.yaml").is_file()]
     if missing:
         raise ValueError(f"table {table['name']}: no experiment file for row(s) {missing} in conf/experiment/")
@@ -77,6 +81,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     metric = spec.get("metric") or table["metric"]
     rows = []
     for experiment in table["rows"]:
+        if experiment in spec.get("skip", []):
+            continue
         runs, paper = [], {}
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
@@ -144,6 +150,9 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         delta = "-" if row.paper is None else f"{row.mean - row.paper:+.2f}"
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
                      f"{'-' if hold is None else ('yes' if hold else 'no')} |")
+    skipped = table["protocols"][protocol].get("skip", [])
+    if skipped:
+        lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]
     if protocol != "paper":
         lines += ["", f"The paper's figures are on its own data; under `{protocol}` compare the ordering, not the delta."]
     paths = {"md": str(out / "table.md"), "json": str(out / "table.json"), "png": str(out / "table.png")}
