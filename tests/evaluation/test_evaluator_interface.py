@@ -28,7 +28,7 @@ def test_build_one_node_or_a_list():
 
 
 def test_config_typos_fail_with_the_choices():
-    with pytest.raises(ConfigError, match="known evaluator types: coco, errors, voc"):
+    with pytest.raises(ConfigError, match="known evaluator types: coco, errors, proposal_recall, voc"):
         build_evaluators({"type": "vocc"}, ["a"])
     with pytest.raises(ConfigError, match="iou_treshold"):
         build_evaluators({"type": "voc", "iou_treshold": 0.5}, ["a"])

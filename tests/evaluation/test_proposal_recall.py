@@ -40,5 +40,28 @@ def test_checkpoint_proposal_recall_runs_end_to_end(compose_cfg, tmp_path):
     Trainer(cfg, tmp_path).fit()
     name, figures = proposal_recall(str(tmp_path / "checkpoints" / "last.pt"), split="val", limits=(10, 100),
                                     batch_size=4)
-    assert name == "faster_rcnn_lite" and set(figures) >= {"ar@10", "ar@100"}
-    assert 0.0 <= figures["ar@10"] <= figures["ar@100"] <= 1.0
+    assert name == "faster_rcnn_lite" and set(figures) >= {"rpn_ar10", "rpn_ar100", "rpn_recall100_iou50"}
+    assert 0.0 <= figures["rpn_ar10"] <= figures["rpn_ar100"] <= 1.0
+
+
+def test_proposal_recall_is_an_evaluator_the_trainer_runs(compose_cfg, tmp_path):
+    """As a training evaluator it gets up to max(limits) proposals, more than the model keeps at test."""
+    from tests.conftest import TINY
+    from zoo.engine.trainer import Trainer
+
+    cfg = compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=1",
+                      "trainer.eval_every=0", "evaluator=rpn")
+    results = Trainer(cfg, tmp_path).fit()
+    assert set(results["metrics"]) >= {"voc07_map50", "rpn_ar100", "rpn_ar1000"}
+    assert results["metrics"]["rpn_ar100"] <= results["metrics"]["rpn_ar1000"]
+
+
+def test_proposal_recall_refuses_a_model_without_an_rpn(compose_cfg, tmp_path):
+    import pytest
+
+    from tests.conftest import TINY
+    from zoo.engine.trainer import Trainer
+
+    cfg = compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "evaluator=rpn")
+    with pytest.raises(ValueError, match="scores RPN proposals; SingleStageDetector has none"):
+        Trainer(cfg, tmp_path).fit()

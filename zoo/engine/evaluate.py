@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
-from tqdm import tqdm
 
 from zoo.config import DataConfig, model_node, validate_section
 from zoo.engine.checkpoint import load_checkpoint
@@ -15,7 +14,7 @@ from zoo.engine.distributed import local_device
 from zoo.engine.inference import evaluate_model
 from zoo.engine.loaders import build_split
 from zoo.evaluation import build_evaluators
-from zoo.evaluation.proposal_recall import average_recall
+from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.models.detectors import build_detector
 from zoo.tta import build_tta
 
@@ -71,24 +70,15 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@torch.inference_mode()
 def proposal_recall(checkpoint: str, split: str = "test", limits: Sequence[int] = (100, 1000), batch_size: int = 8,
                     device: str = "auto", data_root: str | None = None) -> tuple[str, dict[str, float]]:
-    """A two-stage checkpoint's RPN average recall (``ar@N`` per limit) on ``split``: its RPN keeps
-    max(limits) proposals per image; ignored ground truths are left out. Returns (model name, figures)."""
+    """A two-stage checkpoint's RPN average recall on ``split`` (the ``proposal_recall`` evaluator: up to
+    max(limits) proposals per image, ignored ground truths left out). Returns (model name, metrics)."""
     model, loader, run_cfg, _ = load_run(checkpoint, split, batch_size, device, data_root)
-    if not hasattr(model, "propose"):
-        raise ValueError(f"{checkpoint}: model '{run_cfg.model.get('name')}' has no RPN")
-    model.eval()
-    model.rpn.settings["test"]["post_nms_top_n"] = max(limits)
-    proposals, gts = [], []
-    model_device = next(model.parameters()).device
-    for batch in tqdm(loader, desc=f"proposals {run_cfg.model.get('name')}", leave=False, dynamic_ncols=True):
-        for boxes, target in zip(model.propose(batch.images.to(model_device)), batch.targets):
-            ignore = target.get("ignore")
-            proposals.append(boxes.cpu())
-            gts.append(target["boxes"] if ignore is None else target["boxes"][~ignore])
-    return run_cfg.model.get("name"), average_recall(proposals, gts, limits)
+    evaluator = ProposalRecallEvaluator(list(loader.dataset.class_names), limits)
+    channels_last = bool(run_cfg.trainer.get("channels_last", True))
+    results = evaluate_model(model, loader, [evaluator], local_device(device), channels_last=channels_last)
+    return run_cfg.model.get("name"), results["metrics"]
 
 
 def _reroot(data: DictConfig, root: str) -> None:

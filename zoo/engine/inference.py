@@ -18,6 +18,23 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _in_original_pixels(out: dict[str, torch.Tensor], meta) -> dict[str, Any]:
+    return {"image_id": meta.image_id, "boxes": to_original(out["boxes"].float().cpu(), meta),
+            "scores": out["scores"].float().cpu(), "labels": out["labels"].cpu()}
+
+
+def _proposer(model: nn.Module, evaluators: Sequence[Any]):
+    """For evaluators of RPN proposals: the model's ``propose`` keeping the most any of them needs."""
+    if not evaluators:
+        return None
+    inner = getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
+    if not hasattr(inner, "propose"):
+        raise ValueError(f"evaluator {type(evaluators[0]).__name__} scores RPN proposals; "
+                         f"{type(inner).__name__} has none (use a two-stage model, without tta)")
+    limit = max(e.max_proposals for e in evaluators)
+    return lambda images: inner.propose(images, max_proposals=limit)
+
+
 @torch.inference_mode()
 def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: torch.device,
                    amp_dtype: torch.dtype | None = None, progress: bool = True,
@@ -30,21 +47,23 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
     model.eval()
     for evaluator in evaluators:
         evaluator.reset()
+    by_source = {source: [e for e in evaluators if getattr(e, "source", "detections") == source]
+                 for source in ("detections", "proposals")}
+    proposer = _proposer(model, by_source["proposals"])
     for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
         with autocast_context(device, amp_dtype):
-            images = batch.images.to(device, non_blocking=True)
-            outputs = model(images.contiguous(memory_format=fmt))
-        predictions, ground_truths = [], []
-        for out, meta in zip(outputs, batch.metas):
-            predictions.append({
-                "image_id": meta.image_id,
-                "boxes": to_original(out["boxes"].float().cpu(), meta),
-                "scores": out["scores"].float().cpu(),
-                "labels": out["labels"].cpu(),
-            })
-            ground_truths.append(dataset.get_annotation(meta.image_id))
-        for evaluator in evaluators:
+            images = batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)
+            outputs = model(images) if by_source["detections"] else []
+            proposals = proposer(images) if proposer else []
+        ground_truths = [dataset.get_annotation(meta.image_id) for meta in batch.metas]
+        predictions = [_in_original_pixels(out, meta) for out, meta in zip(outputs, batch.metas)]
+        for evaluator in by_source["detections"]:
             evaluator.process(ground_truths, predictions)
+        ranked = [_in_original_pixels({"boxes": boxes, "scores": -torch.arange(len(boxes), dtype=torch.float32),
+                                       "labels": torch.zeros(len(boxes), dtype=torch.long)}, meta)
+                  for boxes, meta in zip(proposals, batch.metas)]
+        for evaluator in by_source["proposals"]:
+            evaluator.process(ground_truths, ranked)
     model.train(was_training)
     results: dict[str, Any] = {"metrics": {}, "per_class": {}, "tables": []}
     for evaluator in evaluators:

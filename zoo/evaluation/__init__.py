@@ -10,6 +10,7 @@ from typing import Any
 from zoo.evaluation.base import Evaluator
 from zoo.evaluation.coco import COCOEvaluator
 from zoo.evaluation.errors import ErrorBreakdown
+from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.evaluation.voc import VOCEvaluator
 from zoo.registry import EVALUATORS
 
@@ -27,4 +28,5 @@ def build_evaluators(
     return [EVALUATORS.build(node, class_names=names) for node in nodes]
 
 
-__all__ = ["COCOEvaluator", "ErrorBreakdown", "Evaluator", "VOCEvaluator", "build_evaluators"]
+__all__ = ["COCOEvaluator", "ErrorBreakdown", "Evaluator", "ProposalRecallEvaluator", "VOCEvaluator",
+           "build_evaluators"]

@@ -59,6 +59,7 @@ class Evaluator(abc.ABC):
 
     primary_metric: str
     table_columns: tuple[str, ...]  # per-class keys shown by format_table, in order
+    source = "detections"  # or "proposals": fed a two-stage model's RPN proposals (``max_proposals`` each)
 
     def __init__(self, class_names: Sequence[str]):
         names = [str(n) for n in class_names]

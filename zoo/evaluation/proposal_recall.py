@@ -8,9 +8,13 @@ ground truths whose pair reaches t; AR is its mean over t = 0.50, 0.55, ..., 0.9
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchvision.ops import box_iou
+
+from zoo.evaluation.base import Evaluator
+from zoo.registry import EVALUATORS
 
 IOU_THRESHOLDS = torch.arange(0.5, 0.951, 0.05)
 
@@ -46,3 +50,38 @@ def average_recall(proposals: Sequence[torch.Tensor], gt_boxes: Sequence[torch.T
         results[f"recall@{limit}_iou0.5"] = recalls[0].item()
         results[f"recall@{limit}_iou0.7"] = recalls[4].item()
     return results
+
+
+@EVALUATORS.register("proposal_recall")
+class ProposalRecallEvaluator(Evaluator):
+    """Scores a two-stage model's RPN proposals, not its detections (``source = 'proposals'``: the
+    inference loop asks the model for up to ``max(limits)`` proposals per image). Metrics per limit N:
+    ``rpn_ar<N>`` and the recall at IoU 0.5 and 0.7 (``rpn_recall<N>_iou50``, ``_iou70``), class-agnostic,
+    ignored ground truths left out; the primary one is the AR at the largest limit."""
+
+    source = "proposals"
+
+    def __init__(self, class_names: Sequence[str], limits: Sequence[int] = (100, 1000)):
+        if not limits or min(limits) < 1:
+            raise ValueError(f"proposal_recall: limits must be positive proposal counts, got {list(limits)}")
+        self.limits = sorted(int(n) for n in limits)
+        self.max_proposals = self.limits[-1]
+        self.primary_metric = f"rpn_ar{self.max_proposals}"
+        self.table_columns = ("num_gt", *(f"ar@{n}" for n in self.limits))
+        super().__init__(class_names)
+
+    def evaluate(self) -> dict[str, Any]:
+        ids = self.image_ids()
+        proposals = [torch.from_numpy(self.prediction(i).boxes) for i in ids]
+        gts = [torch.from_numpy(self.ground_truth(i).boxes[~self.ground_truth(i).ignore]) for i in ids]
+        figures = average_recall(proposals, gts, self.limits)
+        metrics = {}
+        for n in self.limits:
+            metrics.update({f"rpn_ar{n}": figures[f"ar@{n}"], f"rpn_recall{n}_iou50": figures[f"recall@{n}_iou0.5"],
+                            f"rpn_recall{n}_iou70": figures[f"recall@{n}_iou0.7"]})
+        per_class = {"all objects": {"num_gt": int(sum(len(g) for g in gts)), **{f"ar@{n}": figures[f"ar@{n}"]
+                                                                                 for n in self.limits}}}
+        return {**metrics, "per_class": per_class}
+
+    def plot(self, out_dir: str) -> list[str]:
+        return []  # the figures are two numbers; no curve is drawn

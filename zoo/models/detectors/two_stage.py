@@ -37,11 +37,12 @@ class TwoStageDetector(nn.Module):
         roi_losses = self.roi_head(features, proposals, size, targets)
         return {**{f"rpn/{k}": v for k, v in rpn_losses.items()}, **{f"roi/{k}": v for k, v in roi_losses.items()}}
 
-    def propose(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The RPN's proposals alone, per image (N, 4) in input pixels, best first (eval settings)."""
-        return self._propose(images, None)[1]
+    def propose(self, images: torch.Tensor, max_proposals: int | None = None) -> list[torch.Tensor]:
+        """The RPN's proposals alone, per image (N, 4) in input pixels, best first (eval settings;
+        ``max_proposals`` replaces their post-NMS top-N)."""
+        return self._propose(images, None, max_proposals)[1]
 
-    def _propose(self, images, targets):
+    def _propose(self, images, targets, max_proposals=None):
         features = self.neck(self.backbone(images))
-        proposals, losses = self.rpn(features, tuple(images.shape[-2:]), targets)
+        proposals, losses = self.rpn(features, tuple(images.shape[-2:]), targets, max_proposals)
         return features, proposals, losses

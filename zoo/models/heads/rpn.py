@@ -84,13 +84,16 @@ class RPN(nn.Module):
         self.settings = {"train": _proposal_settings(train, "train"), "test": _proposal_settings(test, "test")}
 
     def forward(self, features: Sequence[torch.Tensor], image_size: tuple[int, int],
-                targets: Sequence[dict[str, torch.Tensor]] | None = None):
-        """Returns (proposals, losses): B tensors (N_i, 4) and a dict (empty in eval)."""
+                targets: Sequence[dict[str, torch.Tensor]] | None = None, max_proposals: int | None = None):
+        """Returns (proposals, losses): B tensors (N_i, 4) and a dict (empty in eval). ``max_proposals``
+        replaces the post-NMS top-N (proposal recall at 1000 of a model that keeps 300)."""
         logits, deltas = self.head(features)
         sizes = [f.shape[-2:] for f in features]
         anchors = self.priors(sizes, image_size, logits.device)
         cells = [int(h) * int(w) * a for (h, w), a in zip(sizes, self.anchors_per_level)]
         settings = self.settings["train" if self.training else "test"]
+        if max_proposals is not None:
+            settings = {**settings, "post_nms_top_n": int(max_proposals)}
         with torch.no_grad():
             boxes = self.coder.decode(deltas.detach().float(), anchors)
             proposals = [self._select(b, s, cells, image_size, settings) for b, s in zip(boxes, logits.detach().float())]
