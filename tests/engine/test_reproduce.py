@@ -78,3 +78,18 @@ def test_a_protocol_skips_the_rows_its_model_cannot_express(tmp_path):
                                             "ssd300_table2_no_ratio3", "ssd300_table2_full"]
     assert seen["ssd_lite", "ssd300_table2_no_ratio3"] == ([[2]] * 6, False)
     assert seen["ssd_lite", "ssd300_table2_no_extra_ratios"] == ([[]] * 6, False)
+
+
+def test_fpn_table1_rows_keep_rpn_only_training_under_the_cpu_protocol(tmp_path):
+    seen = {}
+
+    def fake_train(cfg, run_dir):
+        seen[run_dir.parent.name] = ([s["name"] for s in cfg.trainer.stages], list(cfg.evaluator),
+                                     cfg.model.name, cfg.model.neck.get("finest_only"))
+        return {"metrics": {"rpn_ar1000": 0.5}}
+
+    rows = reproduce(_table("fpn_table1"), "bccd", 1, tmp_path, train=fake_train)
+    assert [r.experiment for r in rows] == ["fpn_table1_fpn", "fpn_table1_no_top_down", "fpn_table1_no_lateral",
+                                            "fpn_table1_p2_only"]
+    assert seen["fpn_table1_p2_only"] == (["rpn"], ["rpn"], "fpn_lite", True)
+    assert rows[0].paper == 56.3
