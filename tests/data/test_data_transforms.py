@@ -15,6 +15,8 @@ CONFIGS = [
     {"type": "ssd_train", "size": 96},
     {"type": "resize", "size": 96},
     {"type": "keep_ratio_resize", "short_side": 60, "max_size": 100, "flip": 0.5},
+    {"type": "keep_ratio_resize", "short_side": 60, "max_size": 100, "flip": 0.5, "photometric": True, "expand": True,
+     "min_iou_crop": True},
 ]
 
 

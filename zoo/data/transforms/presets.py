@@ -13,23 +13,30 @@ from zoo.registry import TRANSFORMS
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255: the canvas colour of the SSD zoom-out
 
 
-@TRANSFORMS.register("ssd_train")
-def ssd_train(size: int = 320, mean=IMAGENET_MEAN, expand_ratio: float = 4.0, photometric: bool = True,
-              expand: bool = True, min_iou_crop: bool = True, flip: bool = True) -> AlbumentationsPipeline:
-    """The SSD recipe; each flag switches one step off for the paper's augmentation ablation."""
+def _sampling(mean, expand_ratio: float, expand: bool, min_iou_crop: bool, flip: float) -> list:
+    """SSD's geometric sampling: zoom-out onto a mean-coloured canvas, min-IoU crop, mirror."""
     ops = []
     if expand:
         ops.append(Expand(expand_ratio, fill=tuple(round(m) for m in mean), p=0.5))
     if min_iou_crop:
         ops.append(MinIoURandomCrop())
     if flip:
-        ops.append(A.HorizontalFlip(p=0.5))
-    ops.append(A.Resize(size, size))
-    if photometric:
-        # After the resize rather than first (as in the paper): colour changes commute with geometry, and on
-        # size x size pixels the cost no longer grows with the input or the zoom-out canvas.
-        ops.append(A.ColorJitter(brightness=0.25, contrast=0.5, saturation=0.5, hue=0.05, p=0.5))
-    return AlbumentationsPipeline(ops)
+        ops.append(A.HorizontalFlip(p=flip))
+    return ops
+
+
+def _photometric() -> A.BasicTransform:
+    # After the resize rather than first (as in SSD): colour changes commute with geometry, and on the
+    # resized pixels the cost no longer grows with the input or the zoom-out canvas.
+    return A.ColorJitter(brightness=0.25, contrast=0.5, saturation=0.5, hue=0.05, p=0.5)
+
+
+@TRANSFORMS.register("ssd_train")
+def ssd_train(size: int = 320, mean=IMAGENET_MEAN, expand_ratio: float = 4.0, photometric: bool = True,
+              expand: bool = True, min_iou_crop: bool = True, flip: bool = True) -> AlbumentationsPipeline:
+    """The SSD recipe; each flag switches one step off for the paper's augmentation ablation."""
+    ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, 0.5 if flip else 0.0), A.Resize(size, size)]
+    return AlbumentationsPipeline(ops + ([_photometric()] if photometric else []))
 
 
 @TRANSFORMS.register("resize")
@@ -39,9 +46,11 @@ def resize(size: int = 320) -> AlbumentationsPipeline:
 
 
 @TRANSFORMS.register("keep_ratio_resize")
-def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float = 0.0) -> AlbumentationsPipeline:
-    """Two-stage detectors: keep the aspect ratio; ``flip`` is the horizontal-flip probability (training)."""
-    ops = [KeepRatioResize(short_side, max_size)]
-    if flip:
-        ops.append(A.HorizontalFlip(p=flip))
-    return AlbumentationsPipeline(ops)
+def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float = 0.0, photometric: bool = False,
+                      expand: bool = False, min_iou_crop: bool = False, mean=IMAGENET_MEAN,
+                      expand_ratio: float = 4.0) -> AlbumentationsPipeline:
+    """Two-stage detectors: keep the aspect ratio; ``flip`` is the horizontal-flip probability (training).
+    ``expand``, ``min_iou_crop`` and ``photometric`` add SSD's sampling and colour steps (off by
+    default, as in Faster R-CNN; the CPU-sized models trained from scratch need them)."""
+    ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, flip), KeepRatioResize(short_side, max_size)]
+    return AlbumentationsPipeline(ops + ([_photometric()] if photometric else []))
