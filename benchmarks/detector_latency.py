@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 import torch
 from hydra import compose, initialize_config_dir
-from timing import machine, medians, time_alternating  # benchmarks/timing.py
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
+from zoo.engine.timing import machine, medians, time_alternating
 from zoo.models.detectors import build_detector
 from zoo.registry import load_components
 

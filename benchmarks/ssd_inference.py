@@ -16,11 +16,11 @@ from functools import partial
 
 import torch
 from omegaconf import OmegaConf
-from timing import machine, medians, time_alternating  # benchmarks/timing.py
 from torchvision.models.detection import ssd300_vgg16
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
+from zoo.engine.timing import machine, medians, time_alternating
 from zoo.models.convert import ssd_from_torchvision
 from zoo.models.detectors import build_detector
 from zoo.registry import load_components

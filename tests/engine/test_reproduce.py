@@ -93,3 +93,24 @@ def test_fpn_table1_rows_keep_rpn_only_training_under_the_cpu_protocol(tmp_path)
                                             "fpn_table1_p2_only"]
     assert seen["fpn_table1_p2_only"] == (["rpn"], ["rpn"], "fpn_lite", True)
     assert rows[0].paper == 56.3
+
+
+def test_a_table_of_models_carries_their_speed(tmp_path):
+    def fake_train(cfg, run_dir):
+        return {"metrics": {"voc07_map50": {"ssd_lite": 0.6, "fpn_lite": 0.7}[cfg.model.name]}}
+
+    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "fpn_lite"]}
+    rows = reproduce(table, "synthetic", 1, tmp_path, train=fake_train,
+                     latency=lambda run_dir: {"ssd_lite": 5.0, "fpn_lite": 9.0}[run_dir.parent.name])
+    assert [(r.settings, r.runs, r.ms, r.paper) for r in rows] == [("model=ssd_lite", [60.0], 5.0, None),
+                                                                   ("model=fpn_lite", [70.0], 9.0, None)]
+    paths = write_table(rows, table, "synthetic", 1, tmp_path, "zoo-reproduce table=zoo_speed_accuracy")
+    assert "| fpn_lite | model=fpn_lite | - | 70.00 | - | - | 9.0 |" in Path(paths["md"]).read_text()
+
+
+def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
+    from zoo.engine.latency import checkpoint_latency
+    from zoo.engine.trainer import Trainer
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    assert checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=3, warmup=1) > 0

@@ -11,23 +11,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_dir
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from zoo.cli import CONF_DIR
+from zoo.engine.timing import machine
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
 
 
 @dataclass
 class Row:
-    experiment: str
+    experiment: str  # the experiment file, or the model config for a table of models
     settings: str
     paper: float | None
     verified: bool
     runs: list[float]  # our figure per seed, in percent
+    ms: float | None = None  # seed 0's inference time per image, for tables with ``speed: true``
 
     @property
     def mean(self) -> float:
@@ -39,9 +42,11 @@ class Row:
 
 
 def check_table(table: Mapping[str, Any], protocol: str) -> None:
-    """A table node: ``name``, ``title``, ``rows`` (experiment names), ``metric`` and ``protocols``, each
-    ``{overrides: [...], metric: (where the paper's does not apply), skip: [rows it cannot run]}``."""
-    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols"})
+    """A table node: ``name``, ``title``, ``rows``, ``metric`` and ``protocols``, each
+    ``{overrides: [...], metric: (where the paper's does not apply), skip: [rows it cannot run]}``;
+    ``rows_are: experiments`` (files in conf/experiment) or ``models`` (model configs, no paper
+    figure); ``speed: true`` adds each row's inference time per image."""
+    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed"})
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -52,15 +57,20 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     unknown = sorted(set(spec) - {"overrides", "metric", "skip"})
     if unknown:
         raise ValueError(f"table {table['name']}: protocol '{protocol}' has unknown key(s) {unknown}")
-    missing = [r for r in table["rows"] if not (Path(CONF_DIR) / "experiment" / f"{r}.yaml").is_file()]
+    kind = table.get("rows_are", "experiments")
+    if kind not in ("experiments", "models"):
+        raise ValueError(f"table {table['name']}: rows_are must be 'experiments' or 'models', got '{kind}'")
+    folder = "experiment" if kind == "experiments" else "model"
+    missing = [r for r in table["rows"] if not (Path(CONF_DIR) / folder / f"{r}.yaml").is_file()]
     if missing:
-        raise ValueError(f"table {table['name']}: no experiment file for row(s) {missing} in conf/experiment/")
+        raise ValueError(f"table {table['name']}: no {folder} file for row(s) {missing} in conf/{folder}/")
 
 
-def compose_row(experiment: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = ()):
-    """The row's config exactly as ``zoo-train experiment=<row> <protocol overrides> seed=<seed> ...``."""
+def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
+                group: str = "experiment"):
+    """The row's config exactly as ``zoo-train <group>=<row> <protocol overrides> seed=<seed> ...``."""
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *protocol_overrides, f"seed={seed}", *overrides])
+        cfg = compose("train", overrides=[f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides])
     return cfg
 
 
@@ -70,8 +80,21 @@ def train_row(cfg, run_dir: Path) -> dict[str, Any]:
     return Trainer(cfg, run_dir).fit()
 
 
+def row_latency(run_dir: Path) -> float:
+    """The run's checkpoint timed on its test images, cached in ``latency.json`` beside it."""
+    cached = run_dir / "latency.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())["ms_per_image"]
+    from zoo.engine.latency import checkpoint_latency
+
+    ms = checkpoint_latency(str(run_dir / "checkpoints" / "last.pt"))
+    cached.write_text(json.dumps({"ms_per_image": ms, "machine": machine(torch.get_num_threads())}))
+    return ms
+
+
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
-              train: Callable[[Any, Path], dict[str, Any]] = train_row) -> list[Row]:
+              train: Callable[[Any, Path], dict[str, Any]] = train_row,
+              latency: Callable[[Path], float] = row_latency) -> list[Row]:
     """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows."""
     check_table(table, protocol)
     if seeds < 1:
@@ -79,6 +102,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     spec = table["protocols"][protocol]
     protocol_overrides = list(spec.get("overrides", []))
     metric = spec.get("metric") or table["metric"]
+    group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
     rows = []
     for experiment in table["rows"]:
         if experiment in spec.get("skip", []):
@@ -87,13 +111,15 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
             done = run_dir / "results.json"
-            cfg = compose_row(experiment, protocol_overrides, seed, overrides)
+            cfg = compose_row(experiment, protocol_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             results = json.loads(done.read_text()) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated (have {sorted(results['metrics'])})")
             runs.append(100 * results["metrics"][metric])
-        rows.append(Row(experiment, _settings(experiment), paper.get("value"), bool(paper.get("verified")), runs))
+        settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
+        ms = latency(Path(out_dir) / experiment / "seed0") if table.get("speed") else None
+        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms))
     return rows
 
 
@@ -141,15 +167,20 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     holds = ordering_holds(rows)
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
+    speed = any(r.ms is not None for r in rows)
     lines = [f"# {table['title']}", "", header, "",
-             "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |",
-             "|---|---|---|---|---|---|"]
+             "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |"
+             + (" ms / image |" if speed else ""),
+             "|---|---|---|---|---|---|" + ("---|" if speed else "")]
     for row, hold in zip(rows, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
         delta = "-" if row.paper is None else f"{row.mean - row.paper:+.2f}"
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
-                     f"{'-' if hold is None else ('yes' if hold else 'no')} |")
+                     f"{'-' if hold is None else ('yes' if hold else 'no')} |"
+                     + (f" {row.ms:.1f} |" if speed and row.ms is not None else (" - |" if speed else "")))
+    if speed:
+        lines += ["", f"ms / image: seed 0's checkpoint, batch 1, median over 20 test images; {machine(torch.get_num_threads())}."]
     skipped = table["protocols"][protocol].get("skip", [])
     if skipped:
         lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]
@@ -166,14 +197,23 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
 
 
 def _plot(rows: Sequence[Row], title: str, metric: str, path: str) -> None:
+    """Paper and ours side by side per row; or, with times, a speed-accuracy scatter."""
     fig = Figure(figsize=(1.8 + 1.4 * len(rows), 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    x = list(range(len(rows)))
-    ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
-    ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4, yerr=[0 if math.isnan(r.std) else r.std for r in rows],
-           capsize=3, label="ours")
-    ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
-    ax.set(ylabel=f"{metric} (%)", title=title)
-    ax.legend()
+    if any(r.ms is not None for r in rows):
+        timed = [r for r in rows if r.ms is not None]
+        ax.errorbar([r.ms for r in timed], [r.mean for r in timed], yerr=[0 if math.isnan(r.std) else r.std for r in timed],
+                    fmt="o", capsize=3)
+        for r in timed:
+            ax.annotate(r.experiment, (r.ms, r.mean), textcoords="offset points", xytext=(4, 4), fontsize="small")
+        ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
+    else:
+        x = list(range(len(rows)))
+        ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
+        ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4,
+               yerr=[0 if math.isnan(r.std) else r.std for r in rows], capsize=3, label="ours")
+        ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
+        ax.set(ylabel=f"{metric} (%)", title=title)
+        ax.legend()
     fig.savefig(path, dpi=80)

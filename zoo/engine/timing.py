@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: time several callables in alternating rounds."""
+"""Timing shared by the benchmark scripts and the speed column of the paper tables: several callables
+timed in alternating rounds, and the machine header every figure is printed under."""
 from __future__ import annotations
 
 import platform
