@@ -114,3 +114,11 @@ def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
     assert checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=3, warmup=1) > 0
+
+
+def test_rows_compose_inside_a_running_hydra_app():
+    from zoo.engine.reproduce import compose_row
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):  # as under zoo-reproduce's @hydra.main
+        cfg = compose_row("refinedet320_table3_no_tcb", ["model=refinedet_lite"], 1)
+    assert cfg.model.neck.type == "none" and cfg.seed == 1

@@ -81,3 +81,11 @@ def test_ohem_in_both_stages_trains_a_step(compose_cfg, name):
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.roi_head.cls.parameters())
+
+
+def test_ohem_nms_sees_only_the_hardest_pool():
+    labels = torch.zeros(6, dtype=torch.long)
+    losses = torch.tensor([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    boxes = torch.tensor([[0.0, 0, 10, 10]] * 6) + torch.arange(6.0)[:, None] * 100  # no overlaps
+    _, neg = OHEMSampler(num=2, nms_pool=1)(labels, losses, boxes)
+    assert neg.tolist() == [0, 1]

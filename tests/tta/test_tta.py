@@ -135,3 +135,11 @@ def test_zoo_eval_with_flip_on_a_checkpoint(compose_cfg, tmp_path):
                     "plots=false", "tta=flip")
     results = evaluate_checkpoint(cfg)
     assert results["tta"] == "flip" and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+
+
+def test_box_voting_keeps_degenerate_boxes_in_their_own_cluster():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1.0, 0, 11, 10], [5.0, 5, 5, 5]])  # the last has zero area
+    out = MERGES.build({"type": "box_voting"})(boxes, torch.tensor([0.9, 0.5, 0.8]), torch.tensor([0, 0, 0]))
+    assert torch.equal(out["boxes"][1], boxes[2]) and out["scores"].tolist() == pytest.approx([0.9, 0.8])
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        MERGES.build({"type": "box_voting", "iou_threshold": 1.0})

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
@@ -69,9 +70,11 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
 def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
                 group: str = "experiment"):
     """The row's config exactly as ``zoo-train <group>=<row> <protocol overrides> seed=<seed> ...``."""
+    request = [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides]
+    if GlobalHydra.instance().is_initialized():  # inside zoo-reproduce's own Hydra app: same conf/ search path
+        return compose("train", overrides=request)
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides])
-    return cfg
+        return compose("train", overrides=request)
 
 
 def train_row(cfg, run_dir: Path) -> dict[str, Any]:
@@ -115,7 +118,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             results = json.loads(done.read_text()) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
-                raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated (have {sorted(results['metrics'])})")
+                raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
+                                 f"(have {sorted(results.get('metrics', {}))})")
             runs.append(100 * results["metrics"][metric])
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
         ms = latency(Path(out_dir) / experiment / "seed0") if table.get("speed") else None
@@ -155,7 +159,7 @@ def ordering_holds(rows: Sequence[Row]) -> list[bool | None]:
             out.append(None)
             continue
         paper, ours = after.paper - before.paper, after.mean - before.mean
-        out.append((paper > 0) == (ours > 0) if paper != 0 else abs(ours) < 1e-9)
+        out.append((paper > 0) == (ours > 0) if paper != 0 else None)  # a tie in the paper orders nothing
     return out
 
 
@@ -175,7 +179,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     for row, hold in zip(rows, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
-        delta = "-" if row.paper is None else f"{row.mean - row.paper:+.2f}"
+        comparable = row.paper is not None and metric == table["metric"]  # not voc07 against the paper's coco_ap
+        delta = f"{row.mean - row.paper:+.2f}" if comparable else "-"
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
                      f"{'-' if hold is None else ('yes' if hold else 'no')} |"
                      + (f" {row.ms:.1f} |" if speed and row.ms is not None else (" - |" if speed else "")))

@@ -51,6 +51,8 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
                 break
         if len(tiles) == num_images:
             break
+    if not tiles:
+        raise ValueError(f"visualize: split '{split}' of {checkpoint} has no images")
     canvas = [torch.zeros(3, tile, tile, dtype=torch.uint8) for _ in tiles]
     for frame, image in zip(canvas, tiles):
         frame[:, : image.shape[1], : image.shape[2]] = image

@@ -4,7 +4,7 @@ classification error or background, and each ground truth never found is missed.
 For the detections scoring at least ``score_threshold``, in each image: matched to the same-class
 ground truth of highest IoU (as the VOC metric does); at IoU >= ``iou_threshold`` the first (highest
 scoring) claim on a box is ``correct``, later ones ``duplicate``, and claims on ``ignore`` boxes are
-not counted. An unmatched detection overlapping a same-class box at IoU >= ``background_iou`` is a
+not counted (looser overlaps with them are background). An unmatched detection overlapping a same-class box at IoU >= ``background_iou`` is a
 ``localisation`` error, else one overlapping another class's box at that IoU a ``classification``
 error, else ``background``. Non-ignored boxes without a correct detection are ``missed``. The
 categories follow Hoiem et al. (2012), simplified to counts.
@@ -31,7 +31,7 @@ CATEGORIES = ("correct", "duplicate", "localisation", "classification", "backgro
 
 @EVALUATORS.register("errors")
 class ErrorBreakdown(Evaluator):
-    primary_metric = "errors_missed"
+    primary_metric = "errors_correct"  # higher is better, as the trainer's choice of best.pt assumes
     table_columns = CATEGORIES
 
     def __init__(self, class_names: Sequence[str], score_threshold: float = 0.3, iou_threshold: float = 0.5,
@@ -73,6 +73,9 @@ class ErrorBreakdown(Evaluator):
             iou = np.zeros((len(order), len(gt.labels)))
             if len(gt.labels):
                 iou = np.nan_to_num(box_iou(torch.from_numpy(boxes), torch.from_numpy(gt.boxes)).numpy())
+            # Ignored boxes are no one's target: only a match (IoU >= iou_threshold) on one goes uncounted,
+            # a looser overlap is background, as the VOC metric counts it a false positive.
+            iou[:, gt.ignore] = 0.0
             same = labels[:, None] == gt.labels[None, :]
             near_same = (np.where(same, iou, 0) >= self.background_iou).any(axis=1)
             near_other = (np.where(~same, iou, 0) >= self.background_iou).any(axis=1)

@@ -47,12 +47,17 @@ class OHEMSampler:
     current loss. ``pos_fraction: null`` (the paper) ranks positives and negatives together;
     a number keeps the random sampler's quota and takes the hardest within each part.
     ``nms_threshold`` (the paper's 0.7) first suppresses candidates overlapping a harder one, so that
-    near-duplicate boxes do not fill the batch with one loss counted many times; it needs ``boxes``."""
+    near-duplicate boxes do not fill the batch with one loss counted many times; it needs ``boxes``.
+    Only the ``nms_pool`` x ``num`` hardest enter that NMS: an RPN has tens of thousands of anchors."""
 
     needs_losses = True
 
-    def __init__(self, num: int = 128, pos_fraction: float | None = None, nms_threshold: float | None = 0.7):
+    def __init__(self, num: int = 128, pos_fraction: float | None = None, nms_threshold: float | None = 0.7,
+                 nms_pool: int = 16):
         _check_quota("ohem", num, pos_fraction)
+        if nms_pool < 1:
+            raise ValueError(f"ohem sampler: nms_pool must be >= 1, got {nms_pool}")
+        self.nms_pool = nms_pool
         if nms_threshold is not None and not 0.0 < nms_threshold <= 1.0:
             raise ValueError(f"ohem sampler: nms_threshold must be in (0, 1] or null, got {nms_threshold}")
         self.num = num
@@ -66,12 +71,12 @@ class OHEMSampler:
                              f"(labels {tuple(labels.shape)}, losses {None if losses is None else tuple(losses.shape)})")
         candidates = torch.nonzero(labels >= 0).squeeze(1)
         losses = losses.detach().float()
+        candidates = candidates[losses[candidates].argsort(descending=True)]
         if self.nms_threshold is not None:
             if boxes is None:
                 raise ValueError("ohem sampler: nms_threshold needs the candidates' boxes (or set it to null)")
+            candidates = candidates[: self.nms_pool * self.num]
             candidates = candidates[nms(boxes[candidates].detach().float(), losses[candidates], self.nms_threshold)]
-        else:
-            candidates = candidates[losses[candidates].argsort(descending=True)]
         # ``candidates`` is now hardest first.
         is_pos = labels[candidates] > 0
         if self.pos_fraction is None:

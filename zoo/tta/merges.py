@@ -19,9 +19,9 @@ def _result(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> 
     return {"boxes": boxes[order], "scores": scores[order], "labels": labels[order]}
 
 
-def _check_iou(name: str, iou_threshold: float) -> None:
-    if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"{name} merge: iou_threshold must be in (0, 1], got {iou_threshold}")
+def _check_iou(name: str, iou_threshold: float, allow_one: bool = True) -> None:
+    if not (0.0 < iou_threshold < 1.0 or (allow_one and iou_threshold == 1.0)):
+        raise ValueError(f"{name} merge: iou_threshold must be in (0, 1{']' if allow_one else ')'}, got {iou_threshold}")
 
 
 @MERGES.register("nms")
@@ -56,11 +56,15 @@ def vote_clusters(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tenso
                   iou_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy NMS survivors (``heads``) and, for every box, the head whose cluster it joins: the best
     surviving box of its class it overlaps above ``iou_threshold``: the one that suppressed it in the
-    NMS (a survivor joins its own). Returns (heads, cluster (N,) index into heads, iou (N,) with that head)."""
+    NMS; a survivor is its own. Returns (heads, cluster (N,) index into heads, iou (N,) with that head)."""
     heads = batched_nms(boxes.float(), scores.float(), labels, iou_threshold)  # best first
-    iou = box_iou(boxes[heads].float(), boxes.float()) * (labels[heads, None] == labels[None, :])
+    same = labels[heads, None] == labels[None, :]
+    iou = box_iou(boxes[heads].float(), boxes.float()).nan_to_num(0.0) * same  # zero-area boxes: 0/0
     joins = iou > iou_threshold
-    cluster = joins.int().argmax(dim=0)  # first (best) head that takes the box; every box has one
+    # First (best) head taking the box; where NMS's own IoU arithmetic differed near the threshold and
+    # none does, the same-class head it overlaps most.
+    cluster = torch.where(joins.any(dim=0), joins.int().argmax(dim=0), iou.argmax(dim=0))
+    cluster[heads] = torch.arange(len(heads), device=boxes.device)
     return heads, cluster, iou.gather(0, cluster[None]).squeeze(0)
 
 
@@ -70,7 +74,7 @@ class BoxVotingMerge:
     (the cluster's best) score (RefineDet's VOC multi-scale test, IoU 0.45)."""
 
     def __init__(self, iou_threshold: float = 0.45):
-        _check_iou("box_voting", iou_threshold)
+        _check_iou("box_voting", iou_threshold, allow_one=False)  # at 1 no box could join another
         self.iou_threshold = iou_threshold
 
     def __call__(self, boxes, scores, labels):

@@ -37,10 +37,13 @@ class View:
                              f"or 'size' ([h, w] pixels), got {node}")
         if scale is not None:
             node["scale"] = tuple(float(s) for s in scale) if isinstance(scale, Sequence) else float(scale)
-            if min(node["scale"] if isinstance(node["scale"], tuple) else (node["scale"],)) <= 0:
-                raise ValueError(f"tta.views[{index}]: scale must be positive, got {scale}")
+            values = node["scale"] if isinstance(node["scale"], tuple) else (node["scale"],)
+            if len(values) not in (1, 2) or min(values) <= 0:
+                raise ValueError(f"tta.views[{index}]: scale must be a positive ratio or [h, w] ratios, got {scale}")
         if size is not None:
             node["size"] = tuple(int(s) for s in size)
+            if len(node["size"]) != 2 or min(node["size"]) < 1:
+                raise ValueError(f"tta.views[{index}]: size must be [h, w] in pixels, got {size}")
         return cls(**node)
 
     def shape(self, height: int, width: int) -> tuple[int, int]:

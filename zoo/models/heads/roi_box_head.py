@@ -103,10 +103,13 @@ class RoIBoxHead(nn.Module):
         candidates, labels, box_targets = zip(*(self._label(p, t) for p, t in zip(proposals, targets)))
         losses = [None] * len(candidates)
         if self.sampler.needs_losses:  # OHEM: rank every candidate by its loss, read-only
+            training = self.features.training
+            self.features.eval()  # no dropout in the ranking pass (vgg_fc)
             with torch.no_grad():
                 scores, deltas = self._predict(features, list(candidates), image_size)
                 cls, loc = self._roi_losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
                 losses = (cls + loc).split([c.shape[0] for c in candidates])
+            self.features.train(training)
         chosen = [torch.cat(self.sampler(label, loss, boxes))
                   for label, loss, boxes in zip(labels, losses, candidates)]
         return ([c[k] for c, k in zip(candidates, chosen)], [lb[k] for lb, k in zip(labels, chosen)],
