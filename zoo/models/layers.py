@@ -35,6 +35,13 @@ def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3, stride
     return nn.Sequential(*layers)
 
 
+def init_convs_from_scratch(module: nn.Module) -> None:
+    """He (fan-out) initialisation of every conv: the backbones trained from scratch (no ImageNet weights)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 def resnet_norm_layer(norm: str, what: str) -> type[nn.Module]:
     """``bn``: trainable BatchNorm (training from scratch); ``frozen_bn``: fixed statistics and affine
     (fine-tuning ImageNet weights with small per-device batches, torchvision's detection default)."""

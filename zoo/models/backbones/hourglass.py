@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from zoo.models.layers import conv_block
+from zoo.models.layers import conv_block, init_convs_from_scratch
 from zoo.registry import BACKBONES
 
 
@@ -103,9 +103,7 @@ class Hourglass(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.out_channels = [cnv_dim] * stacks
         self.strides = [4] * stacks
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_convs_from_scratch(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         inter = self.stem(x)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from zoo.models.layers import conv_block
+from zoo.models.layers import conv_block, init_convs_from_scratch
 from zoo.registry import BACKBONES
 
 
@@ -35,9 +35,7 @@ class ResNetLite(nn.Module):
         self.out_stages = list(range(len(widths))) if out_stages is None else list(out_stages)
         self.out_channels = [widths[i] for i in self.out_stages]
         self.strides = [8 * 2**i for i in self.out_stages]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_convs_from_scratch(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
