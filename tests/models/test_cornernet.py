@@ -188,3 +188,9 @@ def test_cornernet_lite_trains_a_step_and_evaluates(compose_cfg, tmp_path, extra
                       "trainer.eval_every=0", *extra)
     results = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+
+
+def test_cornernet_hg104_parameter_count(compose_cfg):
+    """Two Hourglass stacks and two prediction modules per stack, 80 classes: 201,035,212 parameters."""
+    model = build_detector(model_node(compose_cfg("model=cornernet_hg104").model), 80)
+    assert sum(p.numel() for p in model.parameters()) == 201_035_212
