@@ -1,6 +1,7 @@
 """Draw a checkpoint's detections and the ground truth on sample images, as one PNG grid."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -29,28 +30,26 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     model = build_tta(model, tta).eval()
     dataset, names = loader.dataset, list(loader.dataset.class_names)
     param = next(model.parameters())
+    def predictions():
+        for batch in loader:
+            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last)),
+                           batch.metas)
+
     tiles = []
-    for batch in loader:
-        outputs = model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last))
-        for pred, meta in zip(outputs, batch.metas):
-            image = torch.from_numpy(dataset.load_image(meta.image_id)).permute(2, 0, 1).contiguous()
-            gt = dataset.get_annotation(meta.image_id)
-            keep = pred["scores"].float().cpu() >= score_threshold
-            boxes = to_original(pred["boxes"].float().cpu()[keep], meta)
-            labels = [f"{names[int(c)]} {s:.2f}" for c, s in zip(pred["labels"][keep].tolist(),
-                                                                   pred["scores"][keep].float().tolist())]
-            ignore = torch.as_tensor(gt["ignore"], dtype=torch.bool)
-            gt_boxes = torch.as_tensor(gt["boxes"], dtype=torch.float32).reshape(-1, 4)
-            image = draw_bounding_boxes(image, gt_boxes, colors=[IGNORED if i else GROUND_TRUTH for i in ignore.tolist()],
-                                        width=2)
-            image = draw_bounding_boxes(image, boxes, labels=labels, colors=DETECTION, width=2)
-            scale = tile / max(image.shape[-2:])
-            tiles.append(resize(image, [round(image.shape[-2] * scale), round(image.shape[-1] * scale)],
-                                antialias=True))
-            if len(tiles) == num_images:
-                break
-        if len(tiles) == num_images:
-            break
+    for pred, meta in itertools.islice(predictions(), num_images):
+        image = torch.from_numpy(dataset.load_image(meta.image_id)).permute(2, 0, 1).contiguous()
+        gt = dataset.get_annotation(meta.image_id)
+        keep = pred["scores"].float().cpu() >= score_threshold
+        boxes = to_original(pred["boxes"].float().cpu()[keep], meta)
+        labels = [f"{names[int(c)]} {s:.2f}" for c, s in zip(pred["labels"][keep].tolist(),
+                                                               pred["scores"][keep].float().tolist())]
+        ignore = torch.as_tensor(gt["ignore"], dtype=torch.bool)
+        gt_boxes = torch.as_tensor(gt["boxes"], dtype=torch.float32).reshape(-1, 4)
+        image = draw_bounding_boxes(image, gt_boxes, colors=[IGNORED if i else GROUND_TRUTH for i in ignore.tolist()],
+                                    width=2)
+        image = draw_bounding_boxes(image, boxes, labels=labels, colors=DETECTION, width=2)
+        scale = tile / max(image.shape[-2:])
+        tiles.append(resize(image, [round(image.shape[-2] * scale), round(image.shape[-1] * scale)], antialias=True))
     if not tiles:
         raise ValueError(f"visualize: split '{split}' of {checkpoint} has no images")
     canvas = [torch.zeros(3, tile, tile, dtype=torch.uint8) for _ in tiles]

@@ -61,13 +61,14 @@ class ErrorBreakdown(Evaluator):
         order = confident[np.argsort(-pred.scores[confident], kind="stable")]
         boxes, labels = pred.boxes[order], pred.labels[order]
         matched = match_to_ground_truth(boxes, labels, gt.boxes, gt.labels, self.iou_threshold)
-        found = np.zeros(len(gt.labels), bool)
         kind = np.full(len(order), -1)  # index into CATEGORIES; -1: on an ignored box, not counted
-        for i, m in enumerate(matched):  # in score order: the first claim on a box is the correct one
-            if m == NO_MATCH or gt.ignore[m]:
-                continue
-            kind[i] = CATEGORIES.index("duplicate") if found[m] else CATEGORIES.index("correct")
-            found[m] = True
+        claims = np.flatnonzero(matched != NO_MATCH)
+        claims = claims[~gt.ignore[matched[claims]]]
+        kind[claims] = CATEGORIES.index("duplicate")
+        _, first = np.unique(matched[claims], return_index=True)  # in score order: the first claim is correct
+        kind[claims[first]] = CATEGORIES.index("correct")
+        found = np.zeros(len(gt.labels), bool)
+        found[matched[claims]] = True
         unmatched = matched == NO_MATCH
         if unmatched.any():
             iou = np.zeros((len(order), len(gt.labels)))
