@@ -1,0 +1,60 @@
+"""Single-scale vs test-time-augmented accuracy of one checkpoint, and what each costs, in one process.
+
+Usage: python benchmarks/tta_compare.py RUN/checkpoints/last.pt [--tta none flip multiscale]
+           [--split test] [--data-root PATH] [--batch-size 16] [--device auto] [--json OUT.json]
+
+Each row is exactly `zoo-eval checkpoint=... tta=<name>` (the same config composition), scored by the
+run's own evaluators; the time is the evaluation loop alone (model loaded once per row, start-up of
+the Python process excluded), so the rows' ratios compare the augmentations and nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from hydra import compose, initialize_config_dir
+
+from zoo.cli import CONF_DIR
+from zoo.engine.evaluate import evaluate_checkpoint
+from zoo.registry import load_components
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--tta", nargs="+", default=["none", "flip", "multiscale"])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args()
+    load_components()
+    rows = []
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        for name in args.tta:
+            overrides = [f"checkpoint={args.checkpoint}", f"split={args.split}", f"batch_size={args.batch_size}",
+                         f"device={args.device}", "plots=false"]
+            overrides += [f"data_root={args.data_root}"] if args.data_root else []
+            overrides += [f"tta={name}"] if name != "none" else []
+            cfg = compose("eval", overrides=overrides)
+            start = time.perf_counter()
+            results = evaluate_checkpoint(cfg)
+            seconds = time.perf_counter() - start
+            metric, value = next(iter(results["metrics"].items()))  # the first evaluator's primary metric
+            rows.append({"tta": name, "metric": metric, "value": value, "seconds": seconds,
+                         "per_class": results["per_class"].get(metric, {}), "model": results["model"]})
+            print(f"tta={name:<14} {metric}={value:.4f}  {seconds:7.1f} s", flush=True)
+    base = rows[0]["seconds"]
+    print(f"\n{rows[0]['model']} on {args.split} ({args.checkpoint})")
+    print(f"{'tta':<16}{rows[0]['metric']:>14}{'seconds':>10}{'x ' + rows[0]['tta']:>10}")
+    for row in rows:
+        print(f"{row['tta']:<16}{row['value']:>14.4f}{row['seconds']:>10.1f}{row['seconds'] / base:>10.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"checkpoint": args.checkpoint, "split": args.split, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
