@@ -69,10 +69,14 @@ def test_eval_data_root_moves_every_path():
     assert data.val.ann_file == "/new/a.json" and data.val.image_dir == "/new/im" and data.train.root == "/new"
 
 
+NO_PAPER_FIGURE = {"faster_rcnn_training_joint"}  # the paper describes the result without printing it
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_builds_and_carries_its_paper_figure(compose_cfg, name):
     cfg = compose_cfg(f"experiment={name}", "data.root=/somewhere")
-    assert cfg.paper.metric and cfg.paper.value > 0 and isinstance(cfg.paper.verified, bool)
+    assert cfg.paper.metric and isinstance(cfg.paper.verified, bool)
+    assert cfg.paper.value is None if name in NO_PAPER_FIGURE else cfg.paper.value > 0
     classes = cfg.data.classes or range(80)  # COCO reads its class list from the annotation file
     build_detector(model_node(cfg.model), num_classes=len(classes))
 

@@ -122,3 +122,43 @@ def test_rows_compose_inside_a_running_hydra_app():
     with initialize_config_dir(CONF_DIR, version_base="1.3"):  # as under zoo-reproduce's @hydra.main
         cfg = compose_row("refinedet320_table3_no_tcb", ["model=refinedet_lite"], 1)
     assert cfg.model.neck.type == "none" and cfg.seed == 1
+
+
+def test_fpn_table3_maps_its_rows_to_the_small_models_under_the_cpu_protocol(tmp_path):
+    seen = {}
+
+    def fake_train(cfg, run_dir):
+        seen[run_dir.parent.name] = (cfg.model.name, cfg.model.input_size, cfg.model.transforms.test.max_size,
+                                     list(cfg.model.rpn.priors.sizes[0]), cfg.model.roi_head.sampler.num,
+                                     list(cfg.evaluator))
+        return {"metrics": {"voc07_map50": 0.5}}
+
+    table = _table("fpn_table3")
+    rows = reproduce(table, "bccd", 1, tmp_path, train=fake_train)
+    assert [r.experiment for r in rows] == ["fpn_table3_c4", "fpn_table3_fpn"]
+    assert seen["fpn_table3_c4"] == ("faster_rcnn_lite", 320, 533, [32, 64, 128, 256, 512], 128, ["voc07"])
+    assert seen["fpn_table3_fpn"][:2] == ("fpn_lite", 320)
+    assert rows[0].settings.endswith("; under bccd: model=faster_rcnn_lite model.input_size=320 "
+                                     "model.transforms.train.max_size=533 model.transforms.test.max_size=533 "
+                                     "model.rpn.test.post_nms_top_n=300 model.roi_head.sampler.num=128")
+    assert [r.paper for r in rows] == [31.6, 33.9]
+    with pytest.raises(ValueError, match=r"row_overrides for row\(s\) \['nope'\]"):
+        reproduce({**table, "protocols": {"bccd": {"overrides": [], "row_overrides": {"nope": []}}}}, "bccd", 1,
+                  tmp_path, train=fake_train)
+
+
+def test_the_training_modes_table_trains_each_mode_and_reports_its_minutes(tmp_path):
+    seen = {}
+
+    def fake_train(cfg, run_dir):
+        seen[run_dir.parent.name, cfg.seed] = [s["name"] for s in cfg.trainer.stages]
+        return {"metrics": {"voc07_map50": 0.5 + 0.1 * cfg.seed}, "train_seconds": 600.0 + 60 * cfg.seed}
+
+    table = _table("faster_rcnn_training")
+    rows = reproduce(table, "bccd", 2, tmp_path, train=fake_train)
+    assert seen["faster_rcnn_training_joint", 1] == []
+    assert seen["faster_rcnn_training_four_step", 0] == ["rpn", "detector", "rpn_finetune", "detector_finetune"]
+    assert [(r.paper, r.train_minutes) for r in rows] == [(None, 10.5), (69.9, 10.5)]
+    text = Path(write_table(rows, table, "bccd", 2, tmp_path, "zoo-reproduce ...")["md"]).read_text()
+    assert "| faster_rcnn_training_joint | trainer/stages=joint | - | 55.00 ± 7.07 | - | - | 10.5 |" in text
+    assert "train min: each run's training wall clock" in text

@@ -32,6 +32,7 @@ class Row:
     verified: bool
     runs: list[float]  # our figure per seed, in percent
     ms: float | None = None  # seed 0's inference time per image, for tables with ``speed: true``
+    train_minutes: float | None = None  # mean over seeds, for tables with ``train_time: true``
 
     @property
     def mean(self) -> float:
@@ -44,10 +45,13 @@ class Row:
 
 def check_table(table: Mapping[str, Any], protocol: str) -> None:
     """A table node: ``name``, ``title``, ``rows``, ``metric`` and ``protocols``, each
-    ``{overrides: [...], metric: (where the paper's does not apply), skip: [rows it cannot run]}``;
+    ``{overrides: [...], metric: (where the paper's does not apply), skip: [rows it cannot run],
+    row_overrides: {row: [...]} (after the protocol's, for a row whose paper model maps to another
+    small one)}``;
     ``rows_are: experiments`` (files in conf/experiment) or ``models`` (model configs, no paper
-    figure); ``speed: true`` adds each row's inference time per image."""
-    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed"})
+    figure); ``speed: true`` adds each row's inference time per image, ``train_time: true`` its
+    training minutes."""
+    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed", "train_time"})
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -55,7 +59,7 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     if protocol not in table["protocols"]:
         raise ValueError(f"table {table['name']} has no '{protocol}' protocol; it has {sorted(table['protocols'])}")
     spec = table["protocols"][protocol]
-    unknown = sorted(set(spec) - {"overrides", "metric", "skip"})
+    unknown = sorted(set(spec) - {"overrides", "metric", "skip", "row_overrides"})
     if unknown:
         raise ValueError(f"table {table['name']}: protocol '{protocol}' has unknown key(s) {unknown}")
     kind = table.get("rows_are", "experiments")
@@ -65,6 +69,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     missing = [r for r in table["rows"] if not (Path(CONF_DIR) / folder / f"{r}.yaml").is_file()]
     if missing:
         raise ValueError(f"table {table['name']}: no {folder} file for row(s) {missing} in conf/{folder}/")
+    strays = sorted(set(spec.get("row_overrides") or {}) - set(table["rows"]))
+    if strays:
+        raise ValueError(f"table {table['name']}: protocol '{protocol}' has row_overrides for row(s) {strays} "
+                         f"that are not in its rows")
 
 
 def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
@@ -110,20 +118,24 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     for experiment in table["rows"]:
         if experiment in spec.get("skip", []):
             continue
-        runs, paper = [], {}
+        runs, minutes, paper = [], [], {}
+        row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
             done = run_dir / "results.json"
-            cfg = compose_row(experiment, protocol_overrides, seed, overrides, group)
+            cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             results = json.loads(done.read_text()) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
                                  f"(have {sorted(results.get('metrics', {}))})")
             runs.append(100 * results["metrics"][metric])
+            minutes.append(results.get("train_seconds", math.nan) / 60)
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
+        settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
         ms = latency(Path(out_dir) / experiment / "seed0") if table.get("speed") else None
-        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms))
+        train_minutes = statistics.fmean(minutes) if table.get("train_time") else None
+        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))
     return rows
 
 
@@ -171,21 +183,27 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     holds = ordering_holds(rows)
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
-    speed = any(r.ms is not None for r in rows)
+    extras = [(title, unit, field) for title, unit, field in (("ms / image", ".1f", "ms"), ("train min", ".1f", "train_minutes"))
+              if any(getattr(r, field) is not None for r in rows)]
     lines = [f"# {table['title']}", "", header, "",
              "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |"
-             + (" ms / image |" if speed else ""),
-             "|---|---|---|---|---|---|" + ("---|" if speed else "")]
+             + "".join(f" {title} |" for title, _, _ in extras),
+             "|---|---|---|---|---|---|" + "---|" * len(extras)]
     for row, hold in zip(rows, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
         comparable = row.paper is not None and metric == table["metric"]  # not voc07 against the paper's coco_ap
         delta = f"{row.mean - row.paper:+.2f}" if comparable else "-"
+        values = [getattr(row, field) for _, _, field in extras]
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
                      f"{'-' if hold is None else ('yes' if hold else 'no')} |"
-                     + (f" {row.ms:.1f} |" if speed and row.ms is not None else (" - |" if speed else "")))
-    if speed:
+                     + "".join(" - |" if v is None else f" {v:{unit}} |" for v, (_, unit, _) in zip(values, extras)))
+    if any(field == "ms" for _, _, field in extras):
         lines += ["", f"ms / image: seed 0's checkpoint, batch 1, median over 20 test images; {machine(torch.get_num_threads())}."]
+    if any(field == "train_minutes" for _, _, field in extras):
+        note = ("train min: each run's training wall clock (its periodic validation included), mean over seeds; "
+                "other jobs on the machine lengthen it.")
+        lines += ["", note]
     skipped = table["protocols"][protocol].get("skip", [])
     if skipped:
         lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]

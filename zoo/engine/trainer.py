@@ -280,7 +280,8 @@ class Trainer:
         tqdm.write("\n\n".join(metrics["tables"]))
         if results["paper"]:
             p = results["paper"]
-            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; paper {p['value']} on "
+            figure = "prints no figure" if p.get("value") is None else f"{p['value']}"
+            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; paper {figure} on "
                        f"{p.get('data', 'its data')}{'' if p.get('verified', True) else ' (unverified)'}")
         if self.tcfg.plots:
             for evaluator in self.evaluators:
