@@ -4,9 +4,12 @@ Usage: python benchmarks/model_cost.py [--models ssd_lite refinedet_lite ...] [-
            [--num-classes 3] [--train]
 
 FLOPs are counted by torch.utils.flop_counter (matrix multiplies and convolutions, 2 per
-multiply-add) on one randomly initialised image of --size x --size; the whole-detector figure is the
-eval forward (post-processing has no FLOP-counted ops), or with --train the training forward on one
-ground-truth box (losses and target building are not counted either way).
+multiply-add) for one random --size x --size image through a randomly initialised model; the
+whole-detector figure is the eval forward (post-processing has no FLOP-counted ops), or with --train
+the training forward on one ground-truth box (losses and target building are not counted either way).
+A two-stage detector's RoI head costs in proportion to the proposals it keeps (up to its test
+post-NMS top-N; random weights keep nearly all of them, a trained RPN on an image with few objects
+may keep fewer).
 """
 from __future__ import annotations
 

@@ -89,10 +89,11 @@ def test_fpn_table1_rows_keep_rpn_only_training_under_the_cpu_protocol(tmp_path)
         return {"metrics": {"rpn_ar1000": 0.5}}
 
     rows = reproduce(_table("fpn_table1"), "bccd", 1, tmp_path, train=fake_train)
-    assert [r.experiment for r in rows] == ["fpn_table1_fpn", "fpn_table1_no_top_down", "fpn_table1_no_lateral",
-                                            "fpn_table1_p2_only"]
+    assert [r.experiment for r in rows] == ["fpn_table1_c4", "fpn_table1_fpn", "fpn_table1_no_top_down",
+                                            "fpn_table1_no_lateral", "fpn_table1_p2_only"]
     assert seen["fpn_table1_p2_only"] == (["rpn"], ["rpn"], "fpn_lite", True)
-    assert rows[0].paper == 56.3
+    assert seen["fpn_table1_c4"] == (["rpn"], ["rpn"], "faster_rcnn_lite", None)  # the row's own model wins
+    assert [r.paper for r in rows[:2]] == [48.3, 56.3]
 
 
 def test_a_table_of_models_carries_their_speed(tmp_path):
@@ -128,19 +129,17 @@ def test_fpn_table3_maps_its_rows_to_the_small_models_under_the_cpu_protocol(tmp
     seen = {}
 
     def fake_train(cfg, run_dir):
-        seen[run_dir.parent.name] = (cfg.model.name, cfg.model.input_size, cfg.model.transforms.test.max_size,
-                                     list(cfg.model.rpn.priors.sizes[0]), cfg.model.roi_head.sampler.num,
-                                     list(cfg.evaluator))
+        seen[run_dir.parent.name] = (OmegaConf.to_container(cfg.model, resolve=True), list(cfg.evaluator))
         return {"metrics": {"voc07_map50": 0.5}}
 
     table = _table("fpn_table3")
     rows = reproduce(table, "bccd", 1, tmp_path, train=fake_train)
     assert [r.experiment for r in rows] == ["fpn_table3_c4", "fpn_table3_fpn"]
-    assert seen["fpn_table3_c4"] == ("faster_rcnn_lite", 320, 533, [32, 64, 128, 256, 512], 128, ["voc07"])
-    assert seen["fpn_table3_fpn"][:2] == ("fpn_lite", 320)
-    assert rows[0].settings.endswith("; under bccd: model=faster_rcnn_lite model.input_size=320 "
-                                     "model.transforms.train.max_size=533 model.transforms.test.max_size=533 "
-                                     "model.rpn.test.post_nms_top_n=300 model.roi_head.sampler.num=128")
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        for row, model in [("fpn_table3_c4", "faster_rcnn_lite"), ("fpn_table3_fpn", "fpn_lite")]:
+            alone = compose("train", overrides=[f"model={model}"]).model  # nothing of the paper's model leaks in
+            assert seen[row] == (OmegaConf.to_container(alone, resolve=True), ["voc07"])
+    assert rows[0].settings == "as the paper; under bccd: model=faster_rcnn_lite"
     assert [r.paper for r in rows] == [31.6, 33.9]
     with pytest.raises(ValueError, match=r"row_overrides for row\(s\) \['nope'\]"):
         reproduce({**table, "protocols": {"bccd": {"overrides": [], "row_overrides": {"nope": []}}}}, "bccd", 1,

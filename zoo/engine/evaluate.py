@@ -1,6 +1,7 @@
 """Evaluate a saved checkpoint with the config stored inside it."""
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
     tta = cfg.get("tta")
     tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
+    start = time.perf_counter()
     results = evaluate_model(tested, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
                              channels_last=channels_last)
+    seconds = time.perf_counter() - start  # the loop alone: data, forward (with any TTA), scoring
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig
 
@@ -66,7 +69,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             evaluator.plot(out)
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
-                    "model": run_cfg.model.get("name"), "data": run_cfg.data.name})
+                    "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3)})
     return results
 
 

@@ -69,10 +69,15 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     missing = [r for r in table["rows"] if not (Path(CONF_DIR) / folder / f"{r}.yaml").is_file()]
     if missing:
         raise ValueError(f"table {table['name']}: no {folder} file for row(s) {missing} in conf/{folder}/")
-    strays = sorted(set(spec.get("row_overrides") or {}) - set(table["rows"]))
+    row_overrides = spec.get("row_overrides") or {}
+    strays = sorted(set(row_overrides) - set(table["rows"]))
     if strays:
         raise ValueError(f"table {table['name']}: protocol '{protocol}' has row_overrides for row(s) {strays} "
                          f"that are not in its rows")
+    for row, extra in row_overrides.items():
+        if not isinstance(extra, list | tuple) or not all(isinstance(o, str) for o in extra):
+            raise ValueError(f"table {table['name']}: protocol '{protocol}': row_overrides.{row} must be a list of "
+                             f"overrides like [model=fpn_lite], got {extra!r}")
 
 
 def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
@@ -130,11 +135,12 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
                                  f"(have {sorted(results.get('metrics', {}))})")
             runs.append(100 * results["metrics"][metric])
-            minutes.append(results.get("train_seconds", math.nan) / 60)
+            if results.get("train_seconds") is not None:
+                minutes.append(results["train_seconds"] / 60)
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
         ms = latency(Path(out_dir) / experiment / "seed0") if table.get("speed") else None
-        train_minutes = statistics.fmean(minutes) if table.get("train_time") else None
+        train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))
     return rows
 
@@ -201,8 +207,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if any(field == "ms" for _, _, field in extras):
         lines += ["", f"ms / image: seed 0's checkpoint, batch 1, median over 20 test images; {machine(torch.get_num_threads())}."]
     if any(field == "train_minutes" for _, _, field in extras):
-        note = ("train min: each run's training wall clock (its periodic validation included), mean over seeds; "
-                "other jobs on the machine lengthen it.")
+        note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
+                "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]
     skipped = table["protocols"][protocol].get("skip", [])
     if skipped:

@@ -280,9 +280,10 @@ class Trainer:
         tqdm.write("\n\n".join(metrics["tables"]))
         if results["paper"]:
             p = results["paper"]
-            figure = "prints no figure" if p.get("value") is None else f"{p['value']}"
-            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; paper {figure} on "
-                       f"{p.get('data', 'its data')}{'' if p.get('verified', True) else ' (unverified)'}")
+            paper = (f"the paper prints no figure ({p.get('source', 'its source')})" if p.get("value") is None else
+                     f"paper {p['value']} on {p.get('data', 'its data')}"
+                     f"{'' if p.get('verified', True) else ' (unverified)'}")
+            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; {paper}")
         if self.tcfg.plots:
             for evaluator in self.evaluators:
                 evaluator.plot(self.run_dir / "plots")
