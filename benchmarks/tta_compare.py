@@ -3,6 +3,10 @@
 Usage: python benchmarks/tta_compare.py RUN/checkpoints/last.pt [--tta none flip multiscale]
            [--split test] [--data-root PATH] [--batch-size 16] [--device auto] [--json OUT.json]
 
+A row is a tta config name, optionally followed by comma-separated overrides of it:
+`flip,tta.merge.type=nms` is the flip views merged by NMS. A view the model refuses (SSD's fixed
+extra layers below their smallest input) is reported as refused and the other rows still run.
+
 Each row is exactly `zoo-eval checkpoint=... tta=<name>` (the same config composition), scored by the
 run's own evaluators (the figure is the first evaluator's primary metric). The time is the evaluation
 loop alone (loading the images, the forward passes with their augmentation and merging, scoring),
@@ -36,26 +40,40 @@ def main() -> None:
     rows = []
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         configs = []
-        for name in args.tta:
+        for spec in args.tta:
+            name, *extra = spec.split(",")
             overrides = [f"checkpoint={args.checkpoint}", f"split={args.split}", f"batch_size={args.batch_size}",
                          f"device={args.device}", "plots=false"]
             overrides += [f"data_root={args.data_root}"] if args.data_root else []
-            overrides += [f"tta={name}"] if name != "none" else []
+            overrides += [f"tta={name}", *extra] if name != "none" else []
             configs.append(compose("eval", overrides=overrides))
     if args.warmup:
         evaluate_checkpoint(configs[0])
     for name, cfg in zip(args.tta, configs):
-        results = evaluate_checkpoint(cfg)
+        try:
+            results = evaluate_checkpoint(cfg)
+        except ValueError as error:  # a view below the model's smallest input
+            print(f"tta={name:<14} refused: {error}", flush=True)
+            rows.append({"tta": name, "refused": str(error)})
+            continue
         metric = next(iter(results["per_class"]))  # keyed by each evaluator's primary metric, in order
         value, seconds = results["metrics"][metric], results["eval_seconds"]
         rows.append({"tta": name, "metric": metric, "value": value, "seconds": seconds,
                      "per_class": results["per_class"][metric], "model": results["model"]})
         print(f"tta={name:<14} {metric}={value:.4f}  {seconds:7.1f} s", flush=True)
-    base = rows[0]["seconds"]
-    print(f"\n{rows[0]['model']} on {args.split} ({args.checkpoint})")
-    print(f"{'tta':<16}{rows[0]['metric']:>14}{'seconds':>10}{'x ' + rows[0]['tta']:>10}")
+    scored = [row for row in rows if "refused" not in row]
+    if not scored:
+        raise SystemExit("every row was refused")
+    first = scored[0]
+    width = max(16, *(len(row["tta"]) + 2 for row in rows))
+    print(f"\n{first['model']} on {args.split} ({args.checkpoint})")
+    print(f"{'tta':<{width}}{first['metric']:>14}{'seconds':>10}{'x ' + first['tta']:>{max(10, len(first['tta']) + 4)}}")
     for row in rows:
-        print(f"{row['tta']:<16}{row['value']:>14.4f}{row['seconds']:>10.1f}{row['seconds'] / base:>10.2f}")
+        if "refused" in row:
+            print(f"{row['tta']:<{width}}  refused (the model's smallest input)")
+            continue
+        ratio = row["seconds"] / first["seconds"]
+        print(f"{row['tta']:<{width}}{row['value']:>14.4f}{row['seconds']:>10.1f}{ratio:>{max(10, len(first['tta']) + 4)}.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"checkpoint": args.checkpoint, "split": args.split, "rows": rows}, f, indent=2)
