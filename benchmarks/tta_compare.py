@@ -22,6 +22,7 @@ from hydra import compose, initialize_config_dir
 
 from zoo.cli import CONF_DIR
 from zoo.engine.evaluate import evaluate_checkpoint
+from zoo.models.layers import InputTooSmallError
 from zoo.registry import load_components
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     for name, cfg in zip(args.tta, configs):
         try:
             results = evaluate_checkpoint(cfg)
-        except ValueError as error:  # a view below the model's smallest input
+        except InputTooSmallError as error:
             print(f"tta={name:<14} refused: {error}", flush=True)
             rows.append({"tta": name, "refused": str(error)})
             continue

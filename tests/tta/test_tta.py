@@ -127,6 +127,16 @@ def test_every_detector_works_behind_the_wrapper(compose_cfg, name, recipe):
         assert (d["scores"][:-1] >= d["scores"][1:]).all()
 
 
+def test_a_view_below_the_smallest_input_is_refused_by_its_own_error(compose_cfg):
+    from zoo.models.layers import InputTooSmallError
+
+    cfg = compose_cfg("model=ssd_lite")
+    tta_cfg = OmegaConf.to_container(_eval_cfg("tta=multiscale").tta)
+    model = build_tta(build_detector(model_node(cfg.model), 3), tta_cfg).eval()
+    with torch.no_grad(), pytest.raises(InputTooSmallError, match="extra level 2 gets a \\(2, 2\\) map"):
+        model(torch.randn(1, 3, 320, 320))  # the 0.8x view is 256 px
+
+
 def test_zoo_eval_with_flip_on_a_checkpoint(compose_cfg, tmp_path):
     from zoo.engine.evaluate import evaluate_checkpoint
 

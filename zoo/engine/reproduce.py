@@ -189,24 +189,24 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     holds = ordering_holds(rows)
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
-    extras = [(title, unit, field) for title, unit, field in (("ms / image", ".1f", "ms"), ("train min", ".1f", "train_minutes"))
+    extras = [(title, field) for title, field in (("ms / image", "ms"), ("train min", "train_minutes"))
               if any(getattr(r, field) is not None for r in rows)]
     lines = [f"# {table['title']}", "", header, "",
              "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |"
-             + "".join(f" {title} |" for title, _, _ in extras),
+             + "".join(f" {title} |" for title, _ in extras),
              "|---|---|---|---|---|---|" + "---|" * len(extras)]
     for row, hold in zip(rows, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
         comparable = row.paper is not None and metric == table["metric"]  # not voc07 against the paper's coco_ap
         delta = f"{row.mean - row.paper:+.2f}" if comparable else "-"
-        values = [getattr(row, field) for _, _, field in extras]
+        values = [getattr(row, field) for _, field in extras]
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
                      f"{'-' if hold is None else ('yes' if hold else 'no')} |"
-                     + "".join(" - |" if v is None else f" {v:{unit}} |" for v, (_, unit, _) in zip(values, extras)))
-    if any(field == "ms" for _, _, field in extras):
+                     + "".join(" - |" if v is None else f" {v:.1f} |" for v in values))
+    if any(field == "ms" for _, field in extras):
         lines += ["", f"ms / image: seed 0's checkpoint, batch 1, median over 20 test images; {machine(torch.get_num_threads())}."]
-    if any(field == "train_minutes" for _, _, field in extras):
+    if any(field == "train_minutes" for _, field in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]

@@ -6,6 +6,11 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 
+class InputTooSmallError(ValueError):
+    """An input below the smallest size a model can run (SSD's extra layers need 3x3 maps): callers
+    that try several sizes, such as a TTA comparison, can skip that size and keep the others."""
+
+
 class L2Norm(nn.Module):
     """Channel-wise L2 normalisation with a learned per-channel scale (SSD's conv4_3 trick,
     RefineDet's conv4_3/conv5_3): keeps early, large-magnitude features comparable to later ones."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.models.layers import conv_block
+from zoo.models.layers import InputTooSmallError, conv_block
 from zoo.registry import NECKS
 
 
@@ -42,7 +42,7 @@ class SSDExtras(nn.Module):
         for level, block in enumerate(self.extras):
             conv = block[1][0]
             if min(x.shape[-2:]) + 2 * conv.padding[0] < conv.kernel_size[0]:
-                raise ValueError(f"ssd_extras: extra level {level} gets a {tuple(x.shape[-2:])} map, smaller than its "
+                raise InputTooSmallError(f"ssd_extras: extra level {level} gets a {tuple(x.shape[-2:])} map, smaller than its "
                                  f"{conv.kernel_size[0]}x{conv.kernel_size[0]} conv; the input is too small for "
                                  "this model (raise model.input_size or drop extra layers)")
             x = block(x)
