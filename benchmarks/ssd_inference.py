@@ -6,12 +6,15 @@ Both models get the same randomly initialised weights (converted with zoo.models
 the same default boxes (torchvision's COCO scales and steps), so their detections must agree;
 the script checks that, then times batch-1 inference in alternating rounds (fair on a noisy
 machine) and prints the medians and ratios. zoo's time includes input normalisation, which
-torchvision does inside its forward. The reduced-precision rows run zoo under bf16 autocast.
+torchvision does inside its forward. "NHWC" rows use channels-last activations (zoo's default in
+training and evaluation); "compiled" is what `zoo-eval compile=true` runs (torch.compile with frozen
+weights, NHWC). The reduced-precision rows run zoo under bf16 autocast.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import time
 from functools import partial
 
 import torch
@@ -20,6 +23,7 @@ from torchvision.models.detection import ssd300_vgg16
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
+from zoo.engine.inference import compile_for_inference
 from zoo.engine.timing import machine, medians, time_alternating
 from zoo.models.convert import ssd_from_torchvision
 from zoo.models.detectors import build_detector
@@ -91,13 +95,18 @@ def main() -> None:
     tv, zoo = build_pair(args.classes, args.background_bias)
     image = torch.rand(3, 300, 300, generator=torch.Generator().manual_seed(1))
     zoo_nhwc = copy.deepcopy(zoo).to(memory_format=torch.channels_last)
+    zoo_compiled = compile_for_inference(copy.deepcopy(zoo_nhwc))  # as `zoo-eval compile=true`
     runners = {"torchvision fp32": lambda img: tv([img]), "zoo fp32": zoo_runner(zoo, "fp32"),
                "zoo fp32 NHWC": zoo_runner(zoo_nhwc, "fp32", channels_last=True),
+               "zoo fp32 compiled": zoo_runner(zoo_compiled, "fp32", channels_last=True),
                "zoo bf16": zoo_runner(zoo, "bf16"), "zoo bf16 NHWC": zoo_runner(zoo_nhwc, "bf16", channels_last=True)}
     with torch.inference_mode():
         reference = runners["torchvision fp32"](image)[0]
         print(f"outputs, zoo fp32 vs torchvision: {compare(reference, runners['zoo fp32'](image)[0])}")
-        for name in ("zoo fp32 NHWC", "zoo bf16", "zoo bf16 NHWC"):
+        start = time.perf_counter()
+        runners["zoo fp32 compiled"](image)
+        print(f"zoo fp32 compiled: first call (compiling) {time.perf_counter() - start:.1f} s")
+        for name in ("zoo fp32 NHWC", "zoo fp32 compiled", "zoo bf16", "zoo bf16 NHWC"):
             print(f"outputs, {name} vs torchvision: {compare(reference, runners[name](image)[0])}")
         times = time_alternating({name: partial(run, image) for name, run in runners.items()}, args.rounds)
     print(f"\n{machine(args.threads)}, batch 1, 300x300, {args.classes} classes, background bias "

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from zoo.config import DataConfig, model_node, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.inference import evaluate_model
+from zoo.engine.inference import compile_for_inference, evaluate_model
 from zoo.engine.loaders import build_split
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
@@ -57,6 +57,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
     tta = cfg.get("tta")
     tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
+    if cfg.get("compile", False):
+        tested = compile_for_inference(tested)
     start = time.perf_counter()
     results = evaluate_model(tested, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
                              channels_last=channels_last)
@@ -69,7 +71,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             evaluator.plot(out)
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
-                    "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3)})
+                    "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3),
+                    "compiled": bool(cfg.get("compile", False))})
     return results
 
 
