@@ -25,3 +25,17 @@ def test_compiled_ssd_lite_gives_the_eager_detections(compose_cfg):
         torch.testing.assert_close(c["boxes"], e["boxes"], atol=1e-3, rtol=1e-4)
         torch.testing.assert_close(c["scores"], e["scores"], atol=1e-4, rtol=1e-4)
         assert torch.equal(c["labels"], e["labels"])
+
+
+def test_compile_with_only_proposal_evaluators_is_refused(compose_cfg, tmp_path):
+    """propose() bypasses the compiled forward, so compile=true would be recorded for nothing compiled."""
+    from tests.conftest import TINY
+    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.engine.trainer import Trainer
+
+    Trainer(compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=1",
+                        "trainer.eval_every=0"), tmp_path).fit()
+    cfg = compose_cfg(f"checkpoint={tmp_path / 'checkpoints' / 'last.pt'}", "evaluator=proposals", "compile=true",
+                      "split=val", config_name="eval")
+    with pytest.raises(ValueError, match="drop compile=true"):
+        evaluate_checkpoint(cfg)

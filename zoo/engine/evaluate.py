@@ -58,6 +58,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     tta = cfg.get("tta")
     tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
     if cfg.get("compile", False):
+        if all(getattr(e, "source", "detections") == "proposals" for e in evaluators):
+            raise ValueError("compile=true compiles the detector's forward, but these evaluators score RPN "
+                             "proposals (propose() runs uncompiled): drop compile=true")
         tested = compile_for_inference(tested)
     start = time.perf_counter()
     results = evaluate_model(tested, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
