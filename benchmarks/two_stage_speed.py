@@ -7,13 +7,16 @@ Both models are randomly initialised with torchvision's model, and its weights a
 zoo's fpn_r50 (built with plain BatchNorm, torchvision's choice when no weights are given), so both
 see the same logits. The two differ in anchor centres (torchvision puts them on cell corners and
 rounds their sizes; zoo centres them), so their detections are close, not identical: the script
-prints both counts. torchvision's time includes its own normalisation and resize inside forward
-(a no-op resize at --size); zoo's time includes the normalisation its data pipeline does. Rounds
-alternate between the models after one untimed warm-up round; medians are printed.
+prints both counts. "NHWC" rows run zoo in its default channels-last layout (the trainer's and
+zoo-eval's), "compiled" as `zoo-eval compile=true`. torchvision's time includes its own normalisation
+and resize inside forward (a no-op resize at --size); zoo's time includes the normalisation its data
+pipeline does. Rounds alternate between the models after one untimed warm-up round; medians are printed.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import time
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -21,6 +24,7 @@ from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
 from zoo.cli import CONF_DIR
 from zoo.config import model_node
+from zoo.engine.inference import compile_for_inference
 from zoo.engine.timing import machine, medians, time_alternating
 from zoo.models.detectors import build_detector
 from zoo.registry import load_components
@@ -78,14 +82,16 @@ def main() -> None:
     train_images = [torch.rand(3, args.size, args.size, generator=gen) for _ in range(args.batch)]
     tv_targets = [{"boxes": boxes, "labels": labels + 1} for _ in train_images]  # torchvision: 0 is background
     zoo_targets = [{"boxes": boxes, "labels": labels} for _ in train_images]
+    nhwc = copy.deepcopy(zoo).to(memory_format=torch.channels_last)  # zoo's default layout (trainer, zoo-eval)
     tv_opt = torch.optim.SGD(tv.parameters(), lr=1e-4, momentum=0.9)
     zoo_opt = torch.optim.SGD(zoo.parameters(), lr=1e-4, momentum=0.9)
+    nhwc_opt = torch.optim.SGD(nhwc.parameters(), lr=1e-4, momentum=0.9)
 
     def tv_infer():
         return tv([image])[0]
 
-    def zoo_infer():
-        return zoo(((image - MEAN) / STD)[None])[0]
+    def zoo_infer(model=zoo, fmt=torch.contiguous_format):
+        return model(((image - MEAN) / STD)[None].contiguous(memory_format=fmt))[0]
 
     def tv_train():
         loss = sum(tv(train_images, tv_targets).values())
@@ -93,28 +99,37 @@ def main() -> None:
         loss.backward()
         tv_opt.step()
 
-    def zoo_train():
-        loss = sum(zoo(torch.stack([(im - MEAN) / STD for im in train_images]), zoo_targets).values())
-        zoo_opt.zero_grad()
+    def zoo_train(model=zoo, opt=zoo_opt, fmt=torch.contiguous_format):
+        images = torch.stack([(im - MEAN) / STD for im in train_images]).contiguous(memory_format=fmt)
+        loss = sum(model(images, zoo_targets).values())
+        opt.zero_grad()
         loss.backward()
-        zoo_opt.step()
+        opt.step()
 
-    tv.eval()
-    zoo.eval()
+    for model in (tv, zoo, nhwc):
+        model.eval()
+    compiled = compile_for_inference(copy.deepcopy(nhwc))  # as `zoo-eval compile=true`
+    cl = torch.channels_last
     with torch.inference_mode():
         tv_out, zoo_out = tv_infer(), zoo_infer()
         print(f"detections on one random image: torchvision {len(tv_out['boxes'])}, zoo {len(zoo_out['boxes'])}")
-        times = time_alternating({"torchvision infer": tv_infer, "zoo infer": zoo_infer}, args.rounds, warmup=1)
-    tv.train()
-    zoo.train()
-    times.update(time_alternating({"torchvision train step": tv_train, "zoo train step": zoo_train}, args.rounds,
-                                  warmup=1))
+        start = time.perf_counter()
+        zoo_infer(compiled, cl)
+        print(f"zoo infer compiled: first call (compiling) {time.perf_counter() - start:.1f} s")
+        times = time_alternating({"torchvision infer": tv_infer, "zoo infer": zoo_infer,
+                                  "zoo infer NHWC": lambda: zoo_infer(nhwc, cl),
+                                  "zoo infer compiled": lambda: zoo_infer(compiled, cl)}, args.rounds, warmup=1)
+    for model in (tv, zoo, nhwc):
+        model.train()
+    times.update(time_alternating({"torchvision train step": tv_train, "zoo train step": zoo_train,
+                                   "zoo train step NHWC": lambda: zoo_train(nhwc, nhwc_opt, cl)},
+                                  args.rounds, warmup=1))
     print(f"{machine(args.threads)}, {args.size}x{args.size}, {args.classes} classes, inference batch 1, training batch {args.batch}, "
           f"{args.rounds} alternating rounds after one warm-up")
     print(f"{'what':<24} {'median ms':>10} {'ratio zoo / torchvision':>25}")
     meds = medians(times)
     for name, med in meds.items():
-        pair = "torchvision " + name.split(" ", 1)[1] if name.startswith("zoo") else None
+        pair = ("torchvision infer" if "infer" in name else "torchvision train step") if name.startswith("zoo") else None
         ratio = f"{med / meds[pair]:.2f}x" if pair else ""
         print(f"{name:<24} {med:>10.1f} {ratio:>25}")
 

@@ -51,6 +51,19 @@ def test_a_real_row_trains_under_the_protocol(tmp_path):
     assert rows[0].runs == [pytest.approx(100 * results["metrics"]["voc07_map50"])]
 
 
+def test_an_interrupted_row_continues_from_its_last_checkpoint(tmp_path):
+    """A row whose last.pt exists but whose results.json does not resumes instead of starting over."""
+    table = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_no_tcb"]}
+    overrides = [*TINY, "model.input_size=128", "trainer.max_iters=2", "trainer.eval_every=0"]
+    first = reproduce(table, "synthetic", 1, tmp_path, overrides=overrides)
+    run_dir = tmp_path / "refinedet320_table3_no_tcb" / "seed0"
+    (run_dir / "results.json").unlink()  # as if stopped between the last checkpoint and the results
+    train_lines = (run_dir / "metrics.jsonl").read_text().count('"kind": "train"')
+    again = reproduce(table, "synthetic", 1, tmp_path, overrides=overrides)
+    assert (run_dir / "metrics.jsonl").read_text().count('"kind": "train"') == train_lines  # no step retrained
+    assert again[0].runs == first[0].runs
+
+
 def test_ordering_follows_the_sign_of_each_change():
     rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [61.0]),
             Row("d", "", None, False, [50.0])]

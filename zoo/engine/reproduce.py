@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from zoo.cli import CONF_DIR
 from zoo.engine.timing import machine
@@ -91,8 +91,13 @@ def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, override
 
 
 def train_row(cfg, run_dir: Path) -> dict[str, Any]:
+    """Train the row, continuing from its last.pt if an earlier invocation was interrupted (a row on the
+    CPU can take an hour; resuming is exact, and refused if the stored config differs)."""
     from zoo.engine.trainer import Trainer
 
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        with open_dict(cfg):
+            cfg.resume = True
     return Trainer(cfg, run_dir).fit()
 
 
