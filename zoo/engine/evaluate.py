@@ -57,7 +57,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
     tta = cfg.get("tta")
     tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
-    if cfg.get("compile", False):
+    compiled = bool(cfg.get("compile", False))
+    if compiled:
         if all(getattr(e, "source", "detections") == "proposals" for e in evaluators):
             raise ValueError("compile=true compiles the detector's forward, but these evaluators score RPN "
                              "proposals (propose() runs uncompiled): drop compile=true")
@@ -75,7 +76,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3),
-                    "compiled": bool(cfg.get("compile", False))})
+                    "compiled": compiled})
     return results
 
 
