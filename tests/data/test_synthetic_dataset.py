@@ -6,8 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from zoo.data import SyntheticShapes, build_dataset
-from zoo.data import synthetic
+from zoo.data import SyntheticShapes, build_dataset, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +69,16 @@ def plain(monkeypatch):
 
 def test_a_single_shape_has_exactly_the_box_of_its_pixels(plain):
     for seed in range(40):
-        image, boxes, _ = plain(seed, max_objects=1)
+        image, boxes, _, visible = plain(seed, max_objects=1)
         ys, xs = np.nonzero(image.any(axis=2))
-        assert boxes == [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]
+        assert boxes == [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]] and visible == [1.0]
 
 
 def test_occluded_boxes_stay_tight_and_hidden_objects_are_dropped(plain):
     kept, everything = 0, 0
     for seed in range(60):
-        image, boxes, _ = plain(seed, max_objects=10)
+        image, boxes, _, visible = plain(seed, max_objects=10)
+        assert all(0.4 <= v <= 1.0 for v in visible)
         kept += len(boxes)
         everything += len(plain(seed, max_objects=10, min_visible=0.0)[1])
         on = image.any(axis=2)
@@ -95,3 +95,17 @@ def test_build_dataset_passes_split_and_generation_is_cheap():
     for i in range(50):
         ds.load(i)
     assert (time.perf_counter() - start) / 50 < 0.02  # ~1.5 ms on one core; loose for busy CI machines
+
+
+def test_ambiguous_objects_can_be_marked_ignore_without_losing_any():
+    plain = build_dataset({"type": "synthetic", "num_images": 40}, "val")
+    marked = build_dataset({"type": "synthetic", "num_images": 40, "ignore_below_visible": 0.7,
+                            "ignore_below_size": 16}, "val")
+    for i in range(40):
+        a, b = plain.get_annotation(i), marked.get_annotation(i)
+        np.testing.assert_array_equal(a["boxes"], b["boxes"])
+        assert not a["ignore"].any()
+        longer = np.maximum(b["boxes"][:, 2] - b["boxes"][:, 0], b["boxes"][:, 3] - b["boxes"][:, 1])
+        np.testing.assert_array_equal(b["ignore"], (b["visible"] < 0.7) | (longer < 16))
+    visible = np.concatenate([plain.get_annotation(i)["visible"] for i in range(40)])
+    assert (visible < 0.7).any() and (visible == 1.0).mean() > 0.5  # occlusion happens, most objects are whole

@@ -84,9 +84,10 @@ def _draw_objects(rng: np.random.Generator, image: np.ndarray, field: np.ndarray
     return owner, drawn
 
 
-def _visible_objects(owner: np.ndarray, drawn: list, min_visible: float) -> tuple[list, list]:
-    """Boxes (tight around the visible pixels) and labels of the objects that enough of shows."""
-    boxes, labels = [], []
+def _visible_objects(owner: np.ndarray, drawn: list, min_visible: float) -> tuple[list, list, list]:
+    """Boxes (tight around the visible pixels), labels and visible fractions of the objects that enough of
+    shows."""
+    boxes, labels, fractions = [], [], []
     for k, (label, region, x0, y0, area) in enumerate(drawn, start=1):
         visible = owner[region] == k
         seen = np.count_nonzero(visible)
@@ -94,7 +95,8 @@ def _visible_objects(owner: np.ndarray, drawn: list, min_visible: float) -> tupl
             rows, cols = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
             boxes.append([x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1])  # pixel edges
             labels.append(label)
-    return boxes, labels
+            fractions.append(seen / area)
+    return boxes, labels, fractions
 
 
 def _add_grain(rng: np.random.Generator, image: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -105,24 +107,31 @@ def _add_grain(rng: np.random.Generator, image: np.ndarray, noise: np.ndarray) -
 
 
 def render(rng: np.random.Generator, size: int, noise: np.ndarray, min_size: float, max_size: float,
-           max_objects: int, empty_fraction: float, min_visible: float) -> tuple[np.ndarray, list, list]:
-    """One image (size, size, 3) uint8 RGB with its tight boxes and labels."""
+           max_objects: int, empty_fraction: float, min_visible: float) -> tuple[np.ndarray, list, list, list]:
+    """One image (size, size, 3) uint8 RGB with its tight boxes, labels and the fraction of each object
+    left visible."""
     field = _background(rng, size)
     image = field.copy()
     _clutter(rng, image)
     count = 0 if rng.random() < empty_fraction else int(rng.integers(1, max_objects + 1))
     owner, drawn = _draw_objects(rng, image, field, count, min_size, max_size)
-    boxes, labels = _visible_objects(owner, drawn, min_visible)
-    return _add_grain(rng, image, noise), boxes, labels
+    boxes, labels, visible = _visible_objects(owner, drawn, min_visible)
+    return _add_grain(rng, image, noise), boxes, labels, visible
 
 
 @DATASETS.register("synthetic")
 class SyntheticShapes(DetectionDataset):
-    """``num_images`` images of ``image_size`` px; 'train' and 'val' (any split name) draw disjoint sets."""
+    """``num_images`` images of ``image_size`` px; 'train' and 'val' (any split name) draw disjoint sets.
+
+    ``ignore_below_visible`` and ``ignore_below_size`` mark the labelled objects showing less than that
+    fraction of themselves, or with a box whose longer side is below that many pixels, as ``ignore``
+    (VOC's 'difficult': neither found nor missed), to measure what the ambiguous objects cost a
+    detector (benchmarks/synthetic_difficulty.py); both are 0 by default, so every object counts."""
 
     def __init__(self, num_images: int = 1000, image_size: int = 320, seed: int = 0, split: str = "train",
                  min_size: float = 8, max_size: float | None = None, max_objects: int = 6,
-                 empty_fraction: float = 0.05, min_visible: float = 0.4, transform=None):
+                 empty_fraction: float = 0.05, min_visible: float = 0.4, ignore_below_visible: float = 0.0,
+                 ignore_below_size: float = 0.0, transform=None):
         super().__init__(f"synthetic[{split}]", transform)
         if not 1 <= max_objects <= 255:
             raise ValueError(f"max_objects must be in 1..255, got {max_objects}")
@@ -130,6 +139,7 @@ class SyntheticShapes(DetectionDataset):
         self.num_images, self.size, self.seed, self.split = num_images, image_size, seed, split
         self.min_size, self.max_size = min_size, max_size or image_size / 2
         self.max_objects, self.empty_fraction, self.min_visible = max_objects, empty_fraction, min_visible
+        self.ignore_below_visible, self.ignore_below_size = ignore_below_visible, ignore_below_size
         self._split_code = zlib.crc32(split.encode())  # stable across processes, unlike hash()
         self._noise = noise_bank(seed, image_size)
 
@@ -141,11 +151,14 @@ class SyntheticShapes(DetectionDataset):
 
     def load(self, index: int) -> tuple[np.ndarray, dict]:
         rng = np.random.default_rng([self.seed, self._split_code, index])
-        image, boxes, labels = render(rng, self.size, self._noise, self.min_size, self.max_size,
-                                      self.max_objects, self.empty_fraction, self.min_visible)
+        image, boxes, labels, visible = render(rng, self.size, self._noise, self.min_size, self.max_size,
+                                               self.max_objects, self.empty_fraction, self.min_visible)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        ann = dict(image_id=index, boxes=boxes, labels=np.asarray(labels, np.int64),
-                   ignore=np.zeros(len(boxes), np.bool_), height=self.size, width=self.size)
+        visible = np.asarray(visible, np.float32)
+        longer_side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        ignore = (visible < self.ignore_below_visible) | (longer_side < self.ignore_below_size)
+        ann = {"image_id": index, "boxes": boxes, "labels": np.asarray(labels, np.int64), "ignore": ignore,
+               "visible": visible, "height": self.size, "width": self.size}
         return image, ann
 
     def load_image(self, index: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,18 @@ from zoo.models.detectors import build_detector
 from zoo.tta import build_tta
 
 
-def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None):
+def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None,
+             data_overrides: Mapping[str, Any] | None = None):
     """A checkpoint's model (on ``device``, in the memory layout it trained with) and a loader over
-    ``split`` of its data, both rebuilt from the config stored inside it."""
+    ``split`` of its data, both rebuilt from the config stored inside it (``data_overrides`` merged
+    into its ``data`` node, e.g. ``{"val": {"ignore_below_size": 16}}``)."""
     state = load_checkpoint(checkpoint)
     run_cfg = OmegaConf.create(state["config"])
-    if data_root:
-        with open_dict(run_cfg):
+    with open_dict(run_cfg):
+        if data_root:
             _reroot(run_cfg.data, data_root)
+        if data_overrides:
+            run_cfg.data = OmegaConf.merge(run_cfg.data, data_overrides)
     data = validate_section(run_cfg, "data", DataConfig)
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got '{split}'")
