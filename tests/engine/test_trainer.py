@@ -119,3 +119,16 @@ def test_paper_figure_sits_beside_the_measured_one(compose_cfg):
     assert figure["measured"] == 81.23 and figure["value"] == 80.0 and figure["same_data"] is False
     cfg.paper.metric = "coco_ap"
     assert paper_figure(cfg, {"voc07_map50": 0.5})["measured"] is None
+
+
+def test_load_run_merges_data_overrides_into_the_stored_config(compose_cfg, tmp_path):
+    from zoo.engine.evaluate import load_run
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    checkpoint = str(tmp_path / "checkpoints" / "last.pt")
+    _, loader, run_cfg, _ = load_run(checkpoint, "val", 2, "cpu", data_overrides={"val": {"ignore_below_size": 1e6}})
+    assert run_cfg.data.val.ignore_below_size == 1e6
+    anns = [loader.dataset.get_annotation(i) for i in range(len(loader.dataset))]
+    assert sum(len(a["ignore"]) for a in anns) > 0 and all(a["ignore"].all() for a in anns)
+    _, loader, _, _ = load_run(checkpoint, "val", 2, "cpu")
+    assert not any(loader.dataset.get_annotation(i)["ignore"].any() for i in range(len(loader.dataset)))
