@@ -38,8 +38,9 @@ def test_rows_run_once_then_are_read_back(tmp_path):
     paths = write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce table=refinedet_table3")
     text = Path(paths["md"]).read_text()
     assert ("| refinedet320_table3_no_tcb | model/neck=none, model.refine.filter_negatives=false, "
-            "model.refine.cascade=false | 76.2 (unverified) | 56.50 ± 0.71 | -19.70 | no |") in text
-    assert "50.50 ± 0.71" in text and json.loads(Path(paths["json"]).read_text())["rows"][3]["paper"] == 76.2
+            "model.refine.cascade=false | 76.2 (unverified) | 56.50 ± 0.71 | -1.10 | +2.00 | no |") in text
+    assert "| 80.0 | 50.50 ± 0.71 | - | - | - |" in text and "-19.70" not in text  # no ours-minus-paper across data sets
+    assert json.loads(Path(paths["json"]).read_text())["rows"][3]["paper"] == 76.2
 
 
 def test_a_real_row_trains_under_the_protocol(tmp_path):
@@ -65,9 +66,28 @@ def test_an_interrupted_row_continues_from_its_last_checkpoint(tmp_path):
 
 
 def test_ordering_follows_the_sign_of_each_change():
-    rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [61.0]),
+    rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [59.5]),
             Row("d", "", None, False, [50.0])]
-    assert ordering_holds(rows) == [None, True, False, None]
+    assert ordering_holds(rows) == [None, "yes", "no", None]
+    assert ordering_holds(rows, reference="a") == [None, "yes", "yes", None]  # each row against 'a', not its neighbour
+
+
+def test_a_change_smaller_than_the_seeds_spread_is_within_noise():
+    full, ablated = Row("full", "", 80.0, True, [60.0, 62.0]), Row("ablated", "", 76.2, True, [59.0, 61.5])
+    assert ordering_holds([full, ablated]) == [None, "within noise"]  # -0.75 against 2 x 1.06
+    assert ordering_holds([full, Row("ablated", "", 76.2, True, [57.0, 58.0])]) == [None, "yes"]
+
+
+def test_single_seed_tables_write_valid_json_and_other_metrics_get_no_paper_bars(tmp_path):
+    table = _table("cornernet_table1")
+    rows = [Row("cornernet_table1_corner_pool", "", 38.4, False, [70.0]),
+            Row("cornernet_table1_no_corner_pool", "", 36.5, False, [69.0])]
+    paths = write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce table=cornernet_table1")
+    data = json.loads(Path(paths["json"]).read_text())  # strict: NaN would not parse as JSON elsewhere
+    assert data["rows"][0]["std"] is None and "NaN" not in Path(paths["json"]).read_text()
+    text = Path(paths["md"]).read_text()
+    assert "| 38.4 (unverified) | 70.00 | - | - | - |" in text and "| -1.00 |" in text
+    assert "The paper's figures are coco_ap, ours voc07_map50" in text
 
 
 def test_bad_requests_name_the_problem(tmp_path):
@@ -119,7 +139,7 @@ def test_a_table_of_models_carries_their_speed(tmp_path):
     assert [(r.settings, r.runs, r.ms, r.paper) for r in rows] == [("model=ssd_lite", [60.0], 5.0, None),
                                                                    ("model=fpn_lite", [70.0], 9.0, None)]
     paths = write_table(rows, table, "synthetic", 1, tmp_path, "zoo-reproduce table=zoo_speed_accuracy")
-    assert "| fpn_lite | model=fpn_lite | - | 70.00 | - | - | 9.0 |" in Path(paths["md"]).read_text()
+    assert "| fpn_lite | model=fpn_lite | - | 70.00 | - | - | - | 9.0 |" in Path(paths["md"]).read_text()
 
 
 def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
@@ -172,5 +192,5 @@ def test_the_training_modes_table_trains_each_mode_and_reports_its_minutes(tmp_p
     assert seen["faster_rcnn_training_four_step", 0] == ["rpn", "detector", "rpn_finetune", "detector_finetune"]
     assert [(r.paper, r.train_minutes) for r in rows] == [(None, 10.5), (69.9, 10.5)]
     text = Path(write_table(rows, table, "bccd", 2, tmp_path, "zoo-reproduce ...")["md"]).read_text()
-    assert "| faster_rcnn_training_joint | trainer/stages=joint | - | 55.00 ± 7.07 | - | - | 10.5 |" in text
+    assert "| faster_rcnn_training_joint | trainer/stages=joint | - | 55.00 ± 7.07 | - | - | - | 10.5 |" in text
     assert "train min: each run's training wall clock" in text

@@ -2,7 +2,6 @@
 mean +- std beside the paper's figure. Finished runs (a results.json in their folder) are read, not rerun."""
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import statistics
@@ -50,8 +49,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     small one)}``;
     ``rows_are: experiments`` (files in conf/experiment) or ``models`` (model configs, no paper
     figure); ``speed: true`` adds each row's inference time per image, ``train_time: true`` its
-    training minutes."""
-    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed", "train_time"})
+    training minutes; ``reference: <row>`` compares every row with that one (a table whose columns each
+    remove one component from the full model) instead of with the row before it (a cumulative table)."""
+    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed", "train_time",
+                                   "reference"})
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -69,6 +70,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     missing = [r for r in table["rows"] if not (Path(CONF_DIR) / folder / f"{r}.yaml").is_file()]
     if missing:
         raise ValueError(f"table {table['name']}: no {folder} file for row(s) {missing} in conf/{folder}/")
+    reference = table.get("reference")
+    if reference is not None and (reference not in table["rows"] or reference in spec.get("skip", [])):
+        raise ValueError(f"table {table['name']}: reference '{reference}' is not one of the rows run under "
+                         f"'{protocol}'")
     row_overrides = spec.get("row_overrides") or {}
     strays = sorted(set(row_overrides) - set(table["rows"]))
     if strays:
@@ -173,17 +178,37 @@ def _flatten(node: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return out
 
 
-def ordering_holds(rows: Sequence[Row]) -> list[bool | None]:
-    """Per row after the first: whether our change from the previous row has the paper's sign
-    (None where a figure is missing)."""
-    out: list[bool | None] = [None]
-    for before, after in itertools.pairwise(rows):
-        if before.paper is None or after.paper is None or not before.runs or not after.runs:
+def compared_with(rows: Sequence[Row], reference: str | None = None) -> list[Row | None]:
+    """The row each row's change is measured from: ``reference`` (itself excepted) or the previous row."""
+    if reference is None:
+        return [None, *rows[:-1]]
+    base = next((r for r in rows if r.experiment == reference), None)
+    return [None if r is base else base for r in rows]
+
+
+def ordering_holds(rows: Sequence[Row], reference: str | None = None) -> list[str | None]:
+    """Per row: 'yes' or 'no', whether our change from the row it is compared with has the sign of the
+    paper's; 'within noise' when our change is under two standard errors of the difference of the two
+    means (seed std over sqrt(seeds)); None where a figure is missing or the paper's change is zero."""
+    out: list[str | None] = []
+    for row, base in zip(rows, compared_with(rows, reference)):
+        if base is None or row.paper is None or base.paper is None or not row.runs or not base.runs:
             out.append(None)
             continue
-        paper, ours = after.paper - before.paper, after.mean - before.mean
-        out.append((paper > 0) == (ours > 0) if paper != 0 else None)  # a tie in the paper orders nothing
+        paper, ours = row.paper - base.paper, row.mean - base.mean
+        if paper == 0:
+            out.append(None)
+            continue
+        spread = [r.std ** 2 / len(r.runs) for r in (row, base) if len(r.runs) > 1]
+        noise = 2 * math.sqrt(sum(spread)) if len(spread) == 2 else 0.0
+        out.append("within noise" if abs(ours) < noise else ("yes" if (paper > 0) == (ours > 0) else "no"))
     return out
+
+
+def _step(row: Row, base: Row | None, value: Callable[[Row], float | None]) -> str:
+    if base is None or value(row) is None or value(base) is None:
+        return "-"
+    return f"{value(row) - value(base):+.2f}"
 
 
 def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
@@ -191,26 +216,40 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     """table.md, table.json and table.png in ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    holds = ordering_holds(rows)
+    reference = table.get("reference")
+    holds = ordering_holds(rows, reference)
+    of_models = table.get("rows_are", "experiments") == "models"  # different models: no steps between rows
+    bases = [None] * len(rows) if of_models else compared_with(rows, reference)
     metric = table["protocols"][protocol].get("metric") or table["metric"]
+    same_metric = metric == table["metric"]  # else the paper's figures are in another metric (coco_ap vs voc07)
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
     extras = [(title, field) for title, field in (("ms / image", "ms"), ("train min", "train_minutes"))
               if any(getattr(r, field) is not None for r in rows)]
+    versus = f"`{reference}`" if reference else "the row above"
     lines = [f"# {table['title']}", "", header, "",
-             "| row | settings | paper | ours (mean ± std) | delta | paper's ordering holds |"
+             "| row | settings | paper | ours (mean ± std) | paper step | our step | paper's ordering holds |"
              + "".join(f" {title} |" for title, _ in extras),
-             "|---|---|---|---|---|---|" + "---|" * len(extras)]
-    for row, hold in zip(rows, holds):
+             "|---|---|---|---|---|---|---|" + "---|" * len(extras)]
+    for row, base, hold in zip(rows, bases, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
-        comparable = row.paper is not None and metric == table["metric"]  # not voc07 against the paper's coco_ap
-        delta = f"{row.mean - row.paper:+.2f}" if comparable else "-"
+        paper_step = _step(row, base, lambda r: r.paper if same_metric else None)
+        our_step = _step(row, base, lambda r: r.mean if r.runs else None)
         values = [getattr(row, field) for _, field in extras]
-        lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {delta} | "
-                     f"{'-' if hold is None else ('yes' if hold else 'no')} |"
-                     + "".join(" - |" if v is None else f" {v:.1f} |" for v in values))
+        lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
+                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values))
+    if not of_models:
+        lines += ["", (f"Steps are each row's change from {versus}; the ordering holds when our step has the sign of "
+                  "the paper's, and is within noise when our step is under two standard errors of the difference.")]
+    if protocol == "paper" and same_metric:
+        lines += ["", "Ours minus the paper's: " + ", ".join(
+            f"{r.experiment} {r.mean - r.paper:+.2f}" for r in rows if r.paper is not None and r.runs) + "."]
+    if not same_metric:
+        lines += ["", (f"The paper's figures are {table['metric']}, ours {metric}: its steps are not shown, and the "
+                      "ordering compares the signs of the changes only.")]
     if any(field == "ms" for _, field in extras):
-        lines += ["", f"ms / image: seed 0's checkpoint, batch 1, median over 20 test images; {machine(torch.get_num_threads())}."]
+        lines += ["", ("ms / image: seed 0's checkpoint, batch 1, median over 20 test images at each model's own test "
+                  f"input size (keep-ratio models see the image's aspect); {machine(torch.get_num_threads())}.")]
     if any(field == "train_minutes" for _, field in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
@@ -219,19 +258,25 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if skipped:
         lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]
     if protocol != "paper":
-        lines += ["", f"The paper's figures are on its own data; under `{protocol}` compare the ordering, not the delta."]
+        lines += ["", f"The paper's figures are on its own data; under `{protocol}` compare the steps, not the figures."]
     paths = {"md": str(out / "table.md"), "json": str(out / "table.json"), "png": str(out / "table.png")}
     Path(paths["md"]).write_text("\n".join(lines) + "\n")
     Path(paths["json"]).write_text(json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
-        "command": command, "rows": [{**asdict(r), "mean": r.mean, "std": r.std, "ordering_holds": h}
-                                     for r, h in zip(rows, holds)]}, indent=2))
-    _plot(rows, table["title"], metric, paths["png"])
+        "command": command, "reference": reference,
+        "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
+                 for r, h in zip(rows, holds)]}, indent=2))
+    _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
 
 
-def _plot(rows: Sequence[Row], title: str, metric: str, path: str) -> None:
-    """Paper and ours side by side per row; or, with times, a speed-accuracy scatter."""
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value  # NaN is not JSON
+
+
+def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: bool = True) -> None:
+    """Paper and ours side by side per row (ours alone when the paper's metric differs); or, with
+    times, a speed-accuracy scatter."""
     fig = Figure(figsize=(1.8 + 1.4 * len(rows), 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -244,7 +289,8 @@ def _plot(rows: Sequence[Row], title: str, metric: str, path: str) -> None:
         ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
     else:
         x = list(range(len(rows)))
-        ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
+        if paper_bars:
+            ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
         ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4,
                yerr=[0 if math.isnan(r.std) else r.std for r in rows], capsize=3, label="ours")
         ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
