@@ -194,3 +194,21 @@ def test_the_training_modes_table_trains_each_mode_and_reports_its_minutes(tmp_p
     text = Path(write_table(rows, table, "bccd", 2, tmp_path, "zoo-reproduce ...")["md"]).read_text()
     assert "| faster_rcnn_training_joint | trainer/stages=joint | - | 55.00 ± 7.07 | - | - | - | 10.5 |" in text
     assert "train min: each run's training wall clock" in text
+
+
+def test_a_finished_row_is_read_back_only_under_the_config_it_trained_with(tmp_path):
+    from zoo.engine.checkpoint import save_checkpoint
+
+    def fake_train(cfg, run_dir):  # results plus a checkpoint carrying the config, as Trainer.fit leaves them
+        stored = OmegaConf.to_container(cfg, resolve=True)
+        del stored["trainer"]["grad_clip"]  # as if the key was added to the configs after the run, at its default
+        save_checkpoint({"config": OmegaConf.to_yaml(OmegaConf.create(stored))}, run_dir / "checkpoints" / "last.pt")
+        (run_dir / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.5}}))
+        return {"metrics": {"voc07_map50": 0.5}}
+
+    table = {**_table("cornernet_table1"), "rows": ["cornernet_table1_corner_pool"]}
+    reproduce(table, "synthetic", 1, tmp_path, train=fake_train)
+    rows = reproduce(table, "synthetic", 1, tmp_path, train=lambda cfg, run_dir: pytest.fail("retrained"))
+    assert rows[0].runs == [50.0]
+    with pytest.raises(ValueError, match=r"seed0 finished with another config .*\['trainer.max_epochs'\]"):
+        reproduce(table, "synthetic", 1, tmp_path, overrides=["trainer.max_epochs=3"], train=fake_train)

@@ -106,6 +106,23 @@ def train_row(cfg, run_dir: Path) -> dict[str, Any]:
     return Trainer(cfg, run_dir).fit()
 
 
+def read_back(cfg, run_dir: Path) -> dict[str, Any]:
+    """A finished run's results, if its checkpoint was trained with the config the row composes now
+    (a key added to the configs since, at its default, does not count); a run without a checkpoint
+    cannot be checked and is read as it is."""
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if checkpoint.is_file():
+        from zoo.engine.checkpoint import load_checkpoint
+        from zoo.engine.trainer import run_config_differences
+
+        stored = OmegaConf.create(load_checkpoint(checkpoint)["config"])
+        differ = run_config_differences(cfg, stored, shared_only=True)
+        if differ:
+            raise ValueError(f"{run_dir} finished with another config than this row composes now (differs in "
+                             f"{differ}): delete that folder to retrain the row, or pass another out=")
+    return json.loads((run_dir / "results.json").read_text())
+
+
 def row_latency(run_dir: Path) -> float:
     """The run's checkpoint timed on its test images, cached in ``latency.json`` beside it."""
     cached = run_dir / "latency.json"
@@ -140,7 +157,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             done = run_dir / "results.json"
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
-            results = json.loads(done.read_text()) if done.is_file() else train(cfg, run_dir)
+            results = read_back(cfg, run_dir) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
                                  f"(have {sorted(results.get('metrics', {}))})")

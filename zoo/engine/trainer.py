@@ -15,10 +15,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
-from zoo.engine.loaders import build_split
 from zoo.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from zoo.engine.distributed import all_reduce_mean, barrier, init_distributed, local_device
 from zoo.engine.inference import autocast_context, evaluate_model
+from zoo.engine.loaders import build_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.stages import Stage, StageSchedule
@@ -45,6 +45,28 @@ def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] |
                     "evaluator=all)", metric, sorted(metrics))
         return {**paper, "measured": None}
     return {**paper, "measured": round(100 * metrics[metric], 2)}
+
+
+# Trainer keys that only change what is shown or written, not the run itself.
+_COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every"}
+
+
+def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: bool = False) -> list[str]:
+    """The keys (model, data, evaluator, seed, non-cosmetic trainer.*) in which ``cfg`` would train another
+    run than the one ``stored`` (a checkpoint's config) trained. ``shared_only`` compares only the leaves
+    both configs have, so a key added to the configs since the run, with its default, is no difference."""
+    current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+
+    def differs(a: Any, b: Any) -> bool:
+        if shared_only and isinstance(a, DictConfig) and isinstance(b, DictConfig):
+            return any(differs(a[k], b[k]) for k in set(a) & set(b))
+        return a != b
+
+    names = [k for k in ("model", "data", "evaluator", "seed") if differs(current.get(k), stored.get(k))]
+    keys = set(current.trainer) & set(stored.trainer) if shared_only else set(current.trainer) | set(stored.trainer)
+    names += [f"trainer.{k}" for k in keys
+              if k not in _COSMETIC and differs(current.trainer.get(k), stored.trainer.get(k))]
+    return sorted(names)
 
 
 class Trainer:
@@ -125,17 +147,11 @@ class Trainer:
         self.best = dict(state.get("best", {}))
         log.info("resumed from %s at step %d", path, self.step)
 
-    # Trainer keys that only change what is shown or written, not the run itself.
-    _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every"}
-
     def _check_same_run(self, stored: DictConfig, path: Path) -> None:
         """Resuming with another model, data set, seed or schedule would silently mix two runs."""
-        current = OmegaConf.create(OmegaConf.to_container(self.cfg, resolve=True))
-        differ = [k for k in ("model", "data", "evaluator", "seed") if current.get(k) != stored.get(k)]
-        differ += [f"trainer.{k}" for k in set(current.trainer) | set(stored.trainer)
-                   if k not in self._COSMETIC and current.trainer.get(k) != stored.trainer.get(k)]
+        differ = run_config_differences(self.cfg, stored)
         if differ:
-            raise ValueError(f"resume: the config differs from the one stored in {path} in {sorted(differ)}; "
+            raise ValueError(f"resume: the config differs from the one stored in {path} in {differ}; "
                              "pass the run's original overrides (see its .hydra/overrides.yaml) with resume=true")
 
     def state_dict(self) -> dict[str, Any]:
