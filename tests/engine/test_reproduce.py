@@ -212,3 +212,17 @@ def test_a_finished_row_is_read_back_only_under_the_config_it_trained_with(tmp_p
     assert rows[0].runs == [50.0]
     with pytest.raises(ValueError, match=r"seed0 finished with another config .*\['trainer.max_epochs'\]"):
         reproduce(table, "synthetic", 1, tmp_path, overrides=["trainer.max_epochs=3"], train=fake_train)
+
+
+def test_report_only_writes_a_partial_table_from_the_finished_runs(tmp_path):
+    table = _table("refinedet_table3")
+    finished = tmp_path / "refinedet320_table3_full" / "seed0"
+    finished.mkdir(parents=True)
+    (finished / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.6}}))
+    rows = reproduce(table, "synthetic", 2, tmp_path, report_only=True,
+                     train=lambda cfg, run_dir: pytest.fail("report_only trained a row"))
+    assert [r.runs for r in rows] == [[60.0], [], [], []]
+    assert [r.paper for r in rows] == [80.0, 79.5, 77.3, 76.2]  # the paper's figures even for rows not yet run
+    text = Path(write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce")["md"]).read_text()
+    assert "**Partial: 1 of 8 runs finished**" in text and "| 60.00 (1 of 2 seeds) |" in text
+    assert "| 79.5 (unverified) | not finished | -0.50 | - | - |" in text

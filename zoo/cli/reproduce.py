@@ -17,7 +17,8 @@ def main(cfg: DictConfig) -> None:
 
     load_components()
     table = OmegaConf.to_container(cfg.table, resolve=True)
-    rows = reproduce(table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides))
+    rows = reproduce(table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides),
+                     report_only=bool(cfg.report_only))
     command = "zoo-reproduce " + " ".join(sys.argv[1:])
     paths = write_table(rows, table, cfg.protocol, int(cfg.seeds), cfg.out, command)
     print(Path(paths["md"]).read_text())

@@ -137,8 +137,10 @@ def row_latency(run_dir: Path) -> float:
 
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
               train: Callable[[Any, Path], dict[str, Any]] = train_row,
-              latency: Callable[[Path], float] = row_latency) -> list[Row]:
-    """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows."""
+              latency: Callable[[Path], float] = row_latency, report_only: bool = False) -> list[Row]:
+    """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows.
+    ``report_only`` trains nothing: the rows carry the seeds finished so far (a look at a table that
+    takes a day to run, while it runs)."""
     check_table(table, protocol)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -157,6 +159,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             done = run_dir / "results.json"
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
+            if report_only and not done.is_file():
+                continue
             results = read_back(cfg, run_dir) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
@@ -166,7 +170,9 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 minutes.append(results["train_seconds"] / 60)
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
-        ms = latency(Path(out_dir) / experiment / "seed0") if table.get("speed") else None
+        seed0_done = (Path(out_dir) / experiment / "seed0" / "results.json").is_file()
+        timed = table.get("speed") and (seed0_done or not report_only)
+        ms = latency(Path(out_dir) / experiment / "seed0") if timed else None
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))
     return rows
@@ -240,6 +246,10 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     same_metric = metric == table["metric"]  # else the paper's figures are in another metric (coco_ap vs voc07)
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
+    finished = sum(len(r.runs) for r in rows)
+    if finished < seeds * len(rows):
+        header += (f"\n\n**Partial: {finished} of {seeds * len(rows)} runs finished**; a row's figure is the mean "
+                   "of its finished seeds.")
     extras = [(title, field) for title, field in (("ms / image", "ms"), ("train min", "train_minutes"))
               if any(getattr(r, field) is not None for r in rows)]
     versus = f"`{reference}`" if reference else "the row above"
@@ -250,6 +260,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     for row, base, hold in zip(rows, bases, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
+        ours = "not finished" if not row.runs else ours + (f" ({len(row.runs)} of {seeds} seeds)"
+                                                             if len(row.runs) < seeds else "")
         paper_step = _step(row, base, lambda r: r.paper if same_metric else None)
         our_step = _step(row, base, lambda r: r.mean if r.runs else None)
         values = [getattr(row, field) for _, field in extras]
@@ -280,7 +292,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     Path(paths["md"]).write_text("\n".join(lines) + "\n")
     Path(paths["json"]).write_text(json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
-        "command": command, "reference": reference,
+        "command": command, "reference": reference, "finished_runs": finished,
         "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
