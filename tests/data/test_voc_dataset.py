@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from zoo.data import DataError, DataWarning, VOCDataset, ssd_train
 
@@ -103,7 +104,10 @@ def test_corrupt_image_fails_naming_it_or_falls_back_with_skip_bad(tmp_path, voc
     ds = VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
     with pytest.warns(DataWarning, match="bad.jpg"):
         sample = ds[0]
-    assert sample["image_id"] == 1 and sample["file"].endswith("good.jpg") and ds.load_failures == 1
+    assert sample["image_id"] == 1 and sample["file"].endswith("good.jpg")
+    ds.stand_in = False  # an evaluation split: the stand-in would be scored twice, so the image is left out
+    with pytest.warns(DataWarning, match="bad.jpg.*left out"):
+        assert ds[0] is None
 
 
 def test_image_that_disagrees_with_its_annotation_size_is_bad(tmp_path, voc_classes, write_voc):
@@ -130,3 +134,26 @@ def test_several_roots_are_concatenated(tmp_path, voc_classes, write_voc):
     second = write_voc(tmp_path / "2012", {"b": dict(), "c": dict()})
     ds = VOCDataset([str(first), str(second)], "trainval", voc_classes)
     assert len(ds) == 3 and ds.file(2).endswith(os.path.join("2012", "JPEGImages", "c.jpg"))
+
+
+def test_an_unreadable_evaluation_image_is_left_out_of_the_metric_and_counted(tmp_path, voc_classes, write_voc):
+    from zoo.data import Collate, build_loader
+    from zoo.engine.inference import evaluate_model
+    from zoo.evaluation.voc import VOCEvaluator
+
+    root = write_voc(tmp_path, {"a": dict(objects=[("dog", (1, 1, 9, 9))]), "bad": dict(image="corrupt"),
+                                "c": dict(objects=[("cat", (2, 2, 12, 12))])})
+    ds = VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
+    ds.stand_in = False  # as build_split sets it for val and test
+
+    class Perfect(torch.nn.Module):  # finds every box of the two readable images
+        def forward(self, images):
+            return [{"boxes": t["boxes"], "scores": torch.ones(len(t["boxes"])), "labels": t["labels"]}
+                    for t in targets.pop(0)]
+
+    loader = build_loader(ds, 2, Collate([0, 0, 0], [1, 1, 1]))
+    targets = [batch.targets for batch in loader]
+    assert [len(b) for b in loader] == [1, 1] and [b.skipped for b in loader] == [1, 0]
+    with pytest.warns(DataWarning, match=r"voc\[trainval\]: 1 unreadable image\(s\) left out of the evaluation"):
+        results = evaluate_model(Perfect(), loader, [VOCEvaluator(voc_classes)], torch.device("cpu"), progress=False)
+    assert results["metrics"]["voc07_map50"] == pytest.approx(1.0)  # the bad image's ground truth is not missed

@@ -56,7 +56,10 @@ class DetectionDataset(Dataset):
         self.name = name  # "voc[trainval]": prefixes every message about this data set
         self.transform = transform or identity_transform
         self.skip_bad = skip_bad
-        self.load_failures = 0  # unreadable images met while loading (skip_bad only), in this process
+        # With skip_bad, an unreadable image is replaced by the next one (training: one sample lost), or,
+        # where a repeat would be scored twice (evaluation splits: stand_in False), left out: the sample
+        # is None, Collate drops it and counts it in Batch.skipped.
+        self.stand_in = True
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -78,18 +81,21 @@ class DetectionDataset(Dataset):
                             f"says {ann['width']}x{ann['height']} (width x height)")
         return image, ann
 
-    def __getitem__(self, key) -> dict:
+    def __getitem__(self, key) -> dict | None:
         index, seed = split_key(key)
         if not 0 <= index < len(self):
             raise IndexError(f"{self.name}: index {index} out of range 0..{len(self) - 1}")
-        image, ann = self._load_or_fallback(index)
+        loaded = self._load_or_fallback(index)
+        if loaded is None:
+            return None
+        image, ann = loaded
         out = self.transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed)
         boxes, labels, ignore = as_targets(out["boxes"], out["labels"], out["ignore"])
         return dict(image=out["image"], boxes=boxes, labels=labels, ignore=ignore, image_id=ann["image_id"],
                     file=self.file(ann["image_id"]), orig_size=(ann["height"], ann["width"]),
                     scale=tuple(float(s) for s in out["scale"]))
 
-    def _load_or_fallback(self, index: int) -> tuple[np.ndarray, dict]:
+    def _load_or_fallback(self, index: int) -> tuple[np.ndarray, dict] | None:
         # A corrupt file is only found when decoded; with skip_bad the next index stands in, so one bad
         # JPEG costs one sample instead of a crashed run (the sample keeps the stand-in's image_id).
         for step in range(len(self)):
@@ -98,8 +104,10 @@ class DetectionDataset(Dataset):
             except DataError as err:
                 if not self.skip_bad:
                     raise
-                self.load_failures += 1
-                warnings.warn(f"{self.name}: skip_bad: {err}; using the next image instead", DataWarning, stacklevel=3)
+                instead = "using the next image instead" if self.stand_in else "left out"
+                warnings.warn(f"{self.name}: skip_bad: {err}; {instead}", DataWarning, stacklevel=3)
+                if not self.stand_in:
+                    return None
         raise DataError(f"{self.name}: no image could be read")
 
 

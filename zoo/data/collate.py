@@ -20,7 +20,11 @@ class Collate:
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         self.size_divisor = size_divisor
 
-    def __call__(self, samples: list[dict]) -> Batch:
+    def __call__(self, samples: list[dict | None]) -> Batch:
+        kept = [s for s in samples if s is not None]  # None: an unreadable image left out (skip_bad)
+        skipped, samples = len(samples) - len(kept), kept
+        if not samples:
+            return Batch(torch.zeros(0, 3, 1, 1), [], [], skipped)
         heights, widths = zip(*(s["image"].shape[:2] for s in samples))
         h, w = (-(-max(sizes) // self.size_divisor) * self.size_divisor for sizes in (heights, widths))
         images = np.zeros((len(samples), 3, h, w), np.float32)
@@ -34,7 +38,7 @@ class Collate:
         metas = [ImageMeta(image_id=int(s["image_id"]), orig_size=tuple(s["orig_size"]),
                            input_size=s["image"].shape[:2], scale=tuple(s["scale"]), file=s["file"])
                  for s in samples]
-        return Batch(torch.from_numpy(images), targets, metas)
+        return Batch(torch.from_numpy(images), targets, metas, skipped)
 
 
 def to_original(boxes, meta: ImageMeta):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo.data.collate import to_original
+from zoo.data.errors import DataWarning
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
@@ -61,7 +63,11 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
     by_source = {source: [e for e in evaluators if getattr(e, "source", "detections") == source]
                  for source in ("detections", "proposals")}
     proposer = _proposer(model, by_source["proposals"])
+    skipped = 0
     for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
+        skipped += batch.skipped
+        if not len(batch):
+            continue
         with autocast_context(device, amp_dtype):
             images = batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)
             outputs = model(images) if by_source["detections"] else []
@@ -76,6 +82,9 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
         for evaluator in by_source["proposals"]:
             evaluator.process(ground_truths, ranked)
     model.train(was_training)
+    if skipped:
+        warnings.warn(f"{dataset.name}: {skipped} unreadable image(s) left out of the evaluation (skip_bad=true): "
+                      "neither their ground truth nor detections count", DataWarning, stacklevel=2)
     results: dict[str, Any] = {"metrics": {}, "per_class": {}, "tables": []}
     for evaluator in evaluators:
         out = evaluator.evaluate()

@@ -18,7 +18,7 @@ def checkpoint_latency(checkpoint: str, split: str = "test", num_images: int = 2
     model.eval()
     param = next(model.parameters())
     batches = []
-    for batch in loader:
+    for batch in (b for b in loader if len(b)):  # an empty batch: its image was unreadable (skip_bad)
         batches.append(batch.images.to(param.device).contiguous(memory_format=torch.channels_last))
         if len(batches) == num_images + warmup:
             break

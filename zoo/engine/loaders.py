@@ -28,6 +28,7 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         transform = OmegaConf.to_container(transforms.train, resolve=True)
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
+    dataset.stand_in = split == "train"  # a stand-in image would be scored twice
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor)
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)

@@ -31,7 +31,7 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     dataset, names = loader.dataset, list(loader.dataset.class_names)
     param = next(model.parameters())
     def predictions():
-        for batch in loader:
+        for batch in (b for b in loader if len(b)):  # an empty batch: its images were unreadable (skip_bad)
             yield from zip(model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last)),
                            batch.metas)
 

@@ -25,12 +25,14 @@ class Batch:
     images: torch.Tensor
     targets: list[dict[str, torch.Tensor]]
     metas: list[ImageMeta] = field(default_factory=list)
+    skipped: int = 0  # unreadable images left out of an evaluation batch (data.skip_bad=true)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return Batch(
             self.images.to(device, non_blocking=non_blocking),
             [{k: v.to(device, non_blocking=non_blocking) for k, v in t.items()} for t in self.targets],
             self.metas,
+            self.skipped,
         )
 
     def __len__(self) -> int:
