@@ -66,3 +66,15 @@ def test_anchor_generator_refinedet_counts_and_areas():
     wh = anchors[:3, 2:] - anchors[:3, :2]
     assert torch.allclose(wh.prod(dim=1), torch.full((3,), 32.0 * 32.0))
     assert torch.allclose(wh[:, 1] / wh[:, 0], torch.tensor([0.5, 1.0, 2.0]))
+
+
+def test_the_cache_keeps_only_the_recent_image_sizes():
+    # keep-ratio resizing pads every batch to a new size: caching each one would grow without end
+    from zoo.task.priors import CACHE_SIZE
+
+    gen = AnchorGenerator(sizes=[[32]], ratios=[1.0], steps=[16])
+    first = gen([(4, 4)], (64, 64))
+    assert gen([(4, 4)], (64, 64)) is first  # a repeat is served from the cache
+    for h in range(CACHE_SIZE + 3):
+        gen([(4 + h, 4)], (64 + 16 * h, 64))
+    assert len(gen._cache) == CACHE_SIZE and torch.equal(gen([(4, 4)], (64, 64)), first)

@@ -2,11 +2,12 @@
 
 Every generator returns the priors of all levels concatenated in the order heads lay out their
 outputs: level by level, row-major over the cells, then the anchors of a cell. Boxes are xyxy in
-input pixels. Results are cached per (feature sizes, image size, device, dtype).
+input pixels. The latest results are cached per (feature sizes, image size, device, dtype).
 """
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +16,7 @@ from zoo.registry import PRIORS
 
 
 CLIP_MODES = ("none", "size", "box")
+CACHE_SIZE = 8  # padded batch sizes vary under keep-ratio resizing: keep the recent ones, not every one seen
 
 
 class _CachedPriors:
@@ -27,14 +29,18 @@ class _CachedPriors:
         if clip not in CLIP_MODES:
             raise ValueError(f"priors: clip must be one of {CLIP_MODES}, got '{clip}'")
         self.clip = clip
-        self._cache: dict[tuple, torch.Tensor] = {}
+        self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     def __call__(self, feature_sizes: Sequence[tuple[int, int]], image_size: tuple[int, int],
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
         key = (tuple(map(tuple, feature_sizes)), tuple(image_size), str(device), dtype)
-        if key not in self._cache:
-            levels = [self._level(k, fs, image_size) for k, fs in enumerate(feature_sizes)]
-            self._cache[key] = torch.cat(levels).to(device=device, dtype=dtype)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        levels = [self._level(k, fs, image_size) for k, fs in enumerate(feature_sizes)]
+        self._cache[key] = torch.cat(levels).to(device=device, dtype=dtype)
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
         return self._cache[key]
 
     def _level(self, k: int, feature_size: tuple[int, int], image_size: tuple[int, int]) -> torch.Tensor:
