@@ -113,11 +113,7 @@ class RefineDet(DenseDetector):
             if targets is None:
                 raise ValueError("refinedet: training forward needs targets")
             return self._losses(anchors, odm_anchors, filtered, arm_scores, arm_deltas, scores, deltas, targets)
-        boxes = self.coder.decode(deltas.float(), odm_anchors)
-        probs = scores.float().softmax(dim=-1)[..., 1:]
-        if filtered is not None:
-            probs = probs.masked_fill(filtered[..., None], 0.0)
-        return [self._postprocess(b, p, images.shape[-2:]) for b, p in zip(boxes, probs)]
+        return self._detect(scores, deltas, odm_anchors, images.shape[-2:], suppressed=filtered)
 
     def _losses(self, anchors, odm_anchors, filtered, arm_scores, arm_deltas, scores, deltas, targets):
         losses = {}

@@ -17,18 +17,19 @@ DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections"
 
 
 class DenseDetector(nn.Module):
-    """What every prior-based detector shares: the backbone/neck wiring and the inference loop."""
+    """What every prior-based detector shares: the inference step from head outputs to detections."""
 
-    def _build_features(self, backbone: Mapping, neck: Mapping | None) -> None:
-        self.backbone = BACKBONES.build(backbone)
-        self.neck = build_neck(neck, self.backbone)
-
-    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.neck(self.backbone(images))
-
-    def _postprocess(self, boxes: torch.Tensor, probs: torch.Tensor, size: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Per image: clip to the input, per-class NMS with ``self.test_cfg``."""
-        return multiclass_nms(clip_boxes_to_image(boxes, tuple(size)), probs, **self.test_cfg)
+    def _detect(self, scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, size: Sequence[int],
+                suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+        """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
+        clipped to the input and put through per-class NMS with ``self.test_cfg``. Decoding and softmax
+        run in fp32 (under bf16/fp16 autocast, scores would be ranked on an 8-bit mantissa); ``suppressed``
+        (B, P) zeroes the scores of priors a first stage rejected."""
+        boxes = self.coder.decode(deltas.float(), anchors)
+        probs = scores.float().softmax(dim=-1)[..., 1:]
+        if suppressed is not None:
+            probs = probs.masked_fill(suppressed[..., None], 0.0)
+        return [multiclass_nms(clip_boxes_to_image(b, tuple(size)), p, **self.test_cfg) for b, p in zip(boxes, probs)]
 
 
 @DETECTORS.register("single_stage")
@@ -37,7 +38,8 @@ class SingleStageDetector(DenseDetector):
                  coder: Mapping, loss: Mapping, neck: Mapping | None = None, test: Mapping | None = None):
         super().__init__()
         self.num_classes = num_classes
-        self._build_features(backbone, neck)
+        self.backbone = BACKBONES.build(backbone)
+        self.neck = build_neck(neck, self.backbone)
         self.priors = PRIORS.build(priors)
         anchors = self.priors.num_anchors_per_level()
         if len(anchors) != len(self.neck.out_channels):
@@ -50,6 +52,9 @@ class SingleStageDetector(DenseDetector):
         self.loss = LOSSES.build(loss)
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
 
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.neck(self.backbone(images))
+
     def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
         features = self.features(images)
         scores, deltas = self.head(features)
@@ -59,6 +64,4 @@ class SingleStageDetector(DenseDetector):
                 raise ValueError("single_stage: training forward needs targets")
             labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder)
             return {f"ssd/{k}": v for k, v in self.loss(scores, deltas, labels, box_targets).items()}
-        boxes = self.coder.decode(deltas, anchors)
-        probs = scores.softmax(dim=-1)[..., 1:]
-        return [self._postprocess(b, p, images.shape[-2:]) for b, p in zip(boxes, probs)]
+        return self._detect(scores, deltas, anchors, images.shape[-2:])
