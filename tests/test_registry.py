@@ -14,6 +14,11 @@ def test_missing_type_key():
         BACKBONES.build({"widths": [1]})
 
 
+def test_a_config_that_is_not_a_mapping_says_what_was_expected():
+    with pytest.raises(ConfigError, match=r"a backbone config must be a mapping like \{type: <name>, ...\}, got 'none'"):
+        BACKBONES.build("none")
+
+
 def test_unknown_key_names_the_key_and_the_accepted_ones():
     load_components()
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['widht'\].*widths"):

@@ -46,7 +46,7 @@ class Registry:
     def build(self, cfg: Mapping[str, Any] | None, **extra: Any) -> Any:
         """Build from ``{type: name, **kwargs}``; ``extra`` holds values wired in by the caller
         (channels, strides, class count) and wins over nothing: a clash is a config error."""
-        cfg = _to_dict(cfg)
+        cfg = _to_dict(cfg, self.kind)
         if not cfg or "type" not in cfg:
             raise ConfigError(f"a {self.kind} config needs a 'type' key; got {cfg!r}")
         name = cfg.pop("type")
@@ -61,7 +61,7 @@ class Registry:
         return factory(**kwargs)
 
 
-def _to_dict(cfg: Any) -> dict[str, Any]:
+def _to_dict(cfg: Any, kind: str = "component") -> dict[str, Any]:
     if cfg is None:
         return {}
     try:
@@ -71,6 +71,8 @@ def _to_dict(cfg: Any) -> dict[str, Any]:
             return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except ImportError:  # pragma: no cover - omegaconf is a dependency
         pass
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"a {kind} config must be a mapping like {{type: <name>, ...}}, got {cfg!r}")
     return dict(cfg)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from zoo.data import Collate, to_original
@@ -47,3 +48,15 @@ def test_to_original_undoes_the_scale_and_clips():
     expected = [[10, 10, 100, 50], [0, 0, 200, 100]]
     np.testing.assert_allclose(to_original(boxes, meta), expected)
     torch.testing.assert_close(to_original(torch.from_numpy(boxes), meta), torch.tensor(expected, dtype=torch.float32))
+
+
+def test_a_mean_or_std_without_three_values_names_the_key():
+    with pytest.raises(ValueError, match=r"data.std must hold 3 values .*got \[58.0\]"):
+        Collate([123.0, 116.0, 103.0], [58.0])
+
+
+def test_samples_left_out_are_dropped_and_counted():
+    batch = Collate([0, 0, 0], [1, 1, 1])([None, sample(4, 6), None])
+    assert len(batch) == 1 and batch.skipped == 2 and len(batch.metas) == 1
+    empty = Collate([0, 0, 0], [1, 1, 1])([None])
+    assert len(empty) == 0 and empty.skipped == 1

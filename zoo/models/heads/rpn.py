@@ -10,6 +10,7 @@ from torch import nn
 from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
 from zoo.models.heads.ssd_head import flatten_levels
+from zoo.models.postprocess import build_test_settings
 from zoo.registry import CODERS, HEADS, MATCHERS, PRIORS, SAMPLERS
 from zoo.task.assign import assign_targets
 
@@ -17,15 +18,6 @@ PROPOSAL_DEFAULTS = {
     "train": {"pre_nms_top_n": 12000, "post_nms_top_n": 2000, "nms_threshold": 0.7, "min_size": 0.0},
     "test": {"pre_nms_top_n": 6000, "post_nms_top_n": 300, "nms_threshold": 0.7, "min_size": 0.0},
 }
-
-
-def _proposal_settings(node: Mapping[str, Any] | None, mode: str) -> dict[str, Any]:
-    node = dict(node or {})
-    defaults = PROPOSAL_DEFAULTS[mode]
-    unknown = sorted(set(node) - set(defaults))
-    if unknown:
-        raise ValueError(f"rpn.{mode}: unknown key(s) {unknown}; accepted: {sorted(defaults)}")
-    return {**defaults, **node}
 
 
 class RPNConvHead(nn.Module):
@@ -81,7 +73,8 @@ class RPN(nn.Module):
         self.coder = CODERS.build(coder)
         self.border = border
         self.beta = smooth_l1_beta
-        self.settings = {"train": _proposal_settings(train, "train"), "test": _proposal_settings(test, "test")}
+        self.settings = {mode: build_test_settings(node, PROPOSAL_DEFAULTS[mode], f"model.rpn.{mode}")
+                         for mode, node in (("train", train), ("test", test))}
 
     def forward(self, features: Sequence[torch.Tensor], image_size: tuple[int, int],
                 targets: Sequence[dict[str, torch.Tensor]] | None = None, max_proposals: int | None = None):
