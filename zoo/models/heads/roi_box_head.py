@@ -12,7 +12,7 @@ from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, roi_pool
 
 from zoo.models.postprocess import build_test_settings, multiclass_nms
 from zoo.registry import CODERS, HEADS, MATCHERS, SAMPLERS
-from zoo.task.matchers import IGNORE
+from zoo.task.assign import assign_image
 
 DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections": 100, "topk_per_class": 1000}
 
@@ -117,16 +117,11 @@ class RoIBoxHead(nn.Module):
 
     def _label(self, proposals, target):
         """Candidates (proposals, plus the ground truths with ``add_gt``), their labels (0 background,
-        c + 1 for class c, -1 ignored) and box targets against their matched ground truth."""
+        c + 1 for class c, -1 ignored) and box targets against their matched ground truth (zero unless
+        foreground)."""
         gt = target["boxes"]
         candidates = torch.cat([proposals, gt.to(proposals.dtype)]) if self.add_gt else proposals
-        matched = self.matcher(candidates, gt, target.get("ignore"))
-        label = torch.zeros_like(matched)
-        if gt.numel():
-            label = torch.where(matched >= 0, target["labels"][matched.clamp(min=0)] + 1, label)
-        label[matched == IGNORE] = -1
-        matched_gt = gt[matched.clamp(min=0)] if gt.numel() else candidates
-        return candidates, label, self.coder.encode(matched_gt, candidates)
+        return (candidates, *assign_image(candidates, target, self.matcher, self.coder))
 
     def _roi_losses(self, scores, deltas, labels, box_targets):
         """Per RoI: softmax CE, and smooth L1 on the foreground's own class offsets (0 elsewhere)."""
