@@ -23,7 +23,7 @@ from torchvision.ops import box_iou
 
 from zoo.evaluation.base import Evaluator
 from zoo.evaluation.tables import format_per_class_table
-from zoo.evaluation.voc_ap import NO_MATCH, match_to_ground_truth
+from zoo.evaluation.voc_ap import NO_MATCH, claims, match_to_ground_truth
 from zoo.registry import EVALUATORS
 
 CATEGORIES = ("correct", "duplicate", "localisation", "classification", "background", "missed")
@@ -62,13 +62,11 @@ class ErrorBreakdown(Evaluator):
         boxes, labels = pred.boxes[order], pred.labels[order]
         matched = match_to_ground_truth(boxes, labels, gt.boxes, gt.labels, self.iou_threshold)
         kind = np.full(len(order), -1)  # index into CATEGORIES; -1: on an ignored box, not counted
-        claims = np.flatnonzero(matched != NO_MATCH)
-        claims = claims[~gt.ignore[matched[claims]]]
-        kind[claims] = CATEGORIES.index("duplicate")
-        _, first = np.unique(matched[claims], return_index=True)  # in score order: the first claim is correct
-        kind[claims[first]] = CATEGORIES.index("correct")
+        on_ignored, first_claim = claims(matched, gt.ignore)
+        kind[(matched != NO_MATCH) & ~on_ignored] = CATEGORIES.index("duplicate")
+        kind[first_claim] = CATEGORIES.index("correct")
         found = np.zeros(len(gt.labels), bool)
-        found[matched[claims]] = True
+        found[matched[first_claim]] = True
         unmatched = matched == NO_MATCH
         if unmatched.any():
             iou = np.zeros((len(order), len(gt.labels)))

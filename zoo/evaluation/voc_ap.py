@@ -44,17 +44,22 @@ def true_positives(scores: np.ndarray, matched_gt: np.ndarray, gt_ignore: np.nda
     detection is a TP (else an FP). Detections on ignored ground truth are neither, so they are
     dropped; keeping them with tp = fp = 0, as the devkit does, only repeats points of the curve.
     """
-    matched = matched_gt[np.argsort(-scores, kind="stable")]
-    hit = matched != NO_MATCH
-    on_ignored = hit.copy()
-    on_ignored[hit] = gt_ignore[matched[hit]]
-    matched, hit = matched[~on_ignored], hit[~on_ignored]
+    on_ignored, first_claim = claims(matched_gt[np.argsort(-scores, kind="stable")], gt_ignore)
+    return first_claim[~on_ignored]
 
-    is_tp = np.zeros(len(matched), bool)
-    claims = np.flatnonzero(hit)
-    _, first = np.unique(matched[claims], return_index=True)  # first claim of each box, in score order
-    is_tp[claims[first]] = True
-    return is_tp
+
+def claims(matched: np.ndarray, gt_ignore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Detections in descending score order, each with its matched ground truth (or ``NO_MATCH``):
+    which land on an ignored box, and which are the first claim on a counted box (a true positive;
+    later claims on it are duplicates)."""
+    hit = matched != NO_MATCH
+    on_ignored = np.zeros(len(matched), bool)
+    on_ignored[hit] = gt_ignore[matched[hit]]
+    counted = np.flatnonzero(hit & ~on_ignored)
+    _, first = np.unique(matched[counted], return_index=True)
+    first_claim = np.zeros(len(matched), bool)
+    first_claim[counted[first]] = True
+    return on_ignored, first_claim
 
 
 def precision_recall(is_tp: np.ndarray, num_positives: int) -> tuple[np.ndarray, np.ndarray]:
