@@ -141,7 +141,7 @@ def test_ideal_maps_decode_to_the_ground_truth_exactly(compose_cfg):
             y, x = divmod(int(t.index[0, c, k]), 48)
             embed[0, c, y, x] = 2.0 * k
             offset[0, c, :, y, x] = t.offset[0, c, k]
-    out = model._detect({"heat": heat, "embed": embed, "offset": offset}, (128, 192))[0]
+    out = model._detect({"heat": heat, "embed": embed, "offset": offset}, [(128, 192)])[0]
     top = out["scores"].argsort(descending=True)[:2]
     found = sorted(zip(out["boxes"][top].tolist(), out["labels"][top].tolist()))
     expected = sorted(zip(targets[0]["boxes"].tolist(), targets[0]["labels"].tolist()))

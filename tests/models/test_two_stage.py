@@ -49,10 +49,10 @@ def test_rpn_anchor_and_proposal_counts(compose_cfg):
     assert anchors.shape == (38 * 50 * 9, 4)
     model.rpn.eval()
     with torch.no_grad():
-        proposals, losses = model.rpn(features, (600, 800))
+        proposals, losses = model.rpn(features, (600, 800), [(600, 800)])
     assert losses == {} and proposals[0].shape[0] <= 300 and proposals[0].shape[1] == 4
     model.rpn.train()
-    proposals, losses = model.rpn(features, (600, 800), _targets()[:1])
+    proposals, losses = model.rpn(features, (600, 800), [(600, 800)], _targets()[:1])
     assert 300 < proposals[0].shape[0] <= 2000 and set(losses) == {"obj", "loc"}
 
 
@@ -63,7 +63,7 @@ def test_fpn_rpn_proposals_are_chosen_per_level(compose_cfg):
     rpn = model.rpn.eval()
     rpn.settings["test"].update(pre_nms_top_n=80, post_nms_top_n=10_000, nms_threshold=1.0)
     with torch.no_grad():
-        proposals, _ = rpn(features, (320, 320))
+        proposals, _ = rpn(features, (320, 320), [(320, 320)])
     assert proposals[0].shape[0] == 80 * 3 + 5 * 5 * 3  # 80 from each level that has them, all 75 of the last
 
 
@@ -165,8 +165,8 @@ def test_border_anchors_are_left_out_before_matching(compose_cfg):
     inside = (anchors[:, :2] >= 0).all(dim=1) & (anchors[:, 2] <= 800) & (anchors[:, 3] <= 600)
     matched = rpn.matcher(anchors, torch.tensor([[0.0, 0.0, 100.0, 100.0]]), valid=inside)
     assert (matched[~inside] == IGNORE).all() and (matched[inside] == 0).any()
-    _, losses = rpn(features, (600, 800), [{"boxes": torch.tensor([[0.0, 0.0, 100.0, 100.0]]),
-                                           "labels": torch.tensor([1])}])
+    _, losses = rpn(features, (600, 800), [(600, 800)], [{"boxes": torch.tensor([[0.0, 0.0, 100.0, 100.0]]),
+                                                       "labels": torch.tensor([1])}])
     assert losses["loc"] > 0  # a positive anchor was sampled
 
 
@@ -175,3 +175,27 @@ def test_rpn_anchors_sit_on_the_stride_grid(compose_cfg):
     anchors = model.rpn.priors([(38, 50)], (600, 800))  # 600 / 16 = 37.5 cells: rounded up by the backbone
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
     assert centres[:, 0].max() == 49.5 * 16 and centres[:, 1].max() == 37.5 * 16
+
+
+def test_boxes_stay_inside_each_image_not_the_padded_batch(compose_cfg):
+    # a keep-ratio batch pads the smaller image: its proposals and detections must not reach into the pad,
+    # and the RPN's border rule applies at its own edges
+    model, _ = _model(compose_cfg, "faster_rcnn_lite", "model.rpn.border=0.0")
+    images, sizes = torch.randn(2, 3, 160, 192), [(160, 192), (96, 128)]
+    seen = []
+    matcher = model.rpn.matcher
+    model.rpn.matcher = lambda anchors, boxes, ignore, valid: seen.append(valid) or matcher(anchors, boxes, ignore,
+                                                                                            valid)
+    model.train()
+    model(images, _targets(), image_sizes=sizes)
+    anchors = model.rpn.priors([(10, 12)], (160, 192))
+    for valid, (h, w) in zip(seen, sizes):
+        inside = (anchors[:, :2] >= 0).all(1) & (anchors[:, 2] <= w) & (anchors[:, 3] <= h)
+        assert torch.equal(valid, inside)
+    model.eval()
+    with torch.no_grad():
+        proposals = model.propose(images, image_sizes=sizes)
+        detections = model(images, image_sizes=sizes)
+    for boxes, (h, w) in zip([proposals[1], detections[1]["boxes"]], [sizes[1]] * 2):
+        assert len(boxes) and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
+    assert (model.propose(images)[1][:, 2] > 128).any()  # without sizes: the whole canvas, pad included

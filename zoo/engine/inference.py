@@ -45,7 +45,7 @@ def _proposer(model: nn.Module, evaluators: Sequence[Any]):
         raise ValueError(f"evaluator {type(evaluators[0]).__name__} scores RPN proposals; "
                          f"{type(inner).__name__} has none (use a two-stage model, without tta)")
     limit = max(e.max_proposals for e in evaluators)
-    return lambda images: inner.propose(images, max_proposals=limit)
+    return lambda images, sizes: inner.propose(images, max_proposals=limit, image_sizes=sizes)
 
 
 @torch.inference_mode()
@@ -70,8 +70,8 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
             continue
         with autocast_context(device, amp_dtype):
             images = batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)
-            outputs = model(images) if by_source["detections"] else []
-            proposals = proposer(images) if proposer else []
+            outputs = model(images, image_sizes=batch.image_sizes) if by_source["detections"] else []
+            proposals = proposer(images, batch.image_sizes) if proposer else []
         ground_truths = [dataset.get_annotation(meta.image_id) for meta in batch.metas]
         predictions = [_in_original_pixels(out, meta) for out, meta in zip(outputs, batch.metas)]
         for evaluator in by_source["detections"]:

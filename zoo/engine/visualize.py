@@ -32,7 +32,8 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     param = next(model.parameters())
     def predictions():
         for batch in (b for b in loader if len(b)):  # an empty batch: its images were unreadable (skip_bad)
-            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last)),
+            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last),
+                                 image_sizes=batch.image_sizes),
                            batch.metas)
 
     tiles = []

@@ -2,10 +2,12 @@
 
 Contract (see DESIGN.md): ``images`` (B, 3, H, W) normalised and padded; ``targets`` a list of B
 dicts with ``boxes`` (N, 4) float xyxy in input pixels, ``labels`` (N,) int64 in 0..C-1 and
-``ignore`` (N,) bool. Metadata never enters the model.
+``ignore`` (N,) bool. Metadata never enters the model, except each image's size before padding
+(``Batch.image_sizes``), which detectors take as ``image_sizes`` to clip boxes to the image, not the pad.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -37,3 +39,18 @@ class Batch:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """Each image's (height, width) inside the padded batch."""
+        return [tuple(meta.input_size) for meta in self.metas]
+
+
+def per_image_sizes(images: torch.Tensor, image_sizes: Sequence[Sequence[int]] | None = None) -> list[tuple[int, int]]:
+    """A detector's ``image_sizes`` argument made concrete: each image's (height, width) before padding,
+    or, when the caller has none (a bare tensor, a test-time augmentation view), the whole canvas."""
+    if image_sizes is None:
+        return [tuple(images.shape[-2:])] * images.shape[0]
+    if len(image_sizes) != images.shape[0]:
+        raise ValueError(f"image_sizes: {len(image_sizes)} sizes for a batch of {images.shape[0]} images")
+    return [(int(h), int(w)) for h, w in image_sizes]

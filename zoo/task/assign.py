@@ -30,11 +30,12 @@ def assign_image(anchors: torch.Tensor, target: dict[str, torch.Tensor], matcher
 
 def assign_targets(anchors: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]], matcher, coder,
                    binary: bool = False, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """anchors: (A, 4) shared or (B, A, 4) per image (refined anchors); ``valid`` (A,) marks the
-    anchors that may be matched at all (the RPN leaves out those crossing the image border).
+    """anchors: (A, 4) shared or (B, A, 4) per image (refined anchors); ``valid`` (A,) or (B, A) marks
+    the anchors that may be matched at all (the RPN leaves out those crossing the image's border).
     Returns ``labels`` (B, A) and ``box_targets`` (B, A, 4) as ``assign_image`` makes them."""
     per_image = anchors.dim() == 3
-    pairs = [assign_image(anchors[i] if per_image else anchors, target, matcher, coder, binary, valid)
+    pairs = [assign_image(anchors[i] if per_image else anchors, target, matcher, coder, binary,
+                          valid[i] if valid is not None and valid.dim() == 2 else valid)
              for i, target in enumerate(targets)]
     labels, box_targets = zip(*pairs) if pairs else ((), ())
     return torch.stack(labels), torch.stack(box_targets)

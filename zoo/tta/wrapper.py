@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import clip_boxes_to_image
 
 from zoo.registry import MERGES
+from zoo.structures import per_image_sizes
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,10 @@ class TTADetector(nn.Module):
         self.merge = MERGES.build(merge)
         self.max_detections = max_detections
 
-    def forward(self, images: torch.Tensor, targets=None) -> list[dict[str, torch.Tensor]]:
+    def forward(self, images: torch.Tensor, targets=None,
+                image_sizes: Sequence[tuple[int, int]] | None = None) -> list[dict[str, torch.Tensor]]:
+        """Each view sees the whole padded canvas (a flipped pad sits on the left, so no per-image size
+        carries over); ``image_sizes`` clips every view's boxes, mapped back, to each image before merging."""
         if self.training or targets is not None:
             raise ValueError("tta: test-time augmentation is for inference only (call .eval(), pass no targets)")
         height, width = images.shape[-2:]
@@ -91,11 +96,12 @@ class TTADetector(nn.Module):
             x = x.flip(-1) if view.flip else x
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            for found, out in zip(collected, self.model(x)):
+            for found, out, size in zip(collected, self.model(x), per_image_sizes(images, image_sizes)):
                 boxes = out["boxes"].float()
                 if view.flip:
                     boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
-                boxes = boxes * boxes.new_tensor([width / w, height / h, width / w, height / h])
+                boxes = clip_boxes_to_image(boxes * boxes.new_tensor([width / w, height / h, width / w, height / h]),
+                                            size)
                 keep = view.keep(boxes)
                 found.append((boxes[keep], out["scores"][keep].float(), out["labels"][keep]))
         results = []

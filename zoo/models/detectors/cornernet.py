@@ -5,12 +5,12 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torchvision.ops import clip_boxes_to_image
 
 from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings
 from zoo.ops.soft_nms import batched_soft_nms
 from zoo.registry import BACKBONES, DETECTORS, HEADS, LOSSES
+from zoo.structures import per_image_sizes
 from zoo.task.corner_decode import decode_corners
 from zoo.task.corner_targets import build_corner_targets
 
@@ -43,7 +43,8 @@ class CornerNet(nn.Module):
         self.target_cfg = build_test_settings(targets, DEFAULT_TARGETS, "model.targets")
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
 
-    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None):
         outputs = self.head(self.neck(self.backbone(images)))
         if self.training:
             if targets is None:
@@ -51,13 +52,15 @@ class CornerNet(nn.Module):
             corner_targets = build_corner_targets(targets, self.num_classes, tuple(outputs[0]["heat"].shape[-2:]),
                                                   self.stride, **self.target_cfg)
             return {f"corner/{k}": v for k, v in self.loss(outputs, corner_targets).items()}
-        return self._detect(outputs[-1], tuple(images.shape[-2:]))
+        return self._detect(outputs[-1], per_image_sizes(images, image_sizes))
 
-    def _detect(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+    def _detect(self, out: dict[str, torch.Tensor], sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
         cfg = self.test_cfg
         boxes, scores, labels, valid = decode_corners(out["heat"], out["embed"], out["offset"], self.stride,
                                                       cfg["k"], cfg["max_distance"], cfg["num_pairs"], cfg["kernel"])
-        boxes = clip_boxes_to_image(boxes, size)
+        # (B, K, 4): each image's boxes clipped to its own size before padding
+        limits = boxes.new_tensor([[w, h, w, h] for h, w in sizes])[:, None, :]
+        boxes = torch.minimum(boxes.clamp(min=0), limits)
         keep, kept_scores, count = batched_soft_nms(
             boxes, scores, labels, valid, method=cfg["nms"], sigma=cfg["sigma"], iou_threshold=cfg["nms_threshold"],
             score_threshold=cfg["score_threshold"], max_detections=cfg["max_detections"])

@@ -13,6 +13,7 @@ from zoo.models.detectors.single_stage import DenseDetector
 from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings
 from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, PRIORS
+from zoo.structures import per_image_sizes
 from zoo.task.assign import assign_targets
 
 DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 500, "topk_per_class": 1000}
@@ -100,7 +101,8 @@ class RefineDet(DenseDetector):
         self.loss = LOSSES.build(loss)
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
 
-    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None):
         sources = self.extras(self.backbone(images))
         anchors = self.priors([f.shape[-2:] for f in sources], images.shape[-2:], images.device)
         arm_scores, arm_deltas = self.arm(sources) if self.arm is not None else (None, None)
@@ -113,7 +115,7 @@ class RefineDet(DenseDetector):
             if targets is None:
                 raise ValueError("refinedet: training forward needs targets")
             return self._losses(anchors, odm_anchors, filtered, arm_scores, arm_deltas, scores, deltas, targets)
-        return self._detect(scores, deltas, odm_anchors, images.shape[-2:], suppressed=filtered)
+        return self._detect(scores, deltas, odm_anchors, per_image_sizes(images, image_sizes), suppressed=filtered)
 
     def _losses(self, anchors, odm_anchors, filtered, arm_scores, arm_deltas, scores, deltas, targets):
         losses = {}

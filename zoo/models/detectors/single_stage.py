@@ -11,6 +11,7 @@ from torchvision.ops import clip_boxes_to_image
 from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings, multiclass_nms
 from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, PRIORS
+from zoo.structures import per_image_sizes
 from zoo.task.assign import assign_targets
 
 DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400}
@@ -19,17 +20,19 @@ DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections"
 class DenseDetector(nn.Module):
     """What every prior-based detector shares: the inference step from head outputs to detections."""
 
-    def _detect(self, scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, size: Sequence[int],
-                suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+    def _detect(self, scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor,
+                sizes: Sequence[tuple[int, int]], suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
         """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
-        clipped to the input and put through per-class NMS with ``self.test_cfg``. Decoding and softmax
+        clipped to the image (``sizes``: each one's before padding) and put through per-class NMS with
+        ``self.test_cfg``. Decoding and softmax
         run in fp32 (under bf16/fp16 autocast, scores would be ranked on an 8-bit mantissa); ``suppressed``
         (B, P) zeroes the scores of priors a first stage rejected."""
         boxes = self.coder.decode(deltas.float(), anchors)
         probs = scores.float().softmax(dim=-1)[..., 1:]
         if suppressed is not None:
             probs = probs.masked_fill(suppressed[..., None], 0.0)
-        return [multiclass_nms(clip_boxes_to_image(b, tuple(size)), p, **self.test_cfg) for b, p in zip(boxes, probs)]
+        return [multiclass_nms(clip_boxes_to_image(b, size), p, **self.test_cfg)
+                for b, p, size in zip(boxes, probs, sizes)]
 
 
 @DETECTORS.register("single_stage")
@@ -55,7 +58,8 @@ class SingleStageDetector(DenseDetector):
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.neck(self.backbone(images))
 
-    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None):
         features = self.features(images)
         scores, deltas = self.head(features)
         anchors = self.priors([f.shape[-2:] for f in features], images.shape[-2:], images.device)
@@ -64,4 +68,4 @@ class SingleStageDetector(DenseDetector):
                 raise ValueError("single_stage: training forward needs targets")
             labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder)
             return {f"ssd/{k}": v for k, v in self.loss(scores, deltas, labels, box_targets).items()}
-        return self._detect(scores, deltas, anchors, images.shape[-2:])
+        return self._detect(scores, deltas, anchors, per_image_sizes(images, image_sizes))

@@ -8,6 +8,7 @@ from torch import nn
 
 from zoo.models.necks import build_neck
 from zoo.registry import BACKBONES, DETECTORS, HEADS
+from zoo.structures import per_image_sizes
 
 
 @DETECTORS.register("two_stage")
@@ -27,22 +28,24 @@ class TwoStageDetector(nn.Module):
         self.roi_head = HEADS.build(roi_head, in_channels=self.neck.out_channels, in_strides=self.neck.strides,
                                     num_classes=num_classes)
 
-    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None):
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None):
         if self.training and targets is None:
             raise ValueError("two_stage: training forward needs targets")
-        size = tuple(images.shape[-2:])
-        features, proposals, rpn_losses = self._propose(images, targets)
+        sizes = per_image_sizes(images, image_sizes)
+        features, proposals, rpn_losses = self._propose(images, sizes, targets)
         if not self.training:
-            return self.roi_head(features, proposals, size)
-        roi_losses = self.roi_head(features, proposals, size, targets)
+            return self.roi_head(features, proposals, tuple(images.shape[-2:]), sizes)
+        roi_losses = self.roi_head(features, proposals, tuple(images.shape[-2:]), sizes, targets)
         return {**{f"rpn/{k}": v for k, v in rpn_losses.items()}, **{f"roi/{k}": v for k, v in roi_losses.items()}}
 
-    def propose(self, images: torch.Tensor, max_proposals: int | None = None) -> list[torch.Tensor]:
+    def propose(self, images: torch.Tensor, max_proposals: int | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None) -> list[torch.Tensor]:
         """The RPN's proposals alone, per image (N, 4) in input pixels, best first (eval settings;
         ``max_proposals`` replaces their post-NMS top-N)."""
-        return self._propose(images, None, max_proposals)[1]
+        return self._propose(images, per_image_sizes(images, image_sizes), None, max_proposals)[1]
 
-    def _propose(self, images, targets, max_proposals=None):
+    def _propose(self, images, sizes, targets, max_proposals=None):
         features = self.neck(self.backbone(images))
-        proposals, losses = self.rpn(features, tuple(images.shape[-2:]), targets, max_proposals)
+        proposals, losses = self.rpn(features, tuple(images.shape[-2:]), sizes, targets, max_proposals)
         return features, proposals, losses

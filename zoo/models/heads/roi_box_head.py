@@ -81,7 +81,9 @@ class RoIBoxHead(nn.Module):
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
 
     def forward(self, features: Sequence[torch.Tensor], proposals: list[torch.Tensor], image_size: tuple[int, int],
-                targets: Sequence[dict[str, torch.Tensor]] | None = None):
+                image_sizes: Sequence[tuple[int, int]], targets: Sequence[dict[str, torch.Tensor]] | None = None):
+        """``image_size``: the padded batch's (the pooler's scale); ``image_sizes``: each image's before
+        padding (detections are clipped to it)."""
         if self.training:
             if targets is None:
                 raise ValueError("roi_box_head: training forward needs targets")
@@ -91,7 +93,7 @@ class RoIBoxHead(nn.Module):
         scores, deltas = self._predict(features, rois, image_size)
         if self.training:
             return self._losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
-        return self._detections(scores, deltas, rois, image_size)
+        return self._detections(scores, deltas, rois, image_sizes)
 
     def _predict(self, features, rois, image_size):
         # RoIs stay fp32 under autocast: bf16 coordinates would be off by up to 4 px past 512.
@@ -136,14 +138,14 @@ class RoIBoxHead(nn.Module):
         count = max(labels.numel(), 1)
         return {"cls": cls.sum() / count, "loc": loc.sum() / count}
 
-    def _detections(self, scores, deltas, rois, image_size) -> list[dict[str, Any]]:
+    def _detections(self, scores, deltas, rois, image_sizes) -> list[dict[str, Any]]:
         probs = scores.float().softmax(dim=-1)[:, 1:]
         deltas = deltas.float().view(deltas.shape[0], -1, 4)[:, 1:]
         out, start = [], 0
-        for image_rois in rois:
+        for image_rois, size in zip(rois, image_sizes):
             end = start + image_rois.shape[0]
             boxes = self.coder.decode(deltas[start:end], image_rois[:, None, :].float())
-            boxes = clip_boxes_to_image(boxes, tuple(image_size))
+            boxes = clip_boxes_to_image(boxes, size)
             out.append(multiclass_nms(boxes, probs[start:end], **self.test_cfg))
             start = end
         return out

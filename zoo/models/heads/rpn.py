@@ -77,9 +77,12 @@ class RPN(nn.Module):
                          for mode, node in (("train", train), ("test", test))}
 
     def forward(self, features: Sequence[torch.Tensor], image_size: tuple[int, int],
-                targets: Sequence[dict[str, torch.Tensor]] | None = None, max_proposals: int | None = None):
-        """Returns (proposals, losses): B tensors (N_i, 4) and a dict (empty in eval). ``max_proposals``
-        replaces the post-NMS top-N (proposal recall at 1000 of a model that keeps 300)."""
+                image_sizes: Sequence[tuple[int, int]], targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                max_proposals: int | None = None):
+        """Returns (proposals, losses): B tensors (N_i, 4) and a dict (empty in eval). ``image_size`` is the
+        padded batch's (it places the anchors), ``image_sizes`` each image's before padding (proposals are
+        clipped to it, and the border rule applies at its edges). ``max_proposals`` replaces the post-NMS
+        top-N (proposal recall at 1000 of a model that keeps 300)."""
         logits, deltas = self.head(features)
         sizes = [f.shape[-2:] for f in features]
         anchors = self.priors(sizes, image_size, logits.device)
@@ -89,8 +92,9 @@ class RPN(nn.Module):
             settings = {**settings, "post_nms_top_n": int(max_proposals)}
         with torch.no_grad():
             boxes = self.coder.decode(deltas.detach().float(), anchors)
-            proposals = [self._select(b, s, cells, image_size, settings) for b, s in zip(boxes, logits.detach().float())]
-        losses = self._losses(logits, deltas, anchors, targets, image_size) if self.training else {}
+            proposals = [self._select(b, s, cells, size, settings)
+                         for b, s, size in zip(boxes, logits.detach().float(), image_sizes)]
+        losses = self._losses(logits, deltas, anchors, targets, image_sizes) if self.training else {}
         return proposals, losses
 
     def _select(self, boxes: torch.Tensor, scores: torch.Tensor, cells: list[int], image_size: tuple[int, int],
@@ -109,14 +113,13 @@ class RPN(nn.Module):
         kept = batched_nms(boxes, scores, levels, settings["nms_threshold"])[: settings["post_nms_top_n"]]
         return boxes[kept]
 
-    def _losses(self, logits, deltas, anchors, targets, image_size):
+    def _losses(self, logits, deltas, anchors, targets, image_sizes):
         if targets is None:
             raise ValueError("rpn: training forward needs targets")
         inside = None
         if self.border is not None:  # matched among the inside anchors only, as the paper's code does
-            height, width = image_size
-            inside = ((anchors[:, 0] >= -self.border) & (anchors[:, 1] >= -self.border)
-                      & (anchors[:, 2] <= width + self.border) & (anchors[:, 3] <= height + self.border))
+            limits = anchors.new_tensor([[w, h] for h, w in image_sizes])[:, None, :] + self.border  # (B, 1, 2)
+            inside = (anchors[None, :, :2] >= -self.border).all(-1) & (anchors[None, :, 2:] <= limits).all(-1)
         labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder, binary=True, valid=inside)
         flat_logits, flat_deltas = logits.flatten(), deltas.reshape(-1, 4)
         flat_labels, flat_targets = labels.flatten(), box_targets.reshape(-1, 4)
