@@ -123,7 +123,8 @@ def _max_into(maps: torch.Tensor, channel: torch.Tensor, values: torch.Tensor) -
 
 
 def _gaussians(centres: torch.Tensor, radius: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(M, H, W): exp(-d^2 / 2 sigma^2), sigma = (2r + 1) / 6, zero outside the square of radius r."""
+    """(M, H, W): exp(-d^2 / 2 sigma^2), zero outside the square of radius r. sigma = (2r + 1) / 6, the
+    diameter over 6 as the authors' release computes it (the paper's text says r / 3)."""
     ys = torch.arange(height, device=centres.device, dtype=torch.float32)
     xs = torch.arange(width, device=centres.device, dtype=torch.float32)
     dx = xs[None, None, :] - centres[:, 0, None, None]
