@@ -17,7 +17,7 @@ def _table(name):
         return OmegaConf.to_container(compose("reproduce", overrides=[f"table={name}"]).table, resolve=True)
 
 
-def test_rows_run_once_then_are_read_back(tmp_path):
+def test_rows_run_once_then_are_read_back(tmp_path, caplog):
     calls = []
 
     def fake_train(cfg, run_dir):  # what Trainer.fit leaves behind, with a figure per row and seed
@@ -29,7 +29,9 @@ def test_rows_run_once_then_are_read_back(tmp_path):
         return results
 
     table = _table("refinedet_table3")
-    rows = reproduce(table, "synthetic", 2, tmp_path, train=fake_train)
+    with caplog.at_level("INFO", logger="zoo.reproduce"):
+        rows = reproduce(table, "synthetic", 2, tmp_path, train=fake_train)
+    assert "refinedet_table3: row 4/4 refinedet320_table3_no_tcb, seed 2/2: training in" in caplog.text
     assert len(calls) == 8 and {c[0] for c in calls} == {"refinedet_lite"}
     assert [c[2] for c in calls[::2]] == [True, True, False, False]  # the ablation switches reach the runs
     assert [r.paper for r in rows] == [80.0, 79.5, 77.3, 76.2] and rows[0].runs == pytest.approx([50.0, 51.0])

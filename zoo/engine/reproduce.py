@@ -3,6 +3,7 @@ mean +- std beside the paper's figure. Finished runs (a results.json in their fo
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from zoo.cli import CONF_DIR
 from zoo.engine.timing import machine
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
+log = logging.getLogger("zoo.reproduce")
 
 
 @dataclass
@@ -149,9 +151,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     metric = spec.get("metric") or table["metric"]
     group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
     rows = []
-    for experiment in table["rows"]:
-        if experiment in spec.get("skip", []):
-            continue
+    run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
+    for number, experiment in enumerate(run_rows, start=1):
         runs, minutes, paper = [], [], {}
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
         for seed in range(seeds):
@@ -161,6 +162,10 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             if report_only and not done.is_file():
                 continue
+            if not done.is_file():
+                resumed = " (continuing from its last checkpoint)" if (run_dir / "checkpoints" / "last.pt").is_file() else ""
+                log.info(f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}: "
+                         f"training in {run_dir}{resumed}")
             results = read_back(cfg, run_dir) if done.is_file() else train(cfg, run_dir)
             if metric not in results.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
