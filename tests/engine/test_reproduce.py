@@ -208,7 +208,7 @@ def test_a_finished_row_is_read_back_only_under_the_config_it_trained_with(tmp_p
         (run_dir / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.5}}))
         return {"metrics": {"voc07_map50": 0.5}}
 
-    table = {**_table("cornernet_table1"), "rows": ["cornernet_table1_corner_pool"]}
+    table = {**_table("cornernet_table1"), "rows": ["cornernet_table1_corner_pool"], "tta": None}
     reproduce(table, "synthetic", 1, tmp_path, train=fake_train)
     rows = reproduce(table, "synthetic", 1, tmp_path, train=lambda cfg, run_dir: pytest.fail("retrained"))
     assert rows[0].runs == [50.0]
@@ -228,3 +228,39 @@ def test_report_only_writes_a_partial_table_from_the_finished_runs(tmp_path):
     text = Path(write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce")["md"]).read_text()
     assert "**Partial: 1 of 8 runs finished**" in text and "| 60.00 (1 of 2 seeds) |" in text
     assert "| 79.5 (unverified) | not finished | -0.50 | - | - |" in text
+
+
+def test_a_table_with_the_papers_test_time_augmentation_scores_every_row_with_it(tmp_path):
+    def fake_train(cfg, run_dir):
+        run_dir.mkdir(parents=True)
+        results = {"metrics": {"voc07_map50": 0.6}, "train_seconds": 60.0}
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    scored = []
+
+    def fake_tta(run_dir, tta):
+        scored.append((run_dir.parent.name, tta))
+        return {"metrics": {"voc07_map50": 0.7}}
+
+    table = _table("cornernet_table1")
+    rows = reproduce(table, "bccd", 1, tmp_path, train=fake_train, score_tta=fake_tta)
+    assert scored == [("cornernet_table1_corner_pool", "cornernet_flip"),
+                      ("cornernet_table1_no_corner_pool", "cornernet_flip")]
+    assert [r.runs for r in rows] == [[70.0], [70.0]]
+    text = Path(write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce")["md"]).read_text()
+    assert "Every row scored with the test-time augmentation `tta=cornernet_flip`" in text
+    plain = {**table, "protocols": {**table["protocols"], "bccd": {**table["protocols"]["bccd"], "tta": None}}}
+    assert [r.runs for r in reproduce(plain, "bccd", 1, tmp_path, score_tta=fake_tta)] == [[60.0], [60.0]]
+    with pytest.raises(ValueError, match="tta 'nope' has no file conf/tta/nope.yaml"):
+        reproduce({**table, "tta": "nope"}, "bccd", 1, tmp_path)
+
+
+def test_row_tta_scores_a_real_checkpoint_once(compose_cfg, tmp_path):
+    from zoo.engine.reproduce import row_tta
+    from zoo.engine.trainer import Trainer
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    first = row_tta(tmp_path, "flip")
+    assert first["tta"] == "flip" and "voc07_map50" in first["metrics"]
+    assert (tmp_path / "tta_flip.json").is_file() and row_tta(tmp_path, "flip") == first

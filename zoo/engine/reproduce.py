@@ -52,9 +52,11 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     ``rows_are: experiments`` (files in conf/experiment) or ``models`` (model configs, no paper
     figure); ``speed: true`` adds each row's inference time per image, ``train_time: true`` its
     training minutes; ``reference: <row>`` compares every row with that one (a table whose columns each
-    remove one component from the full model) instead of with the row before it (a cumulative table)."""
+    remove one component from the full model) instead of with the row before it (a cumulative table);
+    ``tta: <conf/tta file>`` scores every row's checkpoint with the paper's test-time augmentation (a
+    protocol's own ``tta``, null included, replaces it)."""
     unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed", "train_time",
-                                   "reference"})
+                                   "reference", "tta"})
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -62,7 +64,7 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     if protocol not in table["protocols"]:
         raise ValueError(f"table {table['name']} has no '{protocol}' protocol; it has {sorted(table['protocols'])}")
     spec = table["protocols"][protocol]
-    unknown = sorted(set(spec) - {"overrides", "metric", "skip", "row_overrides"})
+    unknown = sorted(set(spec) - {"overrides", "metric", "skip", "row_overrides", "tta"})
     if unknown:
         raise ValueError(f"table {table['name']}: protocol '{protocol}' has unknown key(s) {unknown}")
     kind = table.get("rows_are", "experiments")
@@ -76,6 +78,9 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     if reference is not None and (reference not in table["rows"] or reference in spec.get("skip", [])):
         raise ValueError(f"table {table['name']}: reference '{reference}' is not one of the rows run under "
                          f"'{protocol}'")
+    tta = table_tta(table, protocol)
+    if tta is not None and not (Path(CONF_DIR) / "tta" / f"{tta}.yaml").is_file():
+        raise ValueError(f"table {table['name']}: tta '{tta}' has no file conf/tta/{tta}.yaml")
     row_overrides = spec.get("row_overrides") or {}
     strays = sorted(set(row_overrides) - set(table["rows"]))
     if strays:
@@ -87,14 +92,23 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
                              f"overrides like [model=fpn_lite], got {extra!r}")
 
 
+def table_tta(table: Mapping[str, Any], protocol: str) -> str | None:
+    """The test-time augmentation the table's rows are scored with under ``protocol``, if any."""
+    spec = table["protocols"][protocol]
+    return spec["tta"] if "tta" in spec else table.get("tta")
+
+
+def _compose(config_name: str, overrides: Sequence[str]):
+    if GlobalHydra.instance().is_initialized():  # inside zoo-reproduce's own Hydra app: same conf/ search path
+        return compose(config_name, overrides=list(overrides))
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
 def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
                 group: str = "experiment"):
     """The row's config exactly as ``zoo-train <group>=<row> <protocol overrides> seed=<seed> ...``."""
-    request = [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides]
-    if GlobalHydra.instance().is_initialized():  # inside zoo-reproduce's own Hydra app: same conf/ search path
-        return compose("train", overrides=request)
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=request)
+    return _compose("train", [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides])
 
 
 def train_row(cfg, run_dir: Path) -> dict[str, Any]:
@@ -137,9 +151,25 @@ def row_latency(run_dir: Path) -> float:
     return ms
 
 
+def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
+    """The run's checkpoint scored on its test split with test-time augmentation ``tta``, as
+    ``zoo-eval checkpoint=<run>/checkpoints/last.pt tta=<tta>`` would; cached in ``tta_<tta>.json``."""
+    cached = run_dir / f"tta_{tta}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    from zoo.engine.evaluate import evaluate_checkpoint
+
+    cfg = _compose("eval", [f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}", f"tta={tta}", "plots=false"])
+    results = evaluate_checkpoint(cfg)
+    results.pop("tables", None)
+    cached.write_text(json.dumps(results, indent=2))
+    return results
+
+
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
               train: Callable[[Any, Path], dict[str, Any]] = train_row,
-              latency: Callable[[Path], float] = row_latency, report_only: bool = False) -> list[Row]:
+              latency: Callable[[Path], float] = row_latency, report_only: bool = False,
+              score_tta: Callable[[Path, str], dict[str, Any]] = row_tta) -> list[Row]:
     """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows.
     ``report_only`` trains nothing: the rows carry the seeds finished so far (a look at a table that
     takes a day to run, while it runs)."""
@@ -150,6 +180,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     protocol_overrides = list(spec.get("overrides", []))
     metric = spec.get("metric") or table["metric"]
     group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
+    tta = table_tta(table, protocol)
     rows = []
     run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
     for number, experiment in enumerate(run_rows, start=1):
@@ -167,10 +198,11 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 log.info(f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}: "
                          f"training in {run_dir}{resumed}")
             results = read_back(cfg, run_dir) if done.is_file() else train(cfg, run_dir)
-            if metric not in results.get("metrics", {}):
+            scored = score_tta(run_dir, tta) if tta is not None else results
+            if metric not in scored.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
-                                 f"(have {sorted(results.get('metrics', {}))})")
-            runs.append(100 * results["metrics"][metric])
+                                 f"(have {sorted(scored.get('metrics', {}))})")
+            runs.append(100 * scored["metrics"][metric])
             if results.get("train_seconds") is not None:
                 minutes.append(results["train_seconds"] / 60)
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
@@ -251,6 +283,9 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     same_metric = metric == table["metric"]  # else the paper's figures are in another metric (coco_ap vs voc07)
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
+    tta = table_tta(table, protocol)
+    if tta is not None:
+        header += f"\n\nEvery row scored with the test-time augmentation `tta={tta}` (as `zoo-eval ... tta={tta}`)."
     finished = sum(len(r.runs) for r in rows)
     if finished < seeds * len(rows):
         header += (f"\n\n**Partial: {finished} of {seeds * len(rows)} runs finished**; a row's figure is the mean "
@@ -297,7 +332,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     Path(paths["md"]).write_text("\n".join(lines) + "\n")
     Path(paths["json"]).write_text(json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
-        "command": command, "reference": reference, "finished_runs": finished,
+        "command": command, "reference": reference, "finished_runs": finished, "tta": tta,
         "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
