@@ -264,3 +264,36 @@ def test_row_tta_scores_a_real_checkpoint_once(compose_cfg, tmp_path):
     first = row_tta(tmp_path, "flip")
     assert first["tta"] == "flip" and "voc07_map50" in first["metrics"]
     assert (tmp_path / "tta_flip.json").is_file() and row_tta(tmp_path, "flip") == first
+
+
+def _train_with_checkpoint(cfg, run_dir, value=0.5):
+    """What Trainer.fit leaves behind: results, and a checkpoint carrying the config."""
+    from zoo.engine.checkpoint import save_checkpoint
+
+    save_checkpoint({"config": OmegaConf.to_yaml(cfg)}, run_dir / "checkpoints" / "last.pt")
+    (run_dir / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": value}}))
+    return {"metrics": {"voc07_map50": value}}
+
+
+def test_a_row_takes_a_finished_run_of_another_table_with_its_config(tmp_path):
+    full = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full"]}
+    reproduce(full, "synthetic", 1, tmp_path / "refinedet_table3-synthetic", train=_train_with_checkpoint)
+    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite", "ssd_lite"]}
+    trained = []
+
+    def train(cfg, run_dir):
+        trained.append(cfg.model.name)
+        return _train_with_checkpoint(cfg, run_dir, 0.4)
+
+    rows = reproduce(models, "synthetic", 1, tmp_path / "zoo_speed_accuracy-synthetic", train=train,
+                     latency=lambda run_dir: 1.0)
+    assert trained == ["ssd_lite"] and [r.runs for r in rows] == [[50.0], [40.0]]  # refinedet_lite: Table 3's full row
+    taken = tmp_path / "zoo_speed_accuracy-synthetic" / "refinedet_lite" / "seed0"
+    source = json.loads((taken / "twin.json").read_text())["from"]
+    assert source.endswith("refinedet320_table3_full/seed0") and (taken / "checkpoints" / "last.pt").is_file()
+    again = reproduce(models, "synthetic", 1, tmp_path / "zoo_speed_accuracy-synthetic", latency=lambda run_dir: 1.0,
+                      train=lambda cfg, run_dir: pytest.fail("retrained"))
+    assert [r.runs for r in again] == [[50.0], [40.0]]
+    alone = reproduce(models, "synthetic", 1, tmp_path / "other" / "zoo_speed_accuracy-synthetic", train=train,
+                      latency=lambda run_dir: 1.0, reuse=False)
+    assert trained[1:] == ["refinedet_lite", "ssd_lite"] and [r.runs for r in alone] == [[40.0], [40.0]]

@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     load_components()
     table = OmegaConf.to_container(cfg.table, resolve=True)
     rows = reproduce(table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides),
-                     report_only=bool(cfg.report_only))
+                     report_only=bool(cfg.report_only), reuse=bool(cfg.reuse))
     command = "zoo-reproduce " + " ".join(sys.argv[1:])
     paths = write_table(rows, table, cfg.protocol, int(cfg.seeds), cfg.out, command)
     print(Path(paths["md"]).read_text())

@@ -122,16 +122,53 @@ def train_row(cfg, run_dir: Path) -> dict[str, Any]:
     return Trainer(cfg, run_dir).fit()
 
 
+def stored_config(run_dir: Path):
+    """The config a run's checkpoint was trained with, or None without a checkpoint."""
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file():
+        return None
+    from zoo.engine.checkpoint import load_checkpoint
+
+    return OmegaConf.create(load_checkpoint(checkpoint)["config"])
+
+
+def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
+    """A finished run under ``search_root`` (``<table>/<row>/seed<k>`` folders, other tables included)
+    trained with the config ``cfg`` composes, which the row can take instead of training again (a
+    table's full model is often another table's row)."""
+    from zoo.engine.trainer import run_config_differences
+
+    for results in sorted(search_root.glob(f"*/*/{run_dir.name}/results.json")):
+        twin = results.parent
+        if twin.resolve() == run_dir.resolve() or (twin / "twin.json").is_file():
+            continue
+        stored = stored_config(twin)
+        if stored is not None and not run_config_differences(cfg, stored, shared_only=True):
+            return twin
+    return None
+
+
+def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
+    """The row's folder points at its twin: its results copied, its checkpoints linked (for timing and
+    test-time augmentation), and ``twin.json`` saying where they come from."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "checkpoints").is_dir() and not any((run_dir / "checkpoints").iterdir()):
+        (run_dir / "checkpoints").rmdir()  # left by a run stopped before its first checkpoint
+    (run_dir / "checkpoints").symlink_to((twin / "checkpoints").resolve(), target_is_directory=True)
+    (run_dir / "twin.json").write_text(json.dumps({"from": str(twin.resolve())}))
+    results = (twin / "results.json").read_text()
+    (run_dir / "results.json").write_text(results)
+    return json.loads(results)
+
+
 def read_back(cfg, run_dir: Path) -> dict[str, Any]:
     """A finished run's results, if its checkpoint was trained with the config the row composes now
     (a key added to the configs since, at its default, does not count); a run without a checkpoint
     cannot be checked and is read as it is."""
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    if checkpoint.is_file():
-        from zoo.engine.checkpoint import load_checkpoint
+    stored = stored_config(run_dir)
+    if stored is not None:
         from zoo.engine.trainer import run_config_differences
 
-        stored = OmegaConf.create(load_checkpoint(checkpoint)["config"])
         differ = run_config_differences(cfg, stored, shared_only=True)
         if differ:
             raise ValueError(f"{run_dir} finished with another config than this row composes now (differs in "
@@ -169,10 +206,11 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
               train: Callable[[Any, Path], dict[str, Any]] = train_row,
               latency: Callable[[Path], float] = row_latency, report_only: bool = False,
-              score_tta: Callable[[Path, str], dict[str, Any]] = row_tta) -> list[Row]:
+              score_tta: Callable[[Path, str], dict[str, Any]] = row_tta, reuse: bool = True) -> list[Row]:
     """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows.
     ``report_only`` trains nothing: the rows carry the seeds finished so far (a look at a table that
-    takes a day to run, while it runs)."""
+    takes a day to run, while it runs). ``reuse`` takes a finished run of another table beside this
+    one (under ``out_dir``'s parent) whose config is the row's, instead of training it again."""
     check_table(table, protocol)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -193,11 +231,19 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             if report_only and not done.is_file():
                 continue
-            if not done.is_file():
-                resumed = " (continuing from its last checkpoint)" if (run_dir / "checkpoints" / "last.pt").is_file() else ""
-                log.info(f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}: "
-                         f"training in {run_dir}{resumed}")
-            results = read_back(cfg, run_dir) if done.is_file() else train(cfg, run_dir)
+            where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
+            started = (run_dir / "checkpoints" / "last.pt").is_file()
+            twin = find_twin(cfg, run_dir, Path(out_dir).parent) if reuse and not done.is_file() and not started \
+                else None
+            if twin is not None:
+                log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
+                results = take_twin(twin, run_dir)
+            elif done.is_file():
+                results = read_back(cfg, run_dir)
+            else:
+                resumed = " (continuing from its last checkpoint)" if started else ""
+                log.info(f"{where}: training in {run_dir}{resumed}")
+                results = train(cfg, run_dir)
             scored = score_tta(run_dir, tta) if tta is not None else results
             if metric not in scored.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
