@@ -20,6 +20,15 @@ from zoo.models.detectors import build_detector
 from zoo.tta import build_tta
 
 
+def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int, device: str = "auto") -> torch.nn.Module:
+    """The checkpoint's detector with its weights, on ``device``, in the memory layout it trained with
+    (so the recorded number is reproduced exactly)."""
+    model = build_detector(model_node(run_cfg.model), num_classes=num_classes)
+    model.load_state_dict(state["model"])
+    channels_last = bool(run_cfg.trainer.get("channels_last", True))
+    return model.to(local_device(device), memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None,
              data_overrides: Mapping[str, Any] | None = None):
     """A checkpoint's model (on ``device``, in the memory layout it trained with) and a loader over
@@ -39,12 +48,7 @@ def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto",
     class_names = list(loader.dataset.class_names)
     if list(state.get("class_names", class_names)) != class_names:
         raise ValueError(f"checkpoint classes {state['class_names']} differ from the data's {class_names}")
-    model = build_detector(model_node(run_cfg.model), num_classes=len(class_names))
-    model.load_state_dict(state["model"])
-    # The layout the run trained and evaluated with, so the recorded number is reproduced exactly.
-    channels_last = bool(run_cfg.trainer.get("channels_last", True))
-    model.to(local_device(device), memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    return model, loader, run_cfg, state
+    return load_model(state, run_cfg, len(class_names), device), loader, run_cfg, state
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:

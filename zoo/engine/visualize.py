@@ -17,6 +17,13 @@ from zoo.tta import build_tta
 GROUND_TRUTH, DETECTION, IGNORED = "lime", "red", "gray"
 
 
+def draw_detections(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                    names: list[str]) -> torch.Tensor:
+    """(3, H, W) uint8 with each box drawn in red under its class and score."""
+    texts = [f"{names[int(c)]} {float(s):.2f}" for c, s in zip(labels.tolist(), scores.float().tolist())]
+    return draw_bounding_boxes(image, boxes.float(), labels=texts, colors=DETECTION, width=2)
+
+
 @torch.inference_mode()
 def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_images: int = 8,
                          score_threshold: float = 0.3, tile: int = 480, device: str = "auto",
@@ -42,13 +49,11 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
         gt = dataset.get_annotation(meta.image_id)
         keep = pred["scores"].float().cpu() >= score_threshold
         boxes = to_original(pred["boxes"].float().cpu()[keep], meta)
-        labels = [f"{names[int(c)]} {s:.2f}" for c, s in zip(pred["labels"][keep].tolist(),
-                                                               pred["scores"][keep].float().tolist())]
         ignore = torch.as_tensor(gt["ignore"], dtype=torch.bool)
         gt_boxes = torch.as_tensor(gt["boxes"], dtype=torch.float32).reshape(-1, 4)
         image = draw_bounding_boxes(image, gt_boxes, colors=[IGNORED if i else GROUND_TRUTH for i in ignore.tolist()],
                                     width=2)
-        image = draw_bounding_boxes(image, boxes, labels=labels, colors=DETECTION, width=2)
+        image = draw_detections(image, boxes, pred["scores"].cpu()[keep], pred["labels"].cpu()[keep], names)
         scale = tile / max(image.shape[-2:])
         tiles.append(resize(image, [round(image.shape[-2] * scale), round(image.shape[-1] * scale)], antialias=True))
     if not tiles:

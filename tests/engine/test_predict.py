@@ -1,0 +1,89 @@
+"""zoo-predict: any picture is seen as the evaluation sees its test images, and comes back in its own pixels."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY
+from zoo.data import DataError
+from zoo.data.collate import to_original
+from zoo.data.image_list import ImageList, image_files
+from zoo.engine.evaluate import load_run
+from zoo.engine.predict import Predictor, as_json, draw_found
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+
+    from zoo.cli import CONF_DIR
+    from zoo.engine.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "trainer.max_iters=2", "trainer.eval_every=0"])
+    Trainer(cfg, run).fit()
+    return str(run / "checkpoints" / "last.pt")
+
+
+def test_predictions_equal_the_evaluation_path_on_the_same_images(checkpoint):
+    model, loader, _, _ = load_run(checkpoint, "val", 4, "cpu")
+    batch = next(iter(loader))
+    with torch.inference_mode():
+        outputs = model.eval()(batch.images.contiguous(memory_format=torch.channels_last),
+                               image_sizes=batch.image_sizes)
+    arrays = [loader.dataset.load_image(meta.image_id) for meta in batch.metas]
+    found = Predictor(checkpoint, device="cpu", batch_size=3)(arrays)  # another batching, same answers
+    assert len(found) == 4
+    for f, out, meta in zip(found, outputs, batch.metas):
+        assert f["size"] == tuple(meta.orig_size) and len(f["boxes"]) == len(out["boxes"]) > 0
+        np.testing.assert_allclose(f["boxes"], to_original(out["boxes"], meta).numpy(), atol=1e-3)
+        np.testing.assert_allclose(f["scores"], out["scores"].numpy(), atol=1e-5)
+        assert f["classes"] == [["circle", "square", "triangle", "cross", "ring"][c] for c in f["labels"]]
+
+
+def test_files_and_folders_give_json_and_drawn_images(checkpoint, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for name, size in (("a.png", (90, 120)), ("b.jpg", (200, 150))):
+        cv2.imwrite(str(folder / name), np.full((*size, 3), 127, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    files = image_files([str(folder)])
+    assert [f.rsplit("/", 1)[1] for f in files] == ["a.png", "b.jpg"]
+    found = Predictor(checkpoint, device="cpu", score_threshold=0.0)(files)
+    listed = as_json(found)
+    assert [(r["height"], r["width"]) for r in listed] == [(90, 120), (200, 150)]
+    for record in listed:
+        for det in record["detections"]:
+            x1, y1, x2, y2 = det["box"]
+            assert 0 <= x1 <= x2 <= record["width"] and 0 <= y1 <= y2 <= record["height"]
+    assert json.loads(json.dumps(listed)) == listed
+    drawn = draw_found(found, ["circle", "square", "triangle", "cross", "ring"], tmp_path / "drawn")
+    assert cv2.imread(drawn[1]).shape == (200, 150, 3)
+
+
+def test_bad_inputs_name_the_problem(checkpoint, tmp_path):
+    with pytest.raises(DataError, match="nope.jpg: no such file or folder"):
+        image_files([str(tmp_path / "nope.jpg")])
+    with pytest.raises(DataError, match="a folder with no images"):
+        image_files([str(tmp_path)])
+    with pytest.raises(ValueError, match=r"image 0: expected an \(H, W, 3\) uint8 RGB array, got float32"):
+        ImageList([np.zeros((8, 8, 3), np.float32)], ["a"])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="broken.jpg"):
+        Predictor(checkpoint, device="cpu")([str(broken)])
+
+
+def test_the_command_writes_predictions(checkpoint, tmp_path):
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 80, 3), 90, np.uint8))
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.predict", f"checkpoint={checkpoint}",
+                           f"inputs=[{tmp_path / 'x.png'}]", f"out={tmp_path / 'out'}", "score_threshold=0.0",
+                           "draw=true", "tta=flip"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert listed[0]["file"].endswith("x.png") and (tmp_path / "out" / "drawn" / "0000_x.png").is_file()

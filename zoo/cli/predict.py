@@ -1,0 +1,37 @@
+"""`zoo-predict checkpoint=... inputs=[...]`: a trained detector run on any images, detections as JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.cli import CONF_DIR
+
+
+@hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from zoo.engine.predict import Predictor, as_json, draw_found
+    from zoo.data.image_list import image_files
+    from zoo.registry import load_components
+
+    load_components()
+    inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [str(cfg.inputs)]
+    files = image_files([str(path) for path in inputs])
+    predictor = Predictor(cfg.checkpoint, cfg.device, OmegaConf.to_container(cfg.tta, resolve=True) if cfg.get("tta")
+                          else None, cfg.score_threshold, cfg.batch_size)
+    found = predictor(files)
+    out = Path(cfg.out or HydraConfig.get().runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(as_json(found), indent=1))
+    if cfg.draw:
+        draw_found(found, predictor.class_names, out / "drawn")
+    total = sum(len(f["scores"]) for f in found)
+    print(f"{total} detections scoring >= {cfg.score_threshold} on {len(files)} images: {out / 'predictions.json'}"
+          + (f"; drawn in {out / 'drawn'}" if cfg.draw else ""))
+
+
+if __name__ == "__main__":
+    main()

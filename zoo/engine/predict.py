@@ -1,0 +1,88 @@
+"""Detections on any images from a trained checkpoint: the Python API behind ``zoo-predict``.
+
+    predictor = Predictor("runs/<run>/checkpoints/last.pt", score_threshold=0.3)
+    for found in predictor(["a.jpg", rgb_array]):
+        found["boxes"], found["scores"], found["classes"]   # boxes xyxy in the image's own pixels
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from zoo.data import Collate, build_loader, build_transform, read_image, to_original
+from zoo.data.image_list import ImageList
+from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.distributed import local_device
+from zoo.engine.evaluate import load_model
+from zoo.engine.visualize import draw_detections
+from zoo.tta import build_tta
+
+
+class Predictor:
+    """A checkpoint's detector with the test transform and normalisation it was trained with, so a
+    picture is seen exactly as the evaluation saw its test images. ``tta`` is a ``tta`` config node
+    (views, merge); detections below ``score_threshold`` are dropped."""
+
+    def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | None = None,
+                 score_threshold: float = 0.0, batch_size: int = 8):
+        if batch_size < 1:
+            raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+        state = load_checkpoint(checkpoint)
+        run_cfg = OmegaConf.create(state["config"])
+        self.class_names = list(state["class_names"])
+        self.device = local_device(device)
+        self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()
+        self.transform = build_transform(run_cfg.model.transforms.test)
+        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor)
+        channels_last = bool(run_cfg.trainer.get("channels_last", True))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.score_threshold, self.batch_size = score_threshold, batch_size
+
+    @torch.inference_mode()
+    def __call__(self, images: Sequence[str | np.ndarray]) -> list[dict[str, Any]]:
+        """Per image: ``boxes`` (N, 4) float32 xyxy in its own pixels, ``scores`` (N,), ``labels`` (N,)
+        class indices, ``classes`` their names, ``file`` and ``size`` (height, width), best first."""
+        dataset = ImageList(images, self.class_names, self.transform)
+        found = []
+        for batch in build_loader(dataset, self.batch_size, self.collate):
+            x = batch.images.to(self.device).contiguous(memory_format=self.memory_format)
+            for out, meta in zip(self.model(x, image_sizes=batch.image_sizes), batch.metas):
+                keep = out["scores"].float().cpu() >= self.score_threshold
+                labels = out["labels"].cpu()[keep]
+                found.append({"file": meta.file, "size": tuple(meta.orig_size),
+                              "boxes": to_original(out["boxes"].float().cpu()[keep], meta).numpy(),
+                              "scores": out["scores"].float().cpu()[keep].numpy(), "labels": labels.numpy(),
+                              "classes": [self.class_names[int(c)] for c in labels]})
+        return found
+
+
+def as_json(found: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Predictions as plain JSON: per image its file, size and a list of {box, score, label, class}."""
+    return [{"file": f["file"], "height": int(f["size"][0]), "width": int(f["size"][1]),
+             "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 5),
+                             "label": int(label), "class": name}
+                            for box, score, label, name in zip(f["boxes"], f["scores"], f["labels"], f["classes"])]}
+            for f in found]
+
+
+def draw_found(found: Sequence[Mapping[str, Any]], class_names: list[str], out_dir: str | Path) -> list[str]:
+    """Each predicted image with its detections drawn, as ``out_dir/<k>_<name>.png`` (images given as files;
+    for arrays, ``zoo.engine.visualize.draw_detections`` draws on the array itself)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, f in enumerate(found):
+        image = torch.from_numpy(read_image(f["file"])).permute(2, 0, 1).contiguous()
+        drawn = draw_detections(image, torch.from_numpy(f["boxes"]), torch.from_numpy(f["scores"]),
+                                torch.from_numpy(f["labels"]), class_names)
+        path = out / f"{k:04d}_{Path(f['file']).stem}.png"
+        if not cv2.imwrite(str(path), drawn.permute(1, 2, 0).numpy()[..., ::-1]):  # RGB -> OpenCV's BGR
+            raise OSError(f"predict: could not write {path}")
+        paths.append(str(path))
+    return paths
