@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
         state = load_checkpoint(tmp_path / "checkpoints" / name)
         assert state["class_names"][0] == "circle"
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 8
-    assert list((tmp_path / "plots").glob("*.png"))
+    assert list((tmp_path / "plots").glob("*.png")) and cv2.imread(str(tmp_path / "plots" / "detections.png")) is not None
 
 
 class _Interrupt(Exception):

@@ -301,6 +301,10 @@ class Trainer:
                      f"{'' if p.get('verified', True) else ' (unverified)'}")
             tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; {paper}")
         if self.tcfg.plots:
+            from zoo.engine.visualize import visualize_checkpoint
+
             for evaluator in self.evaluators:
                 evaluator.plot(self.run_dir / "plots")
+            visualize_checkpoint(str(self.run_dir / "checkpoints" / "last.pt"), str(self.run_dir / "plots" / "detections.png"),
+                                 split=results["split"], device=str(self.device))  # a look at what the scores mean
         return results
