@@ -48,10 +48,10 @@ def main() -> None:
         h, w = out["heat"].shape[-2:]
         worst = {"heat": out["heat"][:, :, :1], "embed": torch.zeros_like(out["embed"]), "offset": out["offset"]}
         runs = {"forward": network,
-                "decode random": lambda: model._detect(out, (size, size)),
-                "decode all pairs valid": lambda: model._detect(worst, (size, size))}
+                "decode random": lambda: model._detect(out, [(size, size)] * args.batch),
+                "decode all pairs valid": lambda: model._detect(worst, [(size, size)] * args.batch)}
         times = medians(time_alternating(runs, args.rounds, warmup=1))
-        kept = [len(d["boxes"]) for d in model._detect(worst, (size, size))]
+        kept = [len(d["boxes"]) for d in model._detect(worst, [(size, size)] * args.batch)]
     print(machine(args.threads))
     print(f"{args.model}: batch {args.batch}, input {size}, maps {h}x{w}, {args.classes} classes, "
           f"k {model.test_cfg['k']}, soft-NMS {model.test_cfg['nms']}, {args.rounds} rounds (medians)")

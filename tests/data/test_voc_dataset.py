@@ -147,7 +147,7 @@ def test_an_unreadable_evaluation_image_is_left_out_of_the_metric_and_counted(tm
     ds.stand_in = False  # as build_split sets it for val and test
 
     class Perfect(torch.nn.Module):  # finds every box of the two readable images
-        def forward(self, images):
+        def forward(self, images, image_sizes=None):
             return [{"boxes": t["boxes"], "scores": torch.ones(len(t["boxes"])), "labels": t["labels"]}
                     for t in targets.pop(0)]
 

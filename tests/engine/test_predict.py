@@ -87,3 +87,12 @@ def test_the_command_writes_predictions(checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     listed = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert listed[0]["file"].endswith("x.png") and (tmp_path / "out" / "drawn" / "0000_x.png").is_file()
+
+
+def test_paths_may_be_pathlib_and_other_objects_are_refused(tmp_path):
+    from pathlib import Path
+
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((10, 12, 3), np.uint8))
+    assert ImageList([Path(tmp_path / "p.png")], ["a"]).load_image(0).shape == (10, 12, 3)
+    with pytest.raises(ValueError, match="image 0: expected a path or an .* array, got int"):
+        ImageList([3], ["a"])

@@ -297,3 +297,37 @@ def test_a_row_takes_a_finished_run_of_another_table_with_its_config(tmp_path):
     alone = reproduce(models, "synthetic", 1, tmp_path / "other" / "zoo_speed_accuracy-synthetic", train=train,
                       latency=lambda run_dir: 1.0, reuse=False)
     assert trained[1:] == ["refinedet_lite", "ssd_lite"] and [r.runs for r in alone] == [[40.0], [40.0]]
+
+
+def test_an_interrupted_take_is_finished_not_trained_and_survives_moving_the_runs(tmp_path):
+    from zoo.engine.reproduce import take_twin
+
+    tables = tmp_path / "tables"
+    full = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full"]}
+    reproduce(full, "synthetic", 1, tables / "refinedet_table3-synthetic", train=_train_with_checkpoint)
+    source = tables / "refinedet_table3-synthetic" / "refinedet320_table3_full" / "seed0"
+    row = tables / "zoo_speed_accuracy-synthetic" / "refinedet_lite" / "seed0"
+    take_twin(source, row)
+    (row / "results.json").unlink()  # as if stopped between the link and the results
+    before = sorted(p.name for p in (source / "checkpoints").iterdir())
+    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite"]}
+    rows = reproduce(models, "synthetic", 1, tables / "zoo_speed_accuracy-synthetic", latency=lambda run_dir: 1.0,
+                     train=lambda cfg, run_dir: pytest.fail("trained over a twin"), reuse=False)
+    assert rows[0].runs == [50.0] and sorted(p.name for p in (source / "checkpoints").iterdir()) == before
+    (tmp_path / "tables").rename(tmp_path / "moved")  # the link is relative: the copy still points at its twin
+    again = reproduce(models, "synthetic", 1, tmp_path / "moved" / "zoo_speed_accuracy-synthetic",
+                      latency=lambda run_dir: 1.0, train=lambda cfg, run_dir: pytest.fail("retrained"))
+    assert again[0].runs == [50.0]
+
+
+def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):
+    table = {**_table("cornernet_table1"), "rows": ["cornernet_table1_corner_pool"]}
+    reproduce({**table, "tta": None}, "bccd", 1, tmp_path, train=_train_with_checkpoint)
+    rows = reproduce(table, "bccd", 1, tmp_path, report_only=True,
+                     score_tta=lambda run_dir, tta: pytest.fail("scored a report"))
+    assert rows[0].runs == []  # its flip-test figure is not on disk yet
+    speed = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite"]}
+    reproduce(speed, "synthetic", 1, tmp_path / "speed", train=_train_with_checkpoint, latency=lambda run_dir: 2.0)
+    rows = reproduce(speed, "synthetic", 1, tmp_path / "speed", report_only=True,
+                     latency=lambda run_dir: pytest.fail("timed a report"))
+    assert rows[0].runs == [50.0] and rows[0].ms is None

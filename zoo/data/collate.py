@@ -18,7 +18,8 @@ class Collate:
     def __init__(self, mean, std, size_divisor: int = 1):
         for key, value in (("mean", mean), ("std", std)):
             if np.size(value) != 3:
-                raise ValueError(f"data.{key} must hold 3 values (R, G, B in 0-255 pixel units), got {list(value)}")
+                raise ValueError(f"data.{key} must hold 3 values (R, G, B in 0-255 pixel units), got "
+                                 f"{np.ravel(value).tolist()}")
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         self.size_divisor = size_divisor

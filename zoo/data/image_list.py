@@ -30,12 +30,19 @@ def image_files(inputs: Sequence[str]) -> list[str]:
     return files
 
 
-class ImageList(DetectionDataset):
-    """``images``: paths, or (H, W, 3) uint8 RGB arrays; no ground truth (every annotation is empty)."""
+def _path(index: int, image) -> str:
+    if not isinstance(image, str | os.PathLike):
+        raise ValueError(f"image {index}: expected a path or an (H, W, 3) uint8 RGB array, got {type(image).__name__}")
+    return os.fspath(image)
 
-    def __init__(self, images: Sequence[str | np.ndarray], class_names: Sequence[str], transform=None):
+
+class ImageList(DetectionDataset):
+    """``images``: paths (str or os.PathLike), or (H, W, 3) uint8 RGB arrays; no ground truth (every
+    annotation is empty)."""
+
+    def __init__(self, images: Sequence[str | os.PathLike | np.ndarray], class_names: Sequence[str], transform=None):
         super().__init__("images", transform)
-        self.images = list(images)
+        self.images = [image if isinstance(image, np.ndarray) else _path(i, image) for i, image in enumerate(images)]
         self.class_names = list(class_names)
         for i, image in enumerate(self.images):
             if isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8):

@@ -1,27 +1,37 @@
-"""Checkpoints: written atomically, read back with ``weights_only=True``."""
+"""Checkpoints (and a run's results): written atomically, read back with ``weights_only=True``."""
 from __future__ import annotations
 
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+def _write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file, and
+    a reader never sees one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    _write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    _write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 mean +- std beside the paper's figure. Finished runs (a results.json in their folder) are read, not rerun."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import os
+import shutil
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +22,7 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf, open_dict
 
 from zoo.cli import CONF_DIR
+from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.timing import machine
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
@@ -126,10 +130,20 @@ def stored_config(run_dir: Path):
     """The config a run's checkpoint was trained with, or None without a checkpoint."""
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.is_file():
+        if (run_dir / "checkpoints").is_symlink():
+            raise FileNotFoundError(f"{run_dir}/checkpoints links to {os.readlink(run_dir / 'checkpoints')}, which "
+                                    "is gone (the run this row was taken from moved or was deleted): delete "
+                                    f"{run_dir} to train the row")
         return None
+    return OmegaConf.create(_checkpoint_config(str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=512)
+def _checkpoint_config(path: str, mtime_ns: int):
+    """Read once per checkpoint version: looking for a twin reads every finished run beside the table."""
     from zoo.engine.checkpoint import load_checkpoint
 
-    return OmegaConf.create(load_checkpoint(checkpoint)["config"])
+    return load_checkpoint(path)["config"]
 
 
 def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
@@ -149,15 +163,18 @@ def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
 
 
 def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
-    """The row's folder points at its twin: its results copied, its checkpoints linked (for timing and
-    test-time augmentation), and ``twin.json`` saying where they come from."""
+    """The row's folder points at its twin: ``twin.json`` saying where from (written first, so an
+    interrupted take is finished, never trained over), its checkpoints linked by a relative link (for
+    timing and test-time augmentation; it survives moving the whole runs folder), its results copied."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "checkpoints").is_dir() and not any((run_dir / "checkpoints").iterdir()):
-        (run_dir / "checkpoints").rmdir()  # left by a run stopped before its first checkpoint
-    (run_dir / "checkpoints").symlink_to((twin / "checkpoints").resolve(), target_is_directory=True)
-    (run_dir / "twin.json").write_text(json.dumps({"from": str(twin.resolve())}))
+    write_text_atomically(run_dir / "twin.json", json.dumps({"from": str(twin.resolve())}))
+    link = run_dir / "checkpoints"
+    if not link.is_symlink():
+        if link.is_dir():
+            shutil.rmtree(link)  # a run stopped before its first last.pt: nothing to continue
+        link.symlink_to(os.path.relpath((twin / "checkpoints").resolve(), run_dir.resolve()), target_is_directory=True)
     results = (twin / "results.json").read_text()
-    (run_dir / "results.json").write_text(results)
+    write_text_atomically(run_dir / "results.json", results)
     return json.loads(results)
 
 
@@ -184,7 +201,7 @@ def row_latency(run_dir: Path) -> float:
     from zoo.engine.latency import checkpoint_latency
 
     ms = checkpoint_latency(str(run_dir / "checkpoints" / "last.pt"))
-    cached.write_text(json.dumps({"ms_per_image": ms, "machine": machine(torch.get_num_threads())}))
+    write_text_atomically(cached, json.dumps({"ms_per_image": ms, "machine": machine(torch.get_num_threads())}))
     return ms
 
 
@@ -199,7 +216,7 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
     cfg = _compose("eval", [f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}", f"tta={tta}", "plots=false"])
     results = evaluate_checkpoint(cfg)
     results.pop("tables", None)
-    cached.write_text(json.dumps(results, indent=2))
+    write_text_atomically(cached, json.dumps(results, indent=2))
     return results
 
 
@@ -229,12 +246,15 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             done = run_dir / "results.json"
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
-            if report_only and not done.is_file():
-                continue
+            if report_only and (not done.is_file() or (tta is not None and not (run_dir / f"tta_{tta}.json").is_file())):
+                continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
             started = (run_dir / "checkpoints" / "last.pt").is_file()
-            twin = find_twin(cfg, run_dir, Path(out_dir).parent) if reuse and not done.is_file() and not started \
-                else None
+            twin = None
+            if (run_dir / "twin.json").is_file() and not done.is_file():  # a take that was interrupted
+                twin = Path(json.loads((run_dir / "twin.json").read_text())["from"])
+            elif reuse and not done.is_file() and not started:
+                twin = find_twin(cfg, run_dir, Path(out_dir).parent)
             if twin is not None:
                 log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
                 results = take_twin(twin, run_dir)
@@ -253,8 +273,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 minutes.append(results["train_seconds"] / 60)
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
-        seed0_done = (Path(out_dir) / experiment / "seed0" / "results.json").is_file()
-        timed = table.get("speed") and (seed0_done or not report_only)
+        seed0 = Path(out_dir) / experiment / "seed0"
+        timed = table.get("speed") and ((seed0 / "latency.json").is_file() if report_only else True)
         ms = latency(Path(out_dir) / experiment / "seed0") if timed else None
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))

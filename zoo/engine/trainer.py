@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
-from zoo.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from zoo.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_text_atomically
 from zoo.engine.distributed import all_reduce_mean, barrier, init_distributed, local_device
 from zoo.engine.inference import autocast_context, evaluate_model
 from zoo.engine.loaders import build_split
@@ -292,7 +292,7 @@ class Trainer:
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
             "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
-        (self.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
         tqdm.write("\n\n".join(metrics["tables"]))
         if results["paper"]:
             p = results["paper"]
