@@ -15,7 +15,7 @@ def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
     assert results["steps"] == 8 and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
     assert set(results["per_class"]["voc07_map50"]) == {"circle", "square", "triangle", "cross", "ring"}
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["metrics"] == results["metrics"] and saved["model"] == "ssd_lite"
+    assert saved["metrics"] == results["metrics"] and saved["model"] == "ssd_lite" and "cores, cpu" in saved["machine"]
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["kind"] == "train"] == list(range(1, 9))
     assert any(x["kind"] == "val" for x in lines)

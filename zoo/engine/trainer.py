@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from zoo.engine.loaders import build_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.stages import Stage, StageSchedule
+from zoo.engine.timing import machine
 from zoo.evaluation import build_evaluators
 from zoo.models.detectors import build_detector
 
@@ -290,6 +292,7 @@ class Trainer:
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
+            "machine": f"{machine(torch.get_num_threads())}, {os.cpu_count()} cores, {self.device.type}",
             "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
         write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
