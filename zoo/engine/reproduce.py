@@ -350,8 +350,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     same_metric = metric == table["metric"]  # else the paper's figures are in another metric (coco_ap vs voc07)
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
-    header += (f"\n\nWritten {datetime.date.today().isoformat()} on {machine(torch.get_num_threads())}, "
-               f"{os.cpu_count()} cores (each run's own machine is in its results.json).")
+    header += f"\n\nWritten {datetime.date.today().isoformat()} on {machine(torch.get_num_threads())}, {os.cpu_count()} cores."
     tta = table_tta(table, protocol)
     if tta is not None:
         header += f"\n\nEvery row scored with the test-time augmentation `tta={tta}` (as `zoo-eval ... tta={tta}`)."
