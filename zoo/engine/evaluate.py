@@ -20,13 +20,15 @@ from zoo.models.detectors import build_detector
 from zoo.tta import build_tta
 
 
-def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int, device: str = "auto") -> torch.nn.Module:
+def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int,
+               device: str = "auto") -> torch.nn.Module:
     """The checkpoint's detector with its weights, on ``device``, in the memory layout it trained with
     (so the recorded number is reproduced exactly)."""
     model = build_detector(model_node(run_cfg.model), num_classes=num_classes)
     model.load_state_dict(state["model"])
     channels_last = bool(run_cfg.trainer.get("channels_last", True))
-    return model.to(local_device(device), memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(local_device(device), memory_format=layout)
 
 
 def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None,

@@ -173,7 +173,8 @@ def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
     if not link.is_symlink():
         if link.is_dir():
             shutil.rmtree(link)  # a run stopped before its first last.pt: nothing to continue
-        link.symlink_to(os.path.relpath((twin / "checkpoints").resolve(), run_dir.resolve()), target_is_directory=True)
+        target = os.path.relpath((twin / "checkpoints").resolve(), run_dir.resolve())
+        link.symlink_to(target, target_is_directory=True)
     results = (twin / "results.json").read_text()
     write_text_atomically(run_dir / "results.json", results)
     return json.loads(results)
@@ -221,6 +222,26 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
     return results
 
 
+def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dict[str, Any]],
+                twins_under: Path | None) -> dict[str, Any]:
+    """One row x seed: taken from a finished twin run under ``twins_under`` (or finishing an interrupted
+    take), read back when finished, else trained (continuing from its last.pt)."""
+    done = (run_dir / "results.json").is_file()
+    started = (run_dir / "checkpoints" / "last.pt").is_file()
+    twin = None
+    if (run_dir / "twin.json").is_file() and not done:
+        twin = Path(json.loads((run_dir / "twin.json").read_text())["from"])
+    elif twins_under is not None and not done and not started:
+        twin = find_twin(cfg, run_dir, twins_under)
+    if twin is not None:
+        log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
+        return take_twin(twin, run_dir)
+    if done:
+        return read_back(cfg, run_dir)
+    log.info(f"{where}: training in {run_dir}{' (continuing from its last checkpoint)' if started else ''}")
+    return train(cfg, run_dir)
+
+
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
               train: Callable[[Any, Path], dict[str, Any]] = train_row,
               latency: Callable[[Path], float] = row_latency, report_only: bool = False,
@@ -247,24 +268,11 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             done = run_dir / "results.json"
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
-            if report_only and (not done.is_file() or (tta is not None and not (run_dir / f"tta_{tta}.json").is_file())):
+            scored_file = run_dir / f"tta_{tta}.json" if tta is not None else done
+            if report_only and not (done.is_file() and scored_file.is_file()):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
-            started = (run_dir / "checkpoints" / "last.pt").is_file()
-            twin = None
-            if (run_dir / "twin.json").is_file() and not done.is_file():  # a take that was interrupted
-                twin = Path(json.loads((run_dir / "twin.json").read_text())["from"])
-            elif reuse and not done.is_file() and not started:
-                twin = find_twin(cfg, run_dir, Path(out_dir).parent)
-            if twin is not None:
-                log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
-                results = take_twin(twin, run_dir)
-            elif done.is_file():
-                results = read_back(cfg, run_dir)
-            else:
-                resumed = " (continuing from its last checkpoint)" if started else ""
-                log.info(f"{where}: training in {run_dir}{resumed}")
-                results = train(cfg, run_dir)
+            results = run_results(cfg, run_dir, where, train, Path(out_dir).parent if reuse else None)
             scored = score_tta(run_dir, tta) if tta is not None else results
             if metric not in scored.get("metrics", {}):
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
@@ -276,7 +284,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
         seed0 = Path(out_dir) / experiment / "seed0"
         timed = table.get("speed") and ((seed0 / "latency.json").is_file() if report_only else True)
-        ms = latency(Path(out_dir) / experiment / "seed0") if timed else None
+        ms = latency(seed0) if timed else None
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))
     return rows
@@ -350,7 +358,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     metric = table["protocols"][protocol].get("metric") or table["metric"]
     same_metric = metric == table["metric"]  # else the paper's figures are in another metric (coco_ap vs voc07)
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
-    header += f"\n\nWritten {datetime.date.today().isoformat()} on {machine(torch.get_num_threads())}, {os.cpu_count()} cores."
+    written = f"{machine(torch.get_num_threads())}, {os.cpu_count()} cores"
+    header += f"\n\nWritten {datetime.date.today().isoformat()} on {written}."
     tta = table_tta(table, protocol)
     if tta is not None:
         header += f"\n\nEvery row scored with the test-time augmentation `tta={tta}` (as `zoo-eval ... tta={tta}`)."

@@ -308,6 +308,8 @@ class Trainer:
 
             for evaluator in self.evaluators:
                 evaluator.plot(self.run_dir / "plots")
-            visualize_checkpoint(str(self.run_dir / "checkpoints" / "last.pt"), str(self.run_dir / "plots" / "detections.png"),
-                                 split=results["split"], device=str(self.device))  # a look at what the scores mean
+            # a look at what the scores mean
+            visualize_checkpoint(str(self.run_dir / "checkpoints" / "last.pt"),
+                                 str(self.run_dir / "plots" / "detections.png"), split=results["split"],
+                                 device=str(self.device))
         return results

@@ -21,7 +21,8 @@ class DenseDetector(nn.Module):
     """What every prior-based detector shares: the inference step from head outputs to detections."""
 
     def _detect(self, scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor,
-                sizes: Sequence[tuple[int, int]], suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+                sizes: Sequence[tuple[int, int]],
+                suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
         """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
         clipped to the image (``sizes``: each one's before padding) and put through per-class NMS with
         ``self.test_cfg``. Decoding and softmax
