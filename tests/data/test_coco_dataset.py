@@ -117,3 +117,36 @@ def test_voc_to_coco_round_trip(small_voc, voc_classes, tmp_path):
         assert coco.file(i) == voc.file(i)
     assert voc_to_coco(str(small_voc), "trainval", voc_classes)["categories"][0] == dict(id=1, name="cat",
                                                                                           supercategory="none")
+
+
+
+def test_coco_data_config_builds_its_splits_from_a_coco_folder(tmp_path, compose_cfg):
+    """data=coco with data.root at a folder laid out as COCO 2017 ships (annotations/, train2017/, val2017/)."""
+    from zoo.engine.loaders import build_split
+
+    (tmp_path / "annotations").mkdir()
+    for split in ("train2017", "val2017"):
+        (tmp_path / split).mkdir()
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            cv2.imwrite(str(tmp_path / split / name), np.full((40, 50, 3), 90, np.uint8))
+        (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps(tiny()))
+    cfg = compose_cfg("data=coco", f"data.root={tmp_path}", "data.num_workers=0")
+    for split, own in (("train", "train2017"), ("val", "val2017")):
+        with pytest.warns(DataWarning, match="dropped 1 boxes"):
+            loader, _ = build_split(cfg.data, cfg.model, split, batch_size=2)
+        assert loader.dataset.name == f"coco[{own}]" and len(loader.dataset) == 3
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["images"].append({"id": 10, "file_name": "c.jpg", "height": 40, "width": 50}),
+     r"image id 10 is used by both 'a.jpg' and 'c.jpg'"),
+    (lambda d: d["images"][0].update(id="b"), r"image ids mix types"),
+    (lambda d: d["categories"].append({"id": 9}), r"category \{'id': 9\} needs an 'id' and a 'name'"),
+    (lambda d: d["annotations"].append({"id": 9, "image_id": 99, "category_id": 7, "bbox": [1, 1, 2, 2]}),
+     r"1 image id\(s\) have annotations but no image entry, e.g. \[99\]"),
+])
+def test_what_the_coco_index_would_hide_fails_naming_the_file(tmp_path, edit, message):
+    data = tiny()
+    edit(data)
+    with pytest.raises(DataError, match=r"instances\.json: " + message):
+        COCODataset(*write_coco(tmp_path, data))

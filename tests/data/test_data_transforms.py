@@ -142,3 +142,9 @@ def test_ssd_train_is_cheap():
     for seed, (image, ann) in enumerate(samples):
         transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed)
     assert (time.perf_counter() - start) / 20 < 0.03  # ~2.5 ms on one core; loose for busy CI machines
+
+
+@pytest.mark.parametrize("flip", [True, 1.5, -0.1])
+def test_keep_ratio_flip_is_a_probability(flip):
+    with pytest.raises(ValueError, match=r"flip is a probability in \[0, 1\]"):
+        build_transform({"type": "keep_ratio_resize", "short_side": 100, "max_size": 200, "flip": flip})

@@ -157,3 +157,11 @@ def test_an_unreadable_evaluation_image_is_left_out_of_the_metric_and_counted(tm
     with pytest.warns(DataWarning, match=r"voc\[trainval\]: 1 unreadable image\(s\) left out of the evaluation"):
         results = evaluate_model(Perfect(), loader, [VOCEvaluator(voc_classes)], torch.device("cpu"), progress=False)
     assert results["metrics"]["voc07_map50"] == pytest.approx(1.0)  # the bad image's ground truth is not missed
+
+
+def test_a_truncated_jpeg_is_a_bad_image_not_grey_rows(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"cut": dict(objects=[("dog", (1, 1, 9, 9))])})
+    image = root / "JPEGImages" / "cut.jpg"
+    image.write_bytes(image.read_bytes()[:-40])  # OpenCV alone would decode this, greying what is missing
+    with pytest.raises(DataError, match="cut.jpg: truncated JPEG"):
+        VOCDataset(str(root), "trainval", voc_classes)[0]

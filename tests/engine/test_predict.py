@@ -77,6 +77,24 @@ def test_bad_inputs_name_the_problem(checkpoint, tmp_path):
     broken.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="broken.jpg"):
         Predictor(checkpoint, device="cpu")([str(broken)])
+    with pytest.raises(ValueError, match="tta 'flipp' is not a config in conf/tta; known: .*flip"):
+        Predictor(checkpoint, device="cpu", tta="flipp")
+    bare = tmp_path / "weights.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, bare)
+    with pytest.raises(ValueError, match=r"weights.pt' is not a zoo-train checkpoint: it lacks \['model', 'config'"):
+        Predictor(str(bare), device="cpu")
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="broken.jpg' cannot be read as a torch checkpoint"):
+        Predictor(str(broken), device="cpu")
+
+
+def test_a_tta_name_is_the_conf_tta_file(checkpoint):
+    images = [np.full((60, 80, 3), 120, np.uint8)]
+    named = Predictor(checkpoint, device="cpu", tta="flip")(images)
+    assert named[0]["boxes"].shape[1] == 4
+    from zoo.engine.predict import named_tta
+
+    assert named_tta("flip")["views"][1] == {"scale": 1.0, "flip": True}
 
 
 def test_the_command_writes_predictions(checkpoint, tmp_path):

@@ -112,6 +112,29 @@ def test_bad_tta_settings_are_named():
     assert isinstance(build_tta(nn.Identity(), None), nn.Identity)
 
 
+@pytest.mark.parametrize("node, message", [
+    ({"name": "flip", "view": [{"scale": 1.0}]}, r"unknown key\(s\) \['view'\]"),  # a typo never means 'no TTA'
+    ({"name": "flip"}, "'views' must be a non-empty list"),
+    ({"views": []}, "'views' must be a non-empty list"),
+    ({"views": {"a": {"scale": 1.0}}}, "'views' must be a non-empty list"),
+    ("flip", "expected a mapping with 'views'"),
+    ({"views": [1.0]}, r"tta.views\[0\]: a view is a mapping"),
+    ({"views": [{"size": 512}]}, r"tta.views\[0\]: size must be \[h, w\]"),
+    ({"views": [{"scale": "big"}]}, r"tta.views\[0\]: scale must be a positive ratio"),
+    ({"views": [{"scale": 1.0}], "max_detections": -1}, "max_detections must be an integer >= 1"),
+    ({"views": [{"scale": 1.0}], "max_detections": None}, "max_detections must be an integer >= 1"),
+    ({"views": [{"scale": 1.0}], "merge": {"type": "soft_nms", "method": "Gaussian"}}, "unknown soft-NMS method"),
+])
+def test_a_malformed_tta_node_fails_when_built_naming_the_key(node, message):
+    with pytest.raises(ValueError, match=message):
+        build_tta(nn.Identity(), node)
+
+
+def test_a_one_number_scale_list_is_that_ratio():
+    view = View.from_config({"scale": [1.5]}, 0)
+    assert view.scale == 1.5 and view.shape(10, 20) == (15, 30)
+
+
 @pytest.mark.parametrize("name", ["ssd_lite", "refinedet_lite", "fpn_lite", "faster_rcnn_lite", "cornernet_lite"])
 @pytest.mark.parametrize("recipe", ["flip", "multiscale"])
 def test_every_detector_works_behind_the_wrapper(compose_cfg, name, recipe):

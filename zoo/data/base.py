@@ -26,9 +26,22 @@ def split_key(key) -> tuple[int, int | None]:
     return int(key), None
 
 
+JPEG_END = b"\xff\xd9"
+
+
 def read_image(path: str) -> np.ndarray:
-    """RGB uint8 pixels as stored; EXIF rotation is ignored because boxes are drawn on stored pixels."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    """RGB uint8 pixels as stored; EXIF rotation is ignored because boxes are drawn on stored pixels.
+    A JPEG cut short fails too: OpenCV would decode it and paint the missing rows grey."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise DataError(f"cannot read image {path} ({error.strerror or error})") from None
+    if not data:
+        raise DataError(f"cannot read image {path}: the file is empty")
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(JPEG_END):
+        raise DataError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise DataError(f"cannot read image {path} (missing, truncated or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -25,6 +25,7 @@ def load_coco(path: str) -> COCO:
     missing = [k for k in ("images", "categories") if not isinstance(data, dict) or k not in data]
     if missing:
         raise DataError(f"{path}: not a COCO detection file, missing key(s) {missing}")
+    _check_ids(data, path)
     coco = COCO()
     coco.dataset = data
     try:
@@ -33,6 +34,30 @@ def load_coco(path: str) -> COCO:
     except (KeyError, TypeError) as err:
         raise DataError(f"{path}: malformed COCO entry ({err!r})") from None
     return coco
+
+
+def _check_ids(data: dict, path: str) -> None:
+    """What pycocotools' index would hide: a repeated image id (the later entry silently replaces the
+    earlier one), ids of mixed types (they cannot be ordered), categories without a name, and
+    annotations of images the file does not list (they would be left out uncounted)."""
+    ids = [image.get("id") if isinstance(image, dict) else None for image in data["images"]]
+    if None in ids:
+        raise DataError(f"{path}: an image entry has no 'id'")
+    if len({type(i) for i in ids}) > 1:
+        raise DataError(f"{path}: image ids mix types ({sorted({type(i).__name__ for i in ids})}); use one type")
+    seen: dict = {}
+    for image in data["images"]:
+        if image["id"] in seen:
+            raise DataError(f"{path}: image id {image['id']!r} is used by both {seen[image['id']]!r} and "
+                            f"{image.get('file_name')!r}")
+        seen[image["id"]] = image.get("file_name")
+    for cat in data["categories"]:
+        if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+            raise DataError(f"{path}: category {cat!r} needs an 'id' and a 'name'")
+    orphans = sorted({a.get("image_id") for a in data.get("annotations", []) if isinstance(a, dict)} - set(seen), key=str)
+    if orphans:
+        raise DataError(f"{path}: {len(orphans)} image id(s) have annotations but no image entry, "
+                        f"e.g. {orphans[:5]}")
 
 
 def category_labels(coco: COCO, class_names: list[str] | None) -> tuple[list[str], dict[int, int]]:

@@ -34,11 +34,23 @@ def write_text_atomically(path: str | Path, text: str) -> None:
     _write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
+CHECKPOINT_KEYS = ("model", "config", "class_names")  # what every reader of a zoo-train checkpoint needs
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by zoo-train, loaded with ``weights_only``; anything else fails naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and weights-only errors alike
+        raise ValueError(f"checkpoint '{path}' cannot be read as a torch checkpoint: {error}") from error
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"checkpoint '{path}' is not a zoo-train checkpoint: it lacks {missing} (a bare state_dict? "
+                         "zoo-train writes checkpoints/last.pt and best.pt with the model, its config and class names)")
+    return state
 
 
 def rng_state() -> dict[str, Any]:

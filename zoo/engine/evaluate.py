@@ -17,7 +17,7 @@ from zoo.engine.loaders import build_split
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.models.detectors import build_detector
-from zoo.tta import build_tta
+from zoo.tta import build_tta, parse_tta
 
 
 def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int,
@@ -55,6 +55,12 @@ def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto",
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """``cfg``: checkpoint, split, device, batch_size, data_root, plots and an optional evaluator node."""
+    precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if cfg.get("precision", "fp32") not in precisions:
+        raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
+    tta = cfg.get("tta")
+    tta = OmegaConf.to_container(tta, resolve=True) if tta else None
+    parse_tta(tta)  # a bad tta node fails before the model and the data are loaded
     model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, cfg.batch_size, cfg.device,
                                              cfg.get("data_root"))
     class_names = list(loader.dataset.class_names)
@@ -62,11 +68,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     channels_last = bool(run_cfg.trainer.get("channels_last", True))
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
-    precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if cfg.get("precision", "fp32") not in precisions:
-        raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
-    tta = cfg.get("tta")
-    tested = build_tta(model, OmegaConf.to_container(tta, resolve=True) if tta else None)
+    tested = build_tta(model, tta)
     compiled = bool(cfg.get("compile", False))
     if compiled:
         if all(getattr(e, "source", "detections") == "proposals" for e in evaluators):

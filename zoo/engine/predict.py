@@ -15,24 +15,36 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from zoo.cli import CONF_DIR
 from zoo.data import Collate, build_loader, build_transform, read_image, to_original
 from zoo.data.image_list import ImageList
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
 from zoo.engine.evaluate import load_model
 from zoo.engine.visualize import draw_detections
-from zoo.tta import build_tta
+from zoo.tta import build_tta, parse_tta
+
+
+def named_tta(name: str) -> dict[str, Any]:
+    """The ``tta`` config node conf/tta/<name>.yaml, as ``tta=<name>`` composes it for zoo-eval."""
+    path = Path(CONF_DIR) / "tta" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"tta '{name}' is not a config in conf/tta; known: {', '.join(known)}")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
 class Predictor:
     """A checkpoint's detector with the test transform and normalisation it was trained with, so a
     picture is seen exactly as the evaluation saw its test images. ``tta`` is a ``tta`` config node
-    (views, merge); detections below ``score_threshold`` are dropped."""
+    (views, merge) or the name of one in conf/tta ('flip'); detections below ``score_threshold`` are dropped."""
 
-    def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | None = None,
+    def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | str | None = None,
                  score_threshold: float = 0.0, batch_size: int = 8):
         if batch_size < 1:
             raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+        tta = named_tta(tta) if isinstance(tta, str) else tta
+        parse_tta(tta)  # a bad node fails before the checkpoint is loaded
         state = load_checkpoint(checkpoint)
         run_cfg = OmegaConf.create(state["config"])
         self.class_names = list(state["class_names"])

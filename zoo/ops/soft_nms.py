@@ -24,7 +24,7 @@ def _pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
 
 
-def _check_args(method: str, sigma: float, max_detections: int) -> None:
+def check_soft_nms_args(method: str, sigma: float, max_detections: int) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown soft-NMS method {method!r}; expected one of {METHODS}")
     if sigma <= 0:
@@ -49,7 +49,7 @@ def batched_soft_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
     ``kept_scores`` (B, K), the decayed score of each pick, 0 past the end;
     ``num_kept`` (B,) long, the number of real picks per image.
     """
-    _check_args(method, sigma, max_detections)
+    check_soft_nms_args(method, sigma, max_detections)
     if boxes.dim() != 3 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (B, N, 4), got {tuple(boxes.shape)}")
     batch, n = boxes.shape[:2]

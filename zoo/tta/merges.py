@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import batched_nms, box_iou
 
-from zoo.ops.soft_nms import soft_nms
+from zoo.ops.soft_nms import check_soft_nms_args, soft_nms
 from zoo.registry import MERGES
 
 
@@ -44,6 +44,7 @@ class SoftNMSMerge:
     def __init__(self, method: str = "gaussian", sigma: float = 0.5, iou_threshold: float = 0.5,
                  score_threshold: float = 0.001, max_detections: int = 1000):
         _check_iou("soft_nms", iou_threshold)
+        check_soft_nms_args(method, sigma, max_detections)  # at build time, before any model or data is loaded
         self.kwargs = {"method": method, "sigma": sigma, "iou_threshold": iou_threshold,
                        "score_threshold": score_threshold, "max_detections": max_detections}
 

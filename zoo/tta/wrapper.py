@@ -1,7 +1,7 @@
 """The test-time-augmentation wrapper: any detector, several views of the batch, one merge."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +29,8 @@ class View:
 
     @classmethod
     def from_config(cls, node: Mapping, index: int) -> View:
+        if not isinstance(node, Mapping):
+            raise ValueError(f"tta.views[{index}]: a view is a mapping such as {{scale: 1.0, flip: true}}, got {node!r}")
         node = dict(node)
         unknown = sorted(set(node) - set(cls.__dataclass_fields__))
         if unknown:
@@ -38,13 +40,13 @@ class View:
             raise ValueError(f"tta.views[{index}]: give exactly one of 'scale' (a ratio or [h, w] ratios) "
                              f"or 'size' ([h, w] pixels), got {node}")
         if scale is not None:
-            node["scale"] = tuple(float(s) for s in scale) if isinstance(scale, Sequence) else float(scale)
-            values = node["scale"] if isinstance(node["scale"], tuple) else (node["scale"],)
-            if len(values) not in (1, 2) or min(values) <= 0:
+            values = _numbers(scale, float)
+            if values is None or len(values) not in (1, 2) or min(values) <= 0:
                 raise ValueError(f"tta.views[{index}]: scale must be a positive ratio or [h, w] ratios, got {scale}")
+            node["scale"] = values[0] if len(values) == 1 else values
         if size is not None:
-            node["size"] = tuple(int(s) for s in size)
-            if len(node["size"]) != 2 or min(node["size"]) < 1:
+            node["size"] = _numbers(size, int) if isinstance(size, Sequence) else None
+            if node["size"] is None or len(node["size"]) != 2 or min(node["size"]) < 1:
                 raise ValueError(f"tta.views[{index}]: size must be [h, w] in pixels, got {size}")
         return cls(**node)
 
@@ -71,13 +73,13 @@ class TTADetector(nn.Module):
     ``merge`` (a registered merge: nms, soft_nms, box_voting, soft_box_voting) and the
     ``max_detections`` best kept. Views resize the already-resized batch, not the original image."""
 
-    def __init__(self, model: nn.Module, views: Sequence[View], merge: Mapping, max_detections: int = 200):
+    def __init__(self, model: nn.Module, views: Sequence[View], merge: Mapping | Callable, max_detections: int = 200):
         super().__init__()
         if not views:
             raise ValueError("tta: needs at least one view")
         self.model = model
         self.views = list(views)
-        self.merge = MERGES.build(merge)
+        self.merge = merge if callable(merge) else MERGES.build(merge)
         self.max_detections = max_detections
 
     def forward(self, images: torch.Tensor, targets=None,
@@ -112,14 +114,41 @@ class TTADetector(nn.Module):
         return results
 
 
-def build_tta(model: nn.Module, node: Mapping | None) -> nn.Module:
-    """``model`` wrapped by the ``tta`` config node (``views``, ``merge``, ``max_detections``);
-    no node or no views: the model itself."""
-    if not node or not node.get("views"):
-        return model
-    node = dict(node)
-    unknown = sorted(set(node) - {"name", "views", "merge", "max_detections"})
+def _numbers(value, kind) -> tuple | None:
+    """A number or a list of numbers as a tuple of ``kind``; None when it is neither."""
+    values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    try:
+        return tuple(kind(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+
+
+TTA_KEYS = ("name", "views", "merge", "max_detections")
+
+
+def parse_tta(node: Mapping | None) -> tuple[list[View], object, int] | None:
+    """The ``tta`` config node (``views``, ``merge``, ``max_detections``) checked and built: its
+    views, its merge and how many detections to keep; None for no node. A node that names no view
+    is an error, not a silent plain test."""
+    if node is None:
+        return None
+    if not isinstance(node, Mapping):
+        raise ValueError(f"tta: expected a mapping with 'views' (the contents of a conf/tta file), got {node!r}")
+    unknown = sorted(set(node) - set(TTA_KEYS))
     if unknown:
-        raise ValueError(f"tta: unknown key(s) {unknown}; accepted: ['max_detections', 'merge', 'name', 'views']")
-    views = [View.from_config(v, i) for i, v in enumerate(node["views"])]
-    return TTADetector(model, views, node.get("merge") or {"type": "nms"}, int(node.get("max_detections", 200)))
+        raise ValueError(f"tta: unknown key(s) {unknown}; accepted: {sorted(TTA_KEYS)}")
+    views = node.get("views")
+    if not views or isinstance(views, (str, Mapping)) or not isinstance(views, Sequence):
+        raise ValueError(f"tta{'.' + node['name'] if node.get('name') else ''}: 'views' must be a non-empty list of "
+                         f"views such as [{{scale: 1.0}}, {{scale: 1.0, flip: true}}], got {views!r}")
+    max_detections = node.get("max_detections", 200)
+    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+        raise ValueError(f"tta.max_detections must be an integer >= 1, got {max_detections!r}")
+    views = [View.from_config(v, i) for i, v in enumerate(views)]
+    return views, MERGES.build(node.get("merge") or {"type": "nms"}), max_detections
+
+
+def build_tta(model: nn.Module, node: Mapping | None) -> nn.Module:
+    """``model`` wrapped by the ``tta`` config node (see ``parse_tta``); no node: the model itself."""
+    parsed = parse_tta(node)
+    return model if parsed is None else TTADetector(model, *parsed)
