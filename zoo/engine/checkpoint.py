@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ def write_text_atomically(path: str | Path, text: str) -> None:
 CHECKPOINT_KEYS = ("model", "config", "class_names")  # what every reader of a zoo-train checkpoint needs
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by zoo-train, loaded with ``weights_only``; anything else fails naming the file."""
+def load_checkpoint(path: str | Path, required: Sequence[str] = CHECKPOINT_KEYS) -> dict[str, Any]:
+    """A checkpoint written by zoo-train, loaded with ``weights_only``; a file that cannot be read or
+    lacks a ``required`` key fails naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' not found")
@@ -46,7 +47,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and weights-only errors alike
         raise ValueError(f"checkpoint '{path}' cannot be read as a torch checkpoint: {error}") from error
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"checkpoint '{path}' is not a zoo-train checkpoint: it lacks {missing} (a bare state_dict? "
                          "zoo-train writes checkpoints/last.pt and best.pt with the model, its config and class names)")

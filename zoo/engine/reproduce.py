@@ -144,7 +144,7 @@ def _checkpoint_config(path: str, mtime_ns: int):
     """Read once per checkpoint version: looking for a twin reads every finished run beside the table."""
     from zoo.engine.checkpoint import load_checkpoint
 
-    return load_checkpoint(path)["config"]
+    return load_checkpoint(path, required=("config",))["config"]
 
 
 def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
