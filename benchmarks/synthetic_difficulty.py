@@ -19,7 +19,7 @@ import argparse
 import json
 
 from zoo.engine.distributed import local_device
-from zoo.engine.evaluate import load_run
+from zoo.engine.evaluate import load_run, trained_channels_last
 from zoo.engine.inference import evaluate_model
 from zoo.evaluation import build_evaluators
 from zoo.registry import load_components
@@ -34,7 +34,7 @@ def score(checkpoint: str, device: str, rule: dict, split: str = "val") -> tuple
         raise SystemExit(f"{checkpoint}: trained on '{run_cfg.data.name}'; this benchmark needs the synthetic data")
     evaluators = build_evaluators(list(run_cfg.evaluator.values()), list(loader.dataset.class_names))
     results = evaluate_model(model, loader, evaluators, local_device(device), progress=False,
-                             channels_last=bool(run_cfg.trainer.get("channels_last", True)))
+                             channels_last=trained_channels_last(run_cfg))
     anns = [loader.dataset.get_annotation(i) for i in range(len(loader.dataset))]
     total = sum(len(a["ignore"]) for a in anns)
     ignored = sum(int(a["ignore"].sum()) for a in anns)

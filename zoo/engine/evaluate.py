@@ -26,9 +26,13 @@ def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int,
     (so the recorded number is reproduced exactly)."""
     model = build_detector(model_node(run_cfg.model), num_classes=num_classes)
     model.load_state_dict(state["model"])
-    channels_last = bool(run_cfg.trainer.get("channels_last", True))
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
     return model.to(local_device(device), memory_format=layout)
+
+
+def trained_channels_last(run_cfg: DictConfig) -> bool:
+    """Whether the run trained in the channels-last layout: its checkpoint is tested in the same one."""
+    return bool(run_cfg.trainer.get("channels_last", True))
 
 
 def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None,
@@ -65,7 +69,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                                              cfg.get("data_root"))
     class_names = list(loader.dataset.class_names)
     device = local_device(cfg.device)
-    channels_last = bool(run_cfg.trainer.get("channels_last", True))
+    channels_last = trained_channels_last(run_cfg)
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
     tested = build_tta(model, tta)
@@ -98,8 +102,8 @@ def proposal_recall(checkpoint: str, split: str = "test", limits: Sequence[int] 
     max(limits) proposals per image, ignored ground truths left out). Returns (model name, metrics)."""
     model, loader, run_cfg, _ = load_run(checkpoint, split, batch_size, device, data_root)
     evaluator = ProposalRecallEvaluator(list(loader.dataset.class_names), limits)
-    channels_last = bool(run_cfg.trainer.get("channels_last", True))
-    results = evaluate_model(model, loader, [evaluator], local_device(device), channels_last=channels_last)
+    results = evaluate_model(model, loader, [evaluator], local_device(device),
+                             channels_last=trained_channels_last(run_cfg))
     return run_cfg.model.get("name"), results["metrics"]
 
 

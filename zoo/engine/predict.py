@@ -20,7 +20,7 @@ from zoo.data import Collate, build_loader, build_transform, read_image, to_orig
 from zoo.data.image_list import ImageList
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.evaluate import load_model
+from zoo.engine.evaluate import load_model, trained_channels_last
 from zoo.engine.visualize import draw_detections
 from zoo.tta import build_tta, parse_tta
 
@@ -52,8 +52,7 @@ class Predictor:
         self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()
         self.transform = build_transform(run_cfg.model.transforms.test)
         self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor)
-        channels_last = bool(run_cfg.trainer.get("channels_last", True))
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
         self.score_threshold, self.batch_size = score_threshold, batch_size
 
     @torch.inference_mode()

@@ -11,7 +11,7 @@ from torchvision.transforms.functional import resize
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from zoo.data.collate import to_original
-from zoo.engine.evaluate import load_run
+from zoo.engine.evaluate import load_run, trained_channels_last
 from zoo.tta import build_tta
 
 GROUND_TRUTH, DETECTION, IGNORED = "lime", "red", "gray"
@@ -33,13 +33,15 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     to ``tile`` px on its longer side, in a grid written to ``out`` (PNG). Returns the path."""
     if num_images < 1:
         raise ValueError(f"visualize: num_images must be >= 1, got {num_images}")
-    model, loader, _, _ = load_run(checkpoint, split, min(num_images, 8), device, data_root)
+    model, loader, run_cfg, _ = load_run(checkpoint, split, min(num_images, 8), device, data_root)
     model = build_tta(model, tta).eval()
     dataset, names = loader.dataset, list(loader.dataset.class_names)
     param = next(model.parameters())
+    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
+
     def predictions():
         for batch in (b for b in loader if len(b)):  # an empty batch: its images were unreadable (skip_bad)
-            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=torch.channels_last),
+            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=layout),
                                  image_sizes=batch.image_sizes),
                            batch.metas)
 
