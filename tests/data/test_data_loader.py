@@ -30,6 +30,15 @@ def test_batches_do_not_depend_on_workers_and_resume_mid_epoch():
         torch.testing.assert_close(a.targets[0]["boxes"], b.targets[0]["boxes"])
 
 
+def test_iterating_a_loader_leaves_the_global_torch_stream_alone():
+    # A resumed run starts a new iterator where an uninterrupted one reuses its persistent workers: a draw
+    # from the global stream per iterator would shift every later random number (RPN/RoI sampling).
+    before = torch.get_rng_state()
+    for _ in range(2):
+        batches(0)
+    assert torch.equal(before, torch.get_rng_state())
+
+
 def test_datasets_are_registered_and_split_is_wired_in():
     assert {"synthetic", "voc", "coco"} <= set(DATASETS.names())
     with pytest.raises(ConfigError, match="split"):

@@ -1,13 +1,18 @@
-"""Two CPU processes under torchrun (gloo): the sampler shards, rank 0 alone writes the run outputs."""
+"""Two CPU processes under torchrun (gloo): the sampler shards, rank 0 alone writes the run outputs, and the
+checkpoint keeps every rank's random state."""
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import TINY
+from zoo.engine.checkpoint import RESUME_KEYS, load_checkpoint
+from zoo.engine.distributed import local_device
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
@@ -24,3 +29,22 @@ def test_torchrun_two_processes(tmp_path):
     train_lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
                    if '"kind": "train"' in x]
     assert [x["step"] for x in train_lines] == list(range(1, 9))  # one writer, not two
+    rng = load_checkpoint(tmp_path / "checkpoints" / "last.pt", required=RESUME_KEYS)["rng"]
+    assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # each rank's own stream
+
+
+def test_torchrun_needs_a_named_run_folder(tmp_path):
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli.train", "trainer.max_iters=1"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode != 0 and "hydra.run.dir=<folder>" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.pt"))
+
+
+def test_a_bare_cuda_device_is_this_process_gpu(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert local_device("cuda") == torch.device("cuda", 1) == local_device("auto")
+    assert local_device("cuda:0") == torch.device("cuda", 0) and len(chosen) == 2

@@ -70,8 +70,10 @@ def test_an_interrupted_row_continues_from_its_last_checkpoint(tmp_path):
 def test_ordering_follows_the_sign_of_each_change():
     rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [59.5]),
             Row("d", "", None, False, [50.0])]
-    assert ordering_holds(rows) == [None, "yes", "no", None]
-    assert ordering_holds(rows, reference="a") == [None, "yes", "yes", None]  # each row against 'a', not its neighbour
+    assert ordering_holds(rows) == [None, "yes (1 seed)", "no (1 seed)", None]  # one run each: no spread to judge by
+    assert ordering_holds(rows, reference="a") == [None, "yes (1 seed)", "yes (1 seed)", None]  # against 'a'
+    tie = [Row("a", "", 69.8, True, [60.0, 61.0]), Row("b", "", 69.9, True, [55.0, 56.0])]
+    assert ordering_holds(tie) == [None, "paper tie"]  # +0.1 in the paper is no ordering to hold
 
 
 def test_a_change_smaller_than_the_seeds_spread_is_within_noise():
@@ -227,7 +229,7 @@ def test_report_only_writes_a_partial_table_from_the_finished_runs(tmp_path):
     assert [r.paper for r in rows] == [80.0, 79.5, 77.3, 76.2]  # the paper's figures even for rows not yet run
     text = Path(write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce")["md"]).read_text()
     assert "**Partial: 1 of 8 runs finished**" in text and "| 60.00 (1 of 2 seeds) |" in text
-    assert "| 79.5 (unverified) | not finished | -0.50 | - | - |" in text
+    assert "| 79.5 (unverified) | not finished | -0.50 (unverified) | - | - |" in text
 
 
 def test_a_table_with_the_papers_test_time_augmentation_scores_every_row_with_it(tmp_path):
@@ -331,3 +333,26 @@ def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):
     rows = reproduce(speed, "synthetic", 1, tmp_path / "speed", report_only=True,
                      latency=lambda run_dir: pytest.fail("timed a report"))
     assert rows[0].runs == [50.0] and rows[0].ms is None
+
+
+def test_a_data_set_may_not_set_the_transform_switch_a_table_compares():
+    from zoo.engine.reproduce import check_row_switches, compose_row
+
+    table = _table("ssd_table2")
+    rows = [r for r in table["rows"] if r not in table["protocols"]["synthetic"]["skip"]]
+    plain = ["model=ssd_lite", "data=synthetic", "trainer=synthetic", "evaluator=voc07"]
+    with pytest.raises(ValueError, match=r"augment.ssd_train.\['expand', 'min_iou_crop'\].*~data.augment.ssd_train"):
+        check_row_switches(compose_row(rows[-1], plain, 0), rows)  # full and no-augmentation rows would be twins
+    cfg = compose_row(rows[-1], table["protocols"]["synthetic"]["overrides"], 0)
+    check_row_switches(cfg, rows)
+    assert cfg.model.transforms.train.min_iou_crop is True  # the full row keeps its crop sampling
+
+
+def test_a_misspelt_skip_is_refused_before_anything_trains(tmp_path):
+    from zoo.engine.reproduce import check_table
+
+    table = _table("ssd_table2")
+    table["protocols"]["bccd"]["skip"] = ["ssd300_table2_no_atrus"]
+    with pytest.raises(ValueError, match=r"skips row\(s\) \['ssd300_table2_no_atrus'\] that are not in its rows"):
+        check_table(table, "bccd")
+    check_table(_table("faster_rcnn_table8"), "bccd")  # '_small_anchors' holds a YAML anchor: not a table key

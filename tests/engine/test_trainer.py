@@ -3,6 +3,7 @@ import json
 import cv2
 import pytest
 import torch
+from omegaconf import open_dict
 
 from tests.conftest import TINY
 from zoo.engine.checkpoint import load_checkpoint
@@ -69,6 +70,31 @@ def test_non_finite_loss_names_the_term_and_keeps_the_last_checkpoint(compose_cf
     assert state["step"] == 4 and torch.isfinite(state["model"]["head.box.0.weight"]).all()
 
 
+def test_non_finite_gradient_stops_the_run_without_grad_clip(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "trainer.max_epochs=1", "trainer.eval_every=0", "trainer.grad_clip=null",
+                      "trainer.checkpoint_every=1")
+
+    class _PoisonGradient:
+        def after_step(self, trainer):  # finite losses, NaN gradients from step 3 on
+            if trainer.step == 2:
+                trainer.model.head.box[0].weight.register_hook(lambda g: torch.full_like(g, float("nan")))
+
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient norm at step 3"):
+        Trainer(cfg, tmp_path, hooks=[_PoisonGradient()]).fit()
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_checkpoints_are_readable_by_whoever_may_read_new_files(compose_cfg, tmp_path):
+    import os
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp_path / "checkpoints" / "last.pt", tmp_path / "results.json"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
 def test_unknown_loss_weight_is_reported(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_epochs=1", "++trainer.loss_weights={ssd/clss:2.0}")
     with pytest.raises(ValueError, match=r"loss_weights names \['ssd/clss'\].*ssd/cls"):
@@ -99,12 +125,30 @@ def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_
                             "precision": "fp32", "evaluator": None})
     again = evaluate_checkpoint(cfg)
     assert again["metrics"] == results["metrics"]
+    assert again["split"] == results["split"] == "val"  # synthetic data has no test split: val was scored
 
 
 def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):
-    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
-    with pytest.raises(ValueError, match=r"resume: the config differs .*\['seed', 'trainer.batch_size'\]"):
+    cfg = compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0")
+    with open_dict(cfg):
+        cfg.overrides = ["trainer.max_iters=1"]  # as zoo-train records them
+    Trainer(cfg, tmp_path).fit()
+    with pytest.raises(ValueError, match=r"resume: the config differs .*\['seed', 'trainer.batch_size'\].*"
+                                         r"overrides \['trainer.max_iters=1'\]"):
         Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "seed=3", "trainer.batch_size=2", "resume=true"), tmp_path)
+    # the worker count only changes how fast samples load, not which: resuming with another is fine
+    resumed = Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "data.num_workers=1",
+                                  "resume=true"), tmp_path)
+    assert resumed.step == 1
+
+
+def test_resume_from_a_checkpoint_without_training_state_names_what_is_missing(compose_cfg, tmp_path):
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    del state["optimizer"]
+    torch.save(state, tmp_path / "weights_only.pt")
+    with pytest.raises(ValueError, match=r"weights_only.pt.*lacks \['optimizer'\]"):
+        Trainer(compose_cfg(*TINY, f"resume={tmp_path / 'weights_only.pt'}"), tmp_path / "again")
 
 
 def test_paper_figure_sits_beside_the_measured_one(compose_cfg):

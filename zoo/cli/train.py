@@ -1,8 +1,11 @@
 """`zoo-train model=ssd_lite data=synthetic trainer.max_epochs=...`: train, evaluate, write results.json."""
 from __future__ import annotations
 
+import os
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from zoo.cli import CONF_DIR
@@ -15,11 +18,14 @@ def main(cfg: DictConfig) -> float | None:
 
     load_components()
     hydra_cfg = HydraConfig.get()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and hydra_cfg.mode == RunMode.RUN and not any(
+            o.startswith("hydra.run.dir=") for o in hydra_cfg.overrides.hydra):
+        # Each rank resolves the default ${now:...} folder itself: ranks starting a second apart would split the run.
+        raise ValueError("under torchrun, name the run folder with hydra.run.dir=<folder> so every rank shares it")
     with open_dict(cfg):
         cfg.overrides = list(hydra_cfg.overrides.task)
     results = Trainer(cfg, hydra_cfg.runtime.output_dir).fit()
-    metrics = results.get("metrics", {})
-    return next(iter(metrics.values()), None)  # the sweep objective: the first evaluator's primary metric
+    return results.get("metrics", {}).get(results.get("primary_metric"))  # the sweep objective (None off rank 0)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import cv2
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
@@ -13,6 +14,8 @@ def build_loader(dataset: Dataset, batch_size: int, collate, num_workers: int = 
         # Workers already run in parallel, so OpenCV's own thread pool only oversubscribes the cores. This must
         # happen here, before the workers fork: resizing the pool inside a forked worker deadlocks on its lock.
         cv2.setNumThreads(0)
+    # A private generator: starting an iteration draws a worker seed from it, which would otherwise advance the
+    # global torch stream once per iterator, so a resumed run (a new iterator) would drift from an uninterrupted one.
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
                       collate_fn=collate, num_workers=num_workers, drop_last=drop_last,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0, generator=torch.Generator())

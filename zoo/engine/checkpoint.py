@@ -11,15 +11,23 @@ from typing import Any
 import torch
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
 def _write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file, and
-    a reader never sees one."""
+    """Write to a temporary file in the same folder, flush it to disk, then rename: neither a crash nor a
+    power cut leaves half a file, and a reader never sees one. The file gets the permissions any new file
+    would (mkstemp's are owner-only, which would keep colleagues from evaluating a shared run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -52,6 +60,9 @@ def load_checkpoint(path: str | Path, required: Sequence[str] = CHECKPOINT_KEYS)
         raise ValueError(f"checkpoint '{path}' is not a zoo-train checkpoint: it lacks {missing} (a bare state_dict? "
                          "zoo-train writes checkpoints/last.pt and best.pt with the model, its config and class names)")
     return state
+
+
+RESUME_KEYS = (*CHECKPOINT_KEYS, "optimizer", "scheduler", "scaler", "rng", "step")  # what resume=true restores
 
 
 def rng_state() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -18,16 +19,16 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def local_device(requested: str) -> torch.device:
-    """'auto' picks this process's GPU (LOCAL_RANK under torchrun) or the CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            index = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(index)
-            return torch.device("cuda", index)
+    """'auto' picks this process's GPU (LOCAL_RANK under torchrun) or the CPU; a bare 'cuda' is this
+    process's GPU too, so torchrun's ranks never pile onto GPU 0."""
+    if requested == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
-    device = torch.device(requested)
+    device = torch.device("cuda" if requested == "auto" else requested)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device '{requested}' was asked for but CUDA is not available; use device=auto or cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     return device
 
 
@@ -42,3 +43,21 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return value
+
+
+def gather_from_all(value: Any) -> list[Any]:
+    """Every rank's ``value`` in rank order (a list of one outside torchrun); every rank must call it."""
+    if not dist.is_initialized():
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (``value`` itself outside torchrun); every rank must call it."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -89,7 +89,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         out = Path(HydraConfig.get().runtime.output_dir) / "plots" if HydraConfig.initialized() else None
         for evaluator in evaluators if out else []:
             evaluator.plot(out)
-    results.update({"checkpoint": str(cfg.checkpoint), "split": cfg.split, "step": int(state["step"]),
+    split = cfg.split if cfg.split == "val" or run_cfg.data.get("test") else "val"  # no test split: val was scored
+    results.update({"checkpoint": str(cfg.checkpoint), "split": split, "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3),
                     "compiled": compiled})

@@ -39,6 +39,7 @@ class Row:
     runs: list[float]  # our figure per seed, in percent
     ms: float | None = None  # seed 0's inference time per image, for tables with ``speed: true``
     train_minutes: float | None = None  # mean over seeds, for tables with ``train_time: true``
+    step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
 
     @property
     def mean(self) -> float:
@@ -58,10 +59,11 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     figure); ``speed: true`` adds each row's inference time per image, ``train_time: true`` its
     training minutes; ``reference: <row>`` compares every row with that one (a table whose columns each
     remove one component from the full model) instead of with the row before it (a cumulative table);
+    keys starting with ``_`` hold YAML anchors shared by protocols and are otherwise ignored;
     ``tta: <conf/tta file>`` scores every row's checkpoint with the paper's test-time augmentation (a
     protocol's own ``tta``, null included, replaces it)."""
-    unknown = sorted(set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed", "train_time",
-                                   "reference", "tta"})
+    unknown = sorted(k for k in set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed",
+                                              "train_time", "reference", "tta"} if not k.startswith("_"))
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -79,6 +81,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     missing = [r for r in table["rows"] if not (Path(CONF_DIR) / folder / f"{r}.yaml").is_file()]
     if missing:
         raise ValueError(f"table {table['name']}: no {folder} file for row(s) {missing} in conf/{folder}/")
+    stray_skips = sorted(set(spec.get("skip") or []) - set(table["rows"]))
+    if stray_skips:
+        raise ValueError(f"table {table['name']}: protocol '{protocol}' skips row(s) {stray_skips} that are not in "
+                         f"its rows {list(table['rows'])}")
     reference = table.get("reference")
     if reference is not None and (reference not in table["rows"] or reference in spec.get("skip", [])):
         raise ValueError(f"table {table['name']}: reference '{reference}' is not one of the rows run under "
@@ -95,6 +101,21 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
         if not isinstance(extra, list | tuple) or not all(isinstance(o, str) for o in extra):
             raise ValueError(f"table {table['name']}: protocol '{protocol}': row_overrides.{row} must be a list of "
                              f"overrides like [model=fpn_lite], got {extra!r}")
+
+
+def check_row_switches(cfg, rows: Sequence[str]) -> None:
+    """The data's ``augment`` settings are merged over the model's train transform. A key that one of the
+    table's rows switches is what the table compares, so the data must not set it for every row (the rows
+    would differ in name only); such a protocol is refused."""
+    switched = set()
+    for row in rows:
+        node = OmegaConf.load(Path(CONF_DIR) / "experiment" / f"{row}.yaml")
+        switched |= set(OmegaConf.select(node, "model.transforms.train") or {})
+    kind = cfg.model.transforms.train.get("type")
+    clashes = sorted(switched & set((cfg.data.get("augment") or {}).get(kind) or {}))
+    if clashes:
+        raise ValueError(f"data '{cfg.data.name}' sets augment.{kind}.{clashes} for every row, but the table's rows "
+                         f"switch them; add '~data.augment.{kind}' to the protocol's overrides")
 
 
 def table_tta(table: Mapping[str, Any], protocol: str) -> str | None:
@@ -267,6 +288,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
             done = run_dir / "results.json"
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
+            if seed == 0 and group == "experiment":
+                check_row_switches(cfg, run_rows)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             scored_file = run_dir / f"tta_{tta}.json" if tta is not None else done
             if report_only and not (done.is_file() and scored_file.is_file()):
@@ -286,7 +309,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         timed = table.get("speed") and ((seed0 / "latency.json").is_file() if report_only else True)
         ms = latency(seed0) if timed else None
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
-        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes))
+        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
+                        bool(paper.get("step_verified"))))
     return rows
 
 
@@ -321,29 +345,37 @@ def compared_with(rows: Sequence[Row], reference: str | None = None) -> list[Row
     return [None if r is base else base for r in rows]
 
 
+PAPER_TIE = 0.5  # points: VOC mAP moves about +-0.5-1.0 between identical runs (../shared/PAPERS.md)
+
+
 def ordering_holds(rows: Sequence[Row], reference: str | None = None) -> list[str | None]:
     """Per row: 'yes' or 'no', whether our change from the row it is compared with has the sign of the
     paper's; 'within noise' when our change is under two standard errors of the difference of the two
-    means (seed std over sqrt(seeds)); None where a figure is missing or the paper's change is zero."""
+    means (sample std over sqrt(seeds)); '(1 seed)' added when a row has one run, so no spread to judge
+    by; 'paper tie' when the paper's own change is under PAPER_TIE; None where a figure is missing."""
     out: list[str | None] = []
     for row, base in zip(rows, compared_with(rows, reference)):
         if base is None or row.paper is None or base.paper is None or not row.runs or not base.runs:
             out.append(None)
             continue
         paper, ours = row.paper - base.paper, row.mean - base.mean
-        if paper == 0:
-            out.append(None)
+        if abs(paper) < PAPER_TIE - 1e-9:
+            out.append("paper tie")
             continue
-        spread = [r.std ** 2 / len(r.runs) for r in (row, base) if len(r.runs) > 1]
-        noise = 2 * math.sqrt(sum(spread)) if len(spread) == 2 else 0.0
-        out.append("within noise" if abs(ours) < noise else ("yes" if (paper > 0) == (ours > 0) else "no"))
+        sign = "yes" if (paper > 0) == (ours > 0) else "no"
+        if len(row.runs) < 2 or len(base.runs) < 2:
+            out.append(f"{sign} (1 seed)")
+            continue
+        noise = 2 * math.sqrt(row.std ** 2 / len(row.runs) + base.std ** 2 / len(base.runs))
+        out.append("within noise" if abs(ours) < noise else sign)
     return out
 
 
-def _step(row: Row, base: Row | None, value: Callable[[Row], float | None]) -> str:
+def _step(row: Row, base: Row | None, value: Callable[[Row], float | None], flag_unverified: bool = False) -> str:
     if base is None or value(row) is None or value(base) is None:
         return "-"
-    return f"{value(row) - value(base):+.2f}"
+    unverified = flag_unverified and not (row.verified and base.verified) and not row.step_verified
+    return f"{value(row) - value(base):+.2f}" + (" (unverified)" if unverified else "")
 
 
 def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
@@ -371,7 +403,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
               if any(getattr(r, field) is not None for r in rows)]
     versus = f"`{reference}`" if reference else "the row above"
     lines = [f"# {table['title']}", "", header, "",
-             "| row | settings | paper | ours (mean ± std) | paper step | our step | paper's ordering holds |"
+             "| row | settings | paper | ours (mean ± sample std) | paper step | our step | paper's ordering holds |"
              + "".join(f" {title} |" for title, _ in extras),
              "|---|---|---|---|---|---|---|" + "---|" * len(extras)]
     for row, base, hold in zip(rows, bases, holds):
@@ -379,14 +411,16 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
         ours = "not finished" if not row.runs else ours + (f" ({len(row.runs)} of {seeds} seeds)"
                                                              if len(row.runs) < seeds else "")
-        paper_step = _step(row, base, lambda r: r.paper if same_metric else None)
+        paper_step = _step(row, base, lambda r: r.paper if same_metric else None, flag_unverified=True)
         our_step = _step(row, base, lambda r: r.mean if r.runs else None)
         values = [getattr(row, field) for _, field in extras]
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
                      f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values))
     if not of_models:
         lines += ["", (f"Steps are each row's change from {versus}; the ordering holds when our step has the sign of "
-                  "the paper's, and is within noise when our step is under two standard errors of the difference.")]
+                  "the paper's, and is within noise when our step is under two standard errors of the difference (sample std "
+                  f"over the seeds, n - 1 in the denominator); a paper step under {PAPER_TIE} points is a tie, "
+                  "within the spread between identical runs.")]
     if protocol == "paper" and same_metric:
         lines += ["", "Ours minus the paper's: " + ", ".join(
             f"{r.experiment} {r.mean - r.paper:+.2f}" for r in rows if r.paper is not None and r.runs) + "."]

@@ -16,8 +16,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
-from zoo.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_text_atomically
-from zoo.engine.distributed import all_reduce_mean, barrier, init_distributed, local_device
+from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                   write_text_atomically)
+from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
 from zoo.engine.inference import autocast_context, evaluate_model
 from zoo.engine.loaders import build_split
 from zoo.engine.logging import RunLogger
@@ -49,8 +50,9 @@ def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] |
     return {**paper, "measured": round(100 * metrics[metric], 2)}
 
 
-# Trainer keys that only change what is shown or written, not the run itself.
+# Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every"}
+_COSMETIC_DATA = {"num_workers"}  # samples are keyed by (seed, epoch, position), not by the worker that loads them
 
 
 def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: bool = False) -> list[str]:
@@ -64,11 +66,18 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
             return any(differs(a[k], b[k]) for k in set(a) & set(b))
         return a != b
 
+    if isinstance(current.get("data"), DictConfig) and isinstance(stored.get("data"), DictConfig):
+        current.data, stored = _without(current.data, _COSMETIC_DATA), stored.copy()
+        stored.data = _without(stored.data, _COSMETIC_DATA)
     names = [k for k in ("model", "data", "evaluator", "seed") if differs(current.get(k), stored.get(k))]
     keys = set(current.trainer) & set(stored.trainer) if shared_only else set(current.trainer) | set(stored.trainer)
     names += [f"trainer.{k}" for k in keys
               if k not in _COSMETIC and differs(current.trainer.get(k), stored.trainer.get(k))]
     return sorted(names)
+
+
+def _without(node: DictConfig, keys: set[str]) -> DictConfig:
+    return OmegaConf.create({k: v for k, v in OmegaConf.to_container(node).items() if k not in keys})
 
 
 class Trainer:
@@ -138,35 +147,55 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at '{path}' (resume=true continues a run_dir's last.pt; "
                                     "resume=/path/to/ckpt.pt names one)")
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, required=RESUME_KEYS)
         self._check_same_run(OmegaConf.create(state["config"]), path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"resume: {path} does not fit this model or optimizer: {error}") from error
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        if state["scaler"] or not self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        else:  # saved where no float16 loss scaling ran (the CPU, bf16): the scale starts afresh
+            log.warning("resume: %s holds no loss-scaler state; float16 loss scaling starts from its default", path)
+        set_rng_state(self._own_rng_state(state["rng"], path))
         self.step = int(state["step"])
         self.best = dict(state.get("best", {}))
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _own_rng_state(self, saved: Any, path: Path) -> dict[str, Any]:
+        """This rank's random state from a checkpoint holding one per rank (an older one holds a single state)."""
+        states = saved if isinstance(saved, list) else [saved]
+        if len(states) != self.world_size:
+            log.warning("resume: %s was saved by %d process(es), this run has %d; the random streams (and the data "
+                        "shards) will not continue exactly", path, len(states), self.world_size)
+        return states[self.rank] if self.rank < len(states) else states[0]
 
     def _check_same_run(self, stored: DictConfig, path: Path) -> None:
         """Resuming with another model, data set, seed or schedule would silently mix two runs."""
         differ = run_config_differences(self.cfg, stored)
         if differ:
-            raise ValueError(f"resume: the config differs from the one stored in {path} in {differ}; "
-                             "pass the run's original overrides (see its .hydra/overrides.yaml) with resume=true")
+            raise ValueError(f"resume: the config differs from the one stored in {path} in {differ}; the run was "
+                             f"started with the overrides {list(stored.get('overrides') or [])}: pass them again "
+                             "with resume=true")
 
     def state_dict(self) -> dict[str, Any]:
+        """Every rank must call it: the random state is gathered from each (rank 0's alone would restart the
+        others' streams on resume)."""
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": gather_from_all(rng_state()),
             "step": self.step, "best": self.best, "config": OmegaConf.to_yaml(self.cfg, resolve=True),
             "class_names": self.class_names,
         }
 
     def save(self, name: str) -> None:
+        """Called by every rank; rank 0 writes."""
+        state = self.state_dict()
         if self.is_main:
-            save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
+            save_checkpoint(state, self.run_dir / "checkpoints" / name)
 
     # ------------------------------------------------------------------ training
     def fit(self) -> dict[str, Any]:
@@ -219,12 +248,15 @@ class Trainer:
                                      f"the last good checkpoint in {self.run_dir / 'checkpoints'} is kept")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        if self.tcfg.grad_clip:
+        if self.tcfg.grad_clip or not self.scaler.is_enabled():  # fp16's scaler skips non-finite steps itself
             self.scaler.unscale_(self.optimizer)
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
-            if not torch.isfinite(norm) and not self.scaler.is_enabled():  # fp16's scaler skips such steps itself
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = nn.utils.get_total_norm(grads)
+            if not torch.isfinite(norm) and not self.scaler.is_enabled():  # checked before the weights change
                 raise NonFiniteLossError(f"non-finite gradient norm at step {self.step + 1} (losses finite); "
                                          f"the last good checkpoint in {self.run_dir / 'checkpoints'} is kept")
+            if self.tcfg.grad_clip:
+                nn.utils.clip_grads_with_norm_(self.model.parameters(), self.tcfg.grad_clip, norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -261,7 +293,7 @@ class Trainer:
             getattr(hook, "after_epoch", lambda _: None)(self)
 
     def _validate(self) -> dict[str, Any]:
-        results = {}
+        results, improved = {}, False
         if self.is_main:
             results = evaluate_model(self.model, self.val_loader, self.evaluators, self.device,
                                      progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
@@ -269,9 +301,11 @@ class Trainer:
             value = results["metrics"][metric]
             self.logger.log(self.step, results["metrics"], kind="val")
             tqdm.write(f"step {self.step}: val {metric} = {value:.4f}")
-            if metric not in self.best or value > self.best[metric]:  # NaN never wins
+            improved = metric not in self.best or value > self.best[metric]  # NaN never wins
+            if improved:
                 self.best = {metric: value, "step": self.step}
-                self.save("best.pt")
+        if from_main(improved):  # every rank joins in saving: the checkpoint gathers each one's random state
+            self.save("best.pt")
         barrier()
         return results
 
@@ -288,6 +322,7 @@ class Trainer:
             metrics = val
         results = {
             "model": self.cfg.model.get("name"), "data": self.dcfg.name,
+            "primary_metric": self.evaluators[0].primary_metric,
             "split": "test" if self.dcfg.test else "val",  # a test node equal to val was scored above
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
