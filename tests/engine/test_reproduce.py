@@ -320,6 +320,13 @@ def test_an_interrupted_take_is_finished_not_trained_and_survives_moving_the_run
     again = reproduce(models, "synthetic", 1, tmp_path / "moved" / "zoo_speed_accuracy-synthetic",
                       latency=lambda run_dir: 1.0, train=lambda cfg, run_dir: pytest.fail("retrained"))
     assert again[0].runs == [50.0]
+    row = tmp_path / "moved" / "other-synthetic" / "refinedet_lite" / "seed0"
+    take_twin(tmp_path / "moved" / "refinedet_table3-synthetic" / "refinedet320_table3_full" / "seed0", row)
+    (row / "results.json").unlink()  # interrupted again, and the row's config changed meanwhile
+    with pytest.raises(ValueError, match=r"was being taken from .*differs from that run's in \['trainer.batch_size'\]"):
+        reproduce(models, "synthetic", 1, row.parents[1], latency=lambda _: 1.0, overrides=["trainer.batch_size=2"],
+                  train=lambda cfg, run_dir: pytest.fail("trained"))
+    assert not (row / "results.json").exists()
 
 
 def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):

@@ -184,6 +184,17 @@ def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
     return None
 
 
+def _check_twin_still_fits(cfg, twin: Path, run_dir: Path) -> None:
+    """An interrupted take is finished only while the row still composes its twin's config."""
+    from zoo.engine.trainer import run_config_differences
+
+    stored = stored_config(twin)
+    differ = run_config_differences(cfg, stored, shared_only=True) if stored is not None else []
+    if differ:
+        raise ValueError(f"{run_dir} was being taken from {twin}, but the row's config now differs from that run's in "
+                         f"{differ}: delete {run_dir} to train the row")
+
+
 def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
     """The row's folder points at its twin: ``twin.json`` saying where from (written first, so an
     interrupted take is finished, never trained over), its checkpoints linked by a relative link (for
@@ -252,6 +263,7 @@ def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dic
     twin = None
     if (run_dir / "twin.json").is_file() and not done:
         twin = Path(json.loads((run_dir / "twin.json").read_text())["from"])
+        _check_twin_still_fits(cfg, twin, run_dir)
     elif twins_under is not None and not done and not started:
         twin = find_twin(cfg, run_dir, twins_under)
     if twin is not None:
