@@ -66,17 +66,18 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
             return any(differs(a[k], b[k]) for k in set(a) & set(b))
         return a != b
 
-    if isinstance(current.get("data"), DictConfig) and isinstance(stored.get("data"), DictConfig):
-        current.data, stored = _without(current.data, _COSMETIC_DATA), stored.copy()
-        stored.data = _without(stored.data, _COSMETIC_DATA)
-    names = [k for k in ("model", "data", "evaluator", "seed") if differs(current.get(k), stored.get(k))]
+    names = [k for k in ("model", "evaluator", "seed") if differs(current.get(k), stored.get(k))]
+    if differs(*(_without(node.get("data"), _COSMETIC_DATA) for node in (current, stored))):
+        names.append("data")
     keys = set(current.trainer) & set(stored.trainer) if shared_only else set(current.trainer) | set(stored.trainer)
     names += [f"trainer.{k}" for k in keys
               if k not in _COSMETIC and differs(current.trainer.get(k), stored.trainer.get(k))]
     return sorted(names)
 
 
-def _without(node: DictConfig, keys: set[str]) -> DictConfig:
+def _without(node: Any, keys: set[str]) -> Any:
+    if not isinstance(node, DictConfig):
+        return node
     return OmegaConf.create({k: v for k, v in OmegaConf.to_container(node).items() if k not in keys})
 
 
