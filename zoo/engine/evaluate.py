@@ -13,7 +13,7 @@ from zoo.config import DataConfig, model_node, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
 from zoo.engine.inference import compile_for_inference, evaluate_model
-from zoo.engine.loaders import build_split
+from zoo.engine.loaders import build_split, scored_split
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.models.detectors import build_detector
@@ -89,8 +89,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         out = Path(HydraConfig.get().runtime.output_dir) / "plots" if HydraConfig.initialized() else None
         for evaluator in evaluators if out else []:
             evaluator.plot(out)
-    split = cfg.split if cfg.split == "val" or run_cfg.data.get("test") else "val"  # no test split: val was scored
-    results.update({"checkpoint": str(cfg.checkpoint), "split": split, "step": int(state["step"]),
+    results.update({"checkpoint": str(cfg.checkpoint), "split": scored_split(run_cfg.data, cfg.split), "step": int(state["step"]),
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run_cfg.model.get("name"), "data": run_cfg.data.name, "eval_seconds": round(seconds, 3),
                     "compiled": compiled})

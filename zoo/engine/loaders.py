@@ -8,12 +8,17 @@ from zoo.config import DataConfig
 from zoo.data import Collate, TrainSampler, build_dataset, build_loader
 
 
+def scored_split(data: DataConfig, split: str) -> str:
+    """The split actually read for ``split``: data without a test node is tested on val."""
+    return split if split != "test" or data.get("test") else "val"
+
+
 def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
                 world_size: int = 1) -> tuple[DataLoader, TrainSampler | None]:
     """The train split gets the model's train transform and a seeded, shardable, resumable sampler;
     val and test get the test transform, in order, without dropping the last batch. A split node
     names the data set's own split (``split: trainval``) beside its constructor arguments."""
-    node = data.get(split) if split != "test" else (data.test or data.val)
+    node = data.get(scored_split(data, split))
     if not node:
         raise ValueError(f"data '{data.name}' has no '{split}' split configured")
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)

@@ -172,24 +172,27 @@ def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
     """A finished run under ``search_root`` (``<table>/<row>/seed<k>`` folders, other tables included)
     trained with the config ``cfg`` composes, which the row can take instead of training again (a
     table's full model is often another table's row)."""
-    from zoo.engine.trainer import run_config_differences
-
     for results in sorted(search_root.glob(f"*/*/{run_dir.name}/results.json")):
         twin = results.parent
         if twin.resolve() == run_dir.resolve() or (twin / "twin.json").is_file():
             continue
-        stored = stored_config(twin)
-        if stored is not None and not run_config_differences(cfg, stored, shared_only=True):
+        if stored_config(twin) is not None and not _differences(cfg, twin):
             return twin
     return None
 
 
-def _check_twin_still_fits(cfg, twin: Path, run_dir: Path) -> None:
-    """An interrupted take is finished only while the row still composes its twin's config."""
+def _differences(cfg, run_dir: Path) -> list[str]:
+    """The keys in which ``cfg`` differs from the config the run in ``run_dir`` trained with (none without a
+    checkpoint), leaves added to the configs since the run not counted."""
     from zoo.engine.trainer import run_config_differences
 
-    stored = stored_config(twin)
-    differ = run_config_differences(cfg, stored, shared_only=True) if stored is not None else []
+    stored = stored_config(run_dir)
+    return run_config_differences(cfg, stored, shared_only=True) if stored is not None else []
+
+
+def _check_twin_still_fits(cfg, twin: Path, run_dir: Path) -> None:
+    """An interrupted take is finished only while the row still composes its twin's config."""
+    differ = _differences(cfg, twin)
     if differ:
         raise ValueError(f"{run_dir} was being taken from {twin}, but the row's config now differs from that run's in "
                          f"{differ}: delete {run_dir} to train the row")
@@ -216,14 +219,10 @@ def read_back(cfg, run_dir: Path) -> dict[str, Any]:
     """A finished run's results, if its checkpoint was trained with the config the row composes now
     (a key added to the configs since, at its default, does not count); a run without a checkpoint
     cannot be checked and is read as it is."""
-    stored = stored_config(run_dir)
-    if stored is not None:
-        from zoo.engine.trainer import run_config_differences
-
-        differ = run_config_differences(cfg, stored, shared_only=True)
-        if differ:
-            raise ValueError(f"{run_dir} finished with another config than this row composes now (differs in "
-                             f"{differ}): delete that folder to retrain the row, or pass another out=")
+    differ = _differences(cfg, run_dir)
+    if differ:
+        raise ValueError(f"{run_dir} finished with another config than this row composes now (differs in "
+                         f"{differ}): delete that folder to retrain the row, or pass another out=")
     return json.loads((run_dir / "results.json").read_text())
 
 

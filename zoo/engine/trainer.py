@@ -20,7 +20,7 @@ from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save
                                    write_text_atomically)
 from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
 from zoo.engine.inference import autocast_context, evaluate_model
-from zoo.engine.loaders import build_split
+from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.stages import Stage, StageSchedule
@@ -324,7 +324,7 @@ class Trainer:
         results = {
             "model": self.cfg.model.get("name"), "data": self.dcfg.name,
             "primary_metric": self.evaluators[0].primary_metric,
-            "split": "test" if self.dcfg.test else "val",  # a test node equal to val was scored above
+            "split": scored_split(self.dcfg, "test"),  # a test node equal to val was scored above
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
