@@ -266,6 +266,10 @@ def test_row_tta_scores_a_real_checkpoint_once(compose_cfg, tmp_path):
     first = row_tta(tmp_path, "flip")
     assert first["tta"] == "flip" and "voc07_map50" in first["metrics"]
     assert (tmp_path / "tta_flip.json").is_file() and row_tta(tmp_path, "flip") == first
+    # A figure scored with other settings (conf/tta/flip.yaml edited since) is scored again, not reused.
+    stale = {**first, "tta_node": {**first["tta_node"], "max_detections": 7}, "metrics": {"voc07_map50": -1.0}}
+    (tmp_path / "tta_flip.json").write_text(json.dumps(stale))
+    assert row_tta(tmp_path, "flip")["metrics"] == first["metrics"]
 
 
 def _train_with_checkpoint(cfg, run_dir, value=0.5):

@@ -194,3 +194,20 @@ def test_cornernet_hg104_parameter_count(compose_cfg):
     """Two Hourglass stacks and two prediction modules per stack, 80 classes: 201,035,212 parameters."""
     model = build_detector(model_node(compose_cfg("model=cornernet_hg104").model), 80)
     assert sum(p.numel() for p in model.parameters()) == 201_035_212
+
+
+def test_nms_none_returns_every_decoded_pair_best_first(compose_cfg):
+    from zoo.task.corner_decode import decode_corners
+
+    model = build_detector(model_node(compose_cfg("model=cornernet_lite", "model.test.nms=none",
+                                                  "model.test.max_detections=500").model), 3)
+    torch.manual_seed(0)
+    out = {"heat": torch.randn(2, 2, 3, 32, 32), "embed": torch.zeros(2, 2, 32, 32), "offset": torch.zeros(2, 2, 2, 32, 32)}
+    found = model._detect(out, [(128, 128)] * 2)
+    boxes, scores, _, valid = decode_corners(out["heat"], out["embed"], out["offset"], model.stride)
+    for d, b, s, v in zip(found, boxes, scores, valid):
+        n = min(500, int(v.sum()))
+        assert n > 100 and len(d["scores"]) == n and (d["scores"][:-1] >= d["scores"][1:]).all()
+        assert torch.equal(d["scores"], s[:n]) and torch.equal(d["boxes"], b[:n].clamp(0, 128))
+    with pytest.raises(ValueError, match="unknown soft-NMS method 'gausian'"):
+        build_detector(model_node(compose_cfg("model=cornernet_lite", "model.test.nms=gausian").model), 3)

@@ -67,7 +67,7 @@ def test_box_voting_equals_the_sequential_reference():
 class BrightBoxDetector(nn.Module):
     """Finds the bright rectangle in channel 0: its box in the input's pixels, score 1, class 0."""
 
-    def forward(self, images):
+    def forward(self, images, image_sizes=None):
         out = []
         for image in images:
             ys, xs = torch.nonzero(image[0] > 0.5, as_tuple=True)
@@ -176,3 +176,94 @@ def test_box_voting_keeps_degenerate_boxes_in_their_own_cluster():
     assert torch.equal(out["boxes"][1], boxes[2]) and out["scores"].tolist() == pytest.approx([0.9, 0.8])
     with pytest.raises(ValueError, match=r"in \(0, 1\)"):
         MERGES.build({"type": "box_voting", "iou_threshold": 1.0})
+
+
+class PaddingWatcher(nn.Module):
+    """Records what each view shows of every image's padding, and reports one box inside the padding
+    (right of the image) beside the bright rectangle, as a detector blind to ``image_sizes`` might."""
+
+    def __init__(self):
+        super().__init__()
+        self.padding_seen, self.sizes_seen = [], []
+
+    def forward(self, images, image_sizes=None):
+        self.sizes_seen.append(image_sizes)
+        out = BrightBoxDetector()(images)
+        for d, image, (_, w) in zip(out, images, image_sizes):
+            self.padding_seen.append(float(image[:, :, w:].abs().sum()))
+            d["boxes"] = torch.cat([d["boxes"], torch.tensor([[w + 1.0, 0, w + 5.0, 8]])])
+            d["scores"], d["labels"] = torch.ones(2), torch.zeros(2, dtype=torch.long)
+        return out
+
+
+@pytest.mark.parametrize("view", [{"scale": 1.0, "flip": True}, {"scale": 0.5, "flip": True}, {"scale": 2.0}])
+def test_a_narrower_image_keeps_its_padding_on_the_right_and_no_box_from_it(view):
+    images = torch.zeros(2, 3, 64, 64)
+    images[0, :, 8:24, 20:52] = 1.0  # fills the canvas
+    images[1, :, 40:60, 2:10] = 1.0  # 40 px wide, padded to 64
+    watcher = PaddingWatcher()
+    tta = TTADetector(watcher, [View.from_config(view, 0)], {"type": "nms"}).eval()
+    got = tta(images, image_sizes=[(64, 64), (64, 40)])
+    scale = view["scale"]
+    assert watcher.sizes_seen == [[(round(64 * scale), round(64 * scale)), (round(64 * scale), round(40 * scale))]]
+    assert watcher.padding_seen[1] == 0.0  # the mirror did not move the padding to the left
+    assert [len(d["boxes"]) for d in got] == [1, 1]  # the padding's box is clipped to nothing and dropped
+    assert torch.allclose(got[1]["boxes"][0], torch.tensor([2.0, 40, 10, 60]), atol=1.0)
+
+
+def test_a_size_view_is_refused_for_images_smaller_than_the_batch():
+    tta = TTADetector(BrightBoxDetector(), [View.from_config({"size": [32, 32]}, 0)], {"type": "nms"}).eval()
+    images = torch.zeros(2, 3, 64, 64)
+    images[:, :, 8:24, 8:24] = 1.0
+    assert len(tta(images, image_sizes=[(64, 64), (64, 64)])) == 2
+    with pytest.raises(ValueError, match=r"tta.views\[0\]: a 'size' view stretches the padded batch"):
+        tta(images, image_sizes=[(64, 64), (64, 40)])
+
+
+class SettingsWatcher(BrightBoxDetector):
+    def __init__(self):
+        super().__init__()
+        self.test_cfg = {"nms": "gaussian", "max_detections": 100}
+        self.seen = []
+
+    def forward(self, images, image_sizes=None):
+        self.seen.append(dict(self.test_cfg))
+        return super().forward(images)
+
+
+def test_view_test_overrides_the_detectors_settings_while_the_views_run():
+    images = torch.zeros(1, 3, 32, 32)
+    images[0, :, 4:12, 4:12] = 1.0
+    model = SettingsWatcher()
+    views = [View(scale=1.0), View(scale=1.0, flip=True)]
+    TTADetector(model, views, {"type": "nms"}, view_test={"nms": "none"}).eval()(images)
+    assert model.seen == [{"nms": "none", "max_detections": 100}] * 2
+    assert model.test_cfg == {"nms": "gaussian", "max_detections": 100}  # restored
+    with pytest.raises(ValueError, match=r"tta.view_test: unknown key\(s\) \['nmss'\] for SettingsWatcher"):
+        TTADetector(model, views, {"type": "nms"}, view_test={"nmss": "none"})
+    with pytest.raises(ValueError, match="BrightBoxDetector has no test settings"):
+        TTADetector(BrightBoxDetector(), views, {"type": "nms"}, view_test={"nms": "none"})
+    with pytest.raises(ValueError, match="tta.view_test must map"):
+        build_tta(model, {"views": [{"scale": 1.0}], "view_test": "none"})
+
+
+def test_cornernet_flip_suppresses_once_over_both_views_pairs(compose_cfg):
+    from zoo.ops.soft_nms import soft_nms
+
+    cfg = compose_cfg("model=cornernet_lite", "model.input_size=128")
+    torch.manual_seed(0)
+    model = build_detector(model_node(cfg.model), 3).eval()
+    tta_cfg = OmegaConf.to_container(_eval_cfg("tta=cornernet_flip").tta)
+    images = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        got = build_tta(model, tta_cfg).eval()(images)
+        model.test_cfg = {**model.test_cfg, "nms": "none", "max_detections": 1000}
+        plain, mirrored = model(images), model(images.flip(-1))
+    for d, a, b in zip(got, plain, mirrored):
+        boxes_b = torch.stack([128 - b["boxes"][:, 2], b["boxes"][:, 1], 128 - b["boxes"][:, 0], b["boxes"][:, 3]], 1)
+        boxes = torch.cat([a["boxes"], boxes_b])
+        nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        scores, labels = torch.cat([a["scores"], b["scores"]])[nonempty], torch.cat([a["labels"], b["labels"]])[nonempty]
+        keep, kept_scores = soft_nms(boxes[nonempty], scores, labels, method="gaussian", sigma=0.5, max_detections=100)
+        assert len(a["scores"]) and len(d["scores"]) == len(kept_scores) <= 100
+        assert torch.allclose(d["scores"], kept_scores) and torch.equal(d["labels"], labels[keep])

@@ -238,18 +238,34 @@ def row_latency(run_dir: Path) -> float:
     return ms
 
 
+def cached_tta(run_dir: Path, tta: str) -> dict[str, Any] | None:
+    """The run's ``tta_<tta>.json`` when it was scored with the ``tta`` node conf/tta holds now; None when
+    missing or scored with other settings (an edited conf/tta file is scored again, never reused stale)."""
+    cached = run_dir / f"tta_{tta}.json"
+    if not cached.is_file():
+        return None
+    results = json.loads(cached.read_text())
+    return results if results.get("tta_node") == _tta_node(tta) else None
+
+
+def _tta_node(tta: str) -> dict[str, Any]:
+    return OmegaConf.to_container(_compose("eval", ["checkpoint=none", f"tta={tta}"]).tta, resolve=True)
+
+
 def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
     """The run's checkpoint scored on its test split with test-time augmentation ``tta``, as
-    ``zoo-eval checkpoint=<run>/checkpoints/last.pt tta=<tta>`` would; cached in ``tta_<tta>.json``."""
-    cached = run_dir / f"tta_{tta}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
+    ``zoo-eval checkpoint=<run>/checkpoints/last.pt tta=<tta>`` would; cached in ``tta_<tta>.json``
+    with the settings it was scored with."""
+    results = cached_tta(run_dir, tta)
+    if results is not None:
+        return results
     from zoo.engine.evaluate import evaluate_checkpoint
 
     cfg = _compose("eval", [f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}", f"tta={tta}", "plots=false"])
     results = evaluate_checkpoint(cfg)
     results.pop("tables", None)
-    write_text_atomically(cached, json.dumps(results, indent=2))
+    results["tta_node"] = OmegaConf.to_container(cfg.tta, resolve=True)
+    write_text_atomically(run_dir / f"tta_{tta}.json", json.dumps(results, indent=2))
     return results
 
 
@@ -302,8 +318,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             if seed == 0 and group == "experiment":
                 check_row_switches(cfg, run_rows)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
-            scored_file = run_dir / f"tta_{tta}.json" if tta is not None else done
-            if report_only and not (done.is_file() and scored_file.is_file()):
+            if report_only and not (done.is_file() and (tta is None or cached_tta(run_dir, tta))):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
             results = run_results(cfg, run_dir, where, train, Path(out_dir).parent if reuse else None)

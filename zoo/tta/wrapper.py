@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,13 +69,16 @@ class View:
 
 
 class TTADetector(nn.Module):
-    """Eval-only wrapper with the detector's forward contract: each view resizes (bilinear) and/or
-    flips the normalised batch, the detector runs on it, its boxes are mapped back to the batch's
-    pixels and filtered by the view's size rule; per image the views' detections are merged by
-    ``merge`` (a registered merge: nms, soft_nms, box_voting, soft_box_voting) and the
-    ``max_detections`` best kept. Views resize the already-resized batch, not the original image."""
+    """Eval-only wrapper with the detector's forward contract: each view resizes (bilinear) the
+    normalised batch and/or mirrors each image within its own width, the detector runs on it, its
+    boxes are mapped back to the batch's pixels and filtered by the view's size rule; per image the
+    views' detections are merged by ``merge`` (a registered merge: nms, soft_nms, box_voting,
+    soft_box_voting) and the ``max_detections`` best kept. Views resize the already-resized batch,
+    not the original image. ``view_test`` overrides the detector's own test settings (``test_cfg``)
+    while the views run: CornerNet's test suppresses once, over every view's pairs (``{nms: none}``)."""
 
-    def __init__(self, model: nn.Module, views: Sequence[View], merge: Mapping | Callable, max_detections: int = 200):
+    def __init__(self, model: nn.Module, views: Sequence[View], merge: Mapping | Callable, max_detections: int = 200,
+                 view_test: Mapping[str, Any] | None = None):
         super().__init__()
         if not views:
             raise ValueError("tta: needs at least one view")
@@ -81,30 +86,48 @@ class TTADetector(nn.Module):
         self.views = list(views)
         self.merge = merge if callable(merge) else MERGES.build(merge)
         self.max_detections = max_detections
+        self.view_test = dict(view_test or {})
+        if self.view_test:
+            settings = getattr(model, "test_cfg", None)
+            if not isinstance(settings, dict):
+                raise ValueError(f"tta.view_test: {type(model).__name__} has no test settings (test_cfg) to override")
+            unknown = sorted(set(self.view_test) - set(settings))
+            if unknown:
+                raise ValueError(f"tta.view_test: unknown key(s) {unknown} for {type(model).__name__}; "
+                                 f"accepted: {sorted(settings)}")
 
     def forward(self, images: torch.Tensor, targets=None,
                 image_sizes: Sequence[tuple[int, int]] | None = None) -> list[dict[str, torch.Tensor]]:
-        """Each view sees the whole padded canvas (a flipped pad sits on the left, so no per-image size
-        carries over); ``image_sizes`` clips every view's boxes, mapped back, to each image before merging."""
+        """Every image keeps its place (top-left, padding bottom/right) in every view, so the detector
+        sees each as in training and ``image_sizes``, scaled, still describes it; boxes mapped back are
+        clipped to each image and empty ones dropped before merging."""
         if self.training or targets is not None:
             raise ValueError("tta: test-time augmentation is for inference only (call .eval(), pass no targets)")
         height, width = images.shape[-2:]
+        sizes = per_image_sizes(images, image_sizes)
         channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
         collected: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in range(len(images))]
-        for view in self.views:
+        for index, view in enumerate(self.views):
             h, w = view.shape(height, width)
+            if view.size is not None and any(size != (height, width) for size in sizes):
+                raise ValueError(f"tta.views[{index}]: a 'size' view stretches the padded batch, so an image smaller "
+                                 "than the batch would be distorted by its neighbours; use 'scale' views with "
+                                 "keep-ratio data")
+            sy, sx = h / height, w / width
+            view_sizes = [(max(1, round(ih * sy)), max(1, round(iw * sx))) for ih, iw in sizes]
             x = images if (h, w) == (height, width) else F.interpolate(images, size=(h, w), mode="bilinear",
                                                                        align_corners=False)
-            x = x.flip(-1) if view.flip else x
+            x = _mirror_each(x, view_sizes) if view.flip else x
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            for found, out, size in zip(collected, self.model(x), per_image_sizes(images, image_sizes)):
+            with self._view_settings():
+                outputs = self.model(x, image_sizes=view_sizes)
+            for found, out, (_, vw), size in zip(collected, outputs, view_sizes, sizes):
                 boxes = out["boxes"].float()
                 if view.flip:
-                    boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
-                boxes = clip_boxes_to_image(boxes * boxes.new_tensor([width / w, height / h, width / w, height / h]),
-                                            size)
-                keep = view.keep(boxes)
+                    boxes = torch.stack([vw - boxes[:, 2], boxes[:, 1], vw - boxes[:, 0], boxes[:, 3]], dim=1)
+                boxes = clip_boxes_to_image(boxes / boxes.new_tensor([sx, sy, sx, sy]), size)
+                keep = view.keep(boxes) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
                 found.append((boxes[keep], out["scores"][keep].float(), out["labels"][keep]))
         results = []
         for found in collected:
@@ -112,6 +135,30 @@ class TTADetector(nn.Module):
             merged = self.merge(boxes, scores, labels)
             results.append({k: v[: self.max_detections] for k, v in merged.items()})
         return results
+
+    @contextmanager
+    def _view_settings(self):
+        if not self.view_test:
+            yield
+            return
+        own = self.model.test_cfg
+        self.model.test_cfg = {**own, **self.view_test}
+        try:
+            yield
+        finally:
+            self.model.test_cfg = own
+
+
+def _mirror_each(images: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Each image mirrored within its own width (its padding stays on the right, where the detector
+    saw padding in training); the whole tensor at once when every image fills the batch."""
+    width = images.shape[-1]
+    if all(w == width for _, w in sizes):
+        return images.flip(-1)
+    mirrored = images.clone()
+    for i, (_, w) in enumerate(sizes):
+        mirrored[i, :, :, :w] = images[i, :, :, :w].flip(-1)
+    return mirrored
 
 
 def _numbers(value, kind) -> tuple | None:
@@ -123,13 +170,13 @@ def _numbers(value, kind) -> tuple | None:
         return None
 
 
-TTA_KEYS = ("name", "views", "merge", "max_detections")
+TTA_KEYS = ("name", "views", "merge", "max_detections", "view_test")
 
 
-def parse_tta(node: Mapping | None) -> tuple[list[View], object, int] | None:
-    """The ``tta`` config node (``views``, ``merge``, ``max_detections``) checked and built: its
-    views, its merge and how many detections to keep; None for no node. A node that names no view
-    is an error, not a silent plain test."""
+def parse_tta(node: Mapping | None) -> tuple[list[View], object, int, dict] | None:
+    """The ``tta`` config node (``views``, ``merge``, ``max_detections``, ``view_test``) checked and
+    built: its views, its merge, how many detections to keep and the detector test settings the views
+    run with; None for no node. A node that names no view is an error, not a silent plain test."""
     if node is None:
         return None
     if not isinstance(node, Mapping):
@@ -144,8 +191,12 @@ def parse_tta(node: Mapping | None) -> tuple[list[View], object, int] | None:
     max_detections = node.get("max_detections", 200)
     if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
         raise ValueError(f"tta.max_detections must be an integer >= 1, got {max_detections!r}")
+    view_test = node.get("view_test") or {}
+    if not isinstance(view_test, Mapping):
+        raise ValueError(f"tta.view_test must map detector test settings to values (e.g. {{nms: none}}), "
+                         f"got {view_test!r}")
     views = [View.from_config(v, i) for i, v in enumerate(views)]
-    return views, MERGES.build(node.get("merge") or {"type": "nms"}), max_detections
+    return views, MERGES.build(node.get("merge") or {"type": "nms"}), max_detections, dict(view_test)
 
 
 def build_tta(model: nn.Module, node: Mapping | None) -> nn.Module:

@@ -8,7 +8,7 @@ from torch import nn
 
 from zoo.models.necks import build_neck
 from zoo.models.postprocess import build_test_settings
-from zoo.ops.soft_nms import batched_soft_nms
+from zoo.ops.soft_nms import batched_soft_nms, check_soft_nms_args
 from zoo.registry import BACKBONES, DETECTORS, HEADS, LOSSES
 from zoo.structures import per_image_sizes
 from zoo.task.corner_decode import decode_corners
@@ -26,7 +26,8 @@ class CornerNet(nn.Module):
     ``targets``: ``min_overlap`` (0.3), ``fixed_radius`` (null: object-dependent), ``penalty_reduction``,
     ``radius_formula`` (exact, or the authors' release: wider).
     Inference on the last stack: ``decode_corners``, then class-aware soft-NMS (``nms`` gaussian or
-    linear) and the ``max_detections`` best."""
+    linear) and the ``max_detections`` best; ``nms: none`` returns the decoded pairs as they are, best
+    first (test-time augmentation pools every view's pairs and suppresses once, as the authors' test)."""
 
     def __init__(self, num_classes: int, backbone: Mapping, head: Mapping, loss: Mapping,
                  neck: Mapping | None = None, targets: Mapping | None = None, test: Mapping | None = None):
@@ -42,6 +43,8 @@ class CornerNet(nn.Module):
         self.loss = LOSSES.build(loss)
         self.target_cfg = build_test_settings(targets, DEFAULT_TARGETS, "model.targets")
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
+        if self.test_cfg["nms"] != "none":
+            check_soft_nms_args(self.test_cfg["nms"], self.test_cfg["sigma"], self.test_cfg["max_detections"])
 
     def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
                 image_sizes: Sequence[tuple[int, int]] | None = None):
@@ -61,8 +64,14 @@ class CornerNet(nn.Module):
         # (B, K, 4): each image's boxes clipped to its own size before padding
         limits = boxes.new_tensor([[w, h, w, h] for h, w in sizes])[:, None, :]
         boxes = torch.minimum(boxes.clamp(min=0), limits)
-        keep, kept_scores, count = batched_soft_nms(
-            boxes, scores, labels, valid, method=cfg["nms"], sigma=cfg["sigma"], iou_threshold=cfg["nms_threshold"],
-            score_threshold=cfg["score_threshold"], max_detections=cfg["max_detections"])
+        if cfg["nms"] == "none":
+            kept = torch.where(valid & (scores >= cfg["score_threshold"]), scores, -1.0)
+            kept_scores, keep = kept.topk(min(cfg["max_detections"], kept.shape[1]), dim=1)
+            count = (kept_scores >= 0).sum(dim=1)
+        else:
+            keep, kept_scores, count = batched_soft_nms(
+                boxes, scores, labels, valid, method=cfg["nms"], sigma=cfg["sigma"],
+                iou_threshold=cfg["nms_threshold"], score_threshold=cfg["score_threshold"],
+                max_detections=cfg["max_detections"])
         return [{"boxes": b[k[:n]], "scores": s[:n], "labels": lb[k[:n]]}
                 for b, lb, k, s, n in zip(boxes, labels, keep, kept_scores, count.tolist())]
