@@ -117,7 +117,7 @@ def test_loss_weights_scale_the_logged_total(compose_cfg, tmp_path):
 def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.engine.evaluate import evaluate_checkpoint, load_run
 
     results = Trainer(compose_cfg(*TINY, "trainer.max_epochs=1", "trainer.eval_every=0"), tmp_path).fit()
     cfg = OmegaConf.create({"checkpoint": str(tmp_path / "checkpoints" / "last.pt"), "split": "test",
@@ -126,6 +126,8 @@ def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_
     again = evaluate_checkpoint(cfg)
     assert again["metrics"] == results["metrics"]
     assert again["split"] == results["split"] == "val"  # synthetic data has no test split: val was scored
+    # By default zoo-eval batches as the trainer evaluated (keep-ratio padding depends on the batch).
+    assert load_run(cfg.checkpoint, "val", None, "cpu")[1].batch_size == 4
 
 
 def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):

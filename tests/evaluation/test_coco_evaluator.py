@@ -112,3 +112,18 @@ def test_pycocotools_output_is_silenced(detection_set, capsys):
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="faster_coco_eval"):
         COCOEvaluator(["a"], backend="detectron")
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
+def test_an_image_is_scored_on_its_100_best_detections_over_all_classes(backend):
+    # 100 objects of each of two classes, each found exactly; the 'b' ones score lower. COCOeval's
+    # own cap is per image and class, so without the per-image cut all 200 would count.
+    xy = np.stack(np.meshgrid(np.arange(10) * 20.0, np.arange(10) * 20.0), -1).reshape(-1, 2)
+    boxes = np.concatenate([xy, xy + 10], axis=1)
+    gts = [{"image_id": 1, "boxes": np.concatenate([boxes, boxes + 200]), "labels": np.repeat([0, 1], 100),
+            "height": 400, "width": 400}]
+    preds = [{"image_id": 1, "boxes": gts[0]["boxes"], "scores": np.repeat([0.9, 0.5], 100),
+              "labels": gts[0]["labels"]}]
+    res = evaluate(["a", "b"], gts, preds, backend=backend)
+    assert res["coco_ar100"] == pytest.approx(0.5) and res["per_class"]["b"]["ap"] == pytest.approx(0.0)
+    assert res["per_class"]["a"]["ap"] == pytest.approx(1.0)

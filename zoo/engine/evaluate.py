@@ -35,11 +35,13 @@ def trained_channels_last(run_cfg: DictConfig) -> bool:
     return bool(run_cfg.trainer.get("channels_last", True))
 
 
-def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto", data_root: str | None = None,
+def load_run(checkpoint: str, split: str, batch_size: int | None, device: str = "auto", data_root: str | None = None,
              data_overrides: Mapping[str, Any] | None = None):
     """A checkpoint's model (on ``device``, in the memory layout it trained with) and a loader over
     ``split`` of its data, both rebuilt from the config stored inside it (``data_overrides`` merged
-    into its ``data`` node, e.g. ``{"val": {"ignore_below_size": 16}}``)."""
+    into its ``data`` node, e.g. ``{"val": {"ignore_below_size": 16}}``). ``batch_size`` None: the
+    run's own, which the trainer evaluated with (with keep-ratio data the batch sets each image's
+    padding, and so the anchors' grid)."""
     state = load_checkpoint(checkpoint)
     run_cfg = OmegaConf.create(state["config"])
     with open_dict(run_cfg):
@@ -50,6 +52,8 @@ def load_run(checkpoint: str, split: str, batch_size: int, device: str = "auto",
     data = validate_section(run_cfg, "data", DataConfig)
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got '{split}'")
+    if batch_size is None:
+        batch_size = run_cfg.trainer.batch_size
     loader, _ = build_split(data, run_cfg.model, split, int(batch_size))
     class_names = list(loader.dataset.class_names)
     if list(state.get("class_names", class_names)) != class_names:

@@ -3,7 +3,7 @@
 Undefined values, which COCOeval reports as -1 (e.g. APs when no small object exists, or the AP
 of a class without ground truth), are NaN here. Per-class AP is read from COCOeval's precision
 array (area 'all', 100 detections per image), so its mean over classes equals ``coco_ap``.
-COCOeval keeps at most 100 detections per image (the highest-scored ones).
+Each image's 100 highest-scored detections are scored (COCO's protocol; ``coco_detections``).
 """
 from __future__ import annotations
 

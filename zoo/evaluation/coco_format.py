@@ -41,13 +41,15 @@ def coco_ground_truth(image_ids: Sequence[int], gts: Sequence[GroundTruth], clas
     }
 
 
-def coco_detections(image_ids: Sequence[int], preds: Sequence[Prediction]) -> np.ndarray:
+def coco_detections(image_ids: Sequence[int], preds: Sequence[Prediction], max_per_image: int = 100) -> np.ndarray:
     """``(N, 7)`` rows ``[image_id, x, y, w, h, score, category_id]``, the array form of a COCO
-    results file that both backends' ``loadRes`` accept."""
-    counts = [len(p.scores) for p in preds]
+    results file that both backends' ``loadRes`` accept, with each image's ``max_per_image`` best
+    (COCO's protocol: COCOeval's own cap of 100 applies per image *and class*, so a detector giving
+    200 per image would otherwise be scored on more)."""
+    best = [np.argsort(-p.scores, kind="stable")[:max_per_image] for p in preds]
     return np.column_stack([
-        np.repeat(np.asarray(image_ids, np.float64), counts),
-        xyxy_to_xywh(concat([p.boxes for p in preds], np.float64, columns=4)),
-        concat([p.scores for p in preds], np.float64),
-        concat([p.labels for p in preds], np.int64) + 1,
+        np.repeat(np.asarray(image_ids, np.float64), [len(b) for b in best]),
+        xyxy_to_xywh(concat([p.boxes[b] for p, b in zip(preds, best)], np.float64, columns=4)),
+        concat([p.scores[b] for p, b in zip(preds, best)], np.float64),
+        concat([p.labels[b] for p, b in zip(preds, best)], np.int64) + 1,
     ])
