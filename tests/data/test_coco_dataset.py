@@ -30,7 +30,7 @@ def tiny() -> dict:
                    {"id": 30, "file_name": "c.jpg", "height": 40, "width": 50}],
         "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
         "annotations": [
-            {"id": 1, "image_id": 10, "category_id": 7, "bbox": [1, 2, 10, 20], "iscrowd": 0},
+            {"id": 1, "image_id": 10, "category_id": 7, "bbox": [1, 2, 10, 20], "iscrowd": 0, "area": 123.5},
             {"id": 2, "image_id": 10, "category_id": 3, "bbox": [5, 5, 60, 10], "iscrowd": 1},
             {"id": 3, "image_id": 20, "category_id": 3, "bbox": [5, 5, 0, 10], "iscrowd": 0},
         ],
@@ -46,6 +46,7 @@ def test_reads_boxes_as_xyxy_with_labels_in_category_id_order(tmp_path):
     np.testing.assert_array_equal(ann["boxes"], [[1, 2, 11, 22], [5, 5, 50, 15]])  # the crowd box is clipped
     np.testing.assert_array_equal(ann["labels"], [1, 0])
     np.testing.assert_array_equal(ann["ignore"], [False, True])  # iscrowd -> ignore
+    np.testing.assert_array_equal(ann["area"], [123.5, 450])  # the file's (mask) area; the box's when absent
     assert ds[1]["boxes"].shape == (0, 4) and ds[2]["labels"].shape == (0,)  # negatives stay valid
     assert ds[0]["image"].shape == (40, 50, 3)
 

@@ -127,3 +127,14 @@ def test_an_image_is_scored_on_its_100_best_detections_over_all_classes(backend)
     res = evaluate(["a", "b"], gts, preds, backend=backend)
     assert res["coco_ar100"] == pytest.approx(0.5) and res["per_class"]["b"]["ap"] == pytest.approx(0.0)
     assert res["per_class"]["a"]["ap"] == pytest.approx(1.0)
+
+
+def test_size_ranges_use_the_sources_area_when_given():
+    # A 40 x 40 box (medium by its box area) whose mask covers only 900 px^2: small, as COCO counts it.
+    box = np.array([[10.0, 10.0, 50.0, 50.0]])
+    pred = {"image_id": 1, "boxes": box, "scores": np.array([0.9]), "labels": np.array([0])}
+    gt = {"image_id": 1, "boxes": box, "labels": np.array([0]), "height": 100, "width": 100}
+    by_box = evaluate(["a"], [gt], [pred])
+    by_mask = evaluate(["a"], [{**gt, "area": np.array([900.0])}], [pred])
+    assert by_box["coco_apm"] == pytest.approx(1.0) and np.isnan(by_box["coco_aps"])
+    assert by_mask["coco_aps"] == pytest.approx(1.0) and np.isnan(by_mask["coco_apm"])

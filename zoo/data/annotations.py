@@ -42,19 +42,25 @@ class ImageRecord:
     labels: np.ndarray  # (N,) int64
     ignore: np.ndarray  # (N,) bool
     ref: object = None  # the image's id in its source format (COCO image id), when it has one
+    area: np.ndarray | None = None  # (N,) float32 the source's own object areas (COCO's), when it has them
 
     def annotation(self, image_id: int) -> dict:
-        return dict(image_id=image_id, boxes=self.boxes, labels=self.labels, ignore=self.ignore,
-                    height=self.height, width=self.width)
+        ann = dict(image_id=image_id, boxes=self.boxes, labels=self.labels, ignore=self.ignore,
+                   height=self.height, width=self.width)
+        return ann if self.area is None else {**ann, "area": self.area}
 
 
 def make_record(file: str, source: str, height: int, width: int, boxes, labels, ignore, dropped: Tally,
-                ref: object = None) -> ImageRecord:
+                ref: object = None, area=None) -> ImageRecord:
     """Sanitise one image's boxes (clip to the image, drop empty ones) and count the drops in ``dropped``."""
     boxes, labels, ignore = as_targets(boxes, labels, ignore)
     boxes, keep = sanitize_boxes(boxes, height, width)
     dropped.add(source, int((~keep).sum()))
-    return ImageRecord(file, source, height, width, boxes[keep], labels[keep], ignore[keep], ref)
+    boxes, labels, ignore = boxes[keep], labels[keep], ignore[keep]
+    if area is not None:  # NaN (an object without one): its clipped box's area
+        area = np.array(area, np.float32).reshape(-1)[keep]
+        area = np.where(np.isnan(area), (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), area)
+    return ImageRecord(file, source, height, width, boxes, labels, ignore, ref, area)
 
 
 def dropped_boxes_tally() -> Tally:

@@ -86,7 +86,7 @@ def read_coco(coco: COCO, path: str, image_dir: str, class_names: list[str], cat
             file, height, width = info["file_name"], int(info["height"]), int(info["width"])
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{path}: image entry {image_id} lacks file_name/height/width ({err!r})") from None
-        boxes, labels, ignore = [], [], []
+        boxes, labels, ignore, area = [], [], [], []
         for ann in coco.imgToAnns.get(image_id, []):
             if ann.get("category_id") not in cat_to_label:
                 cat = coco.cats.get(ann.get("category_id"), {}).get("name", ann.get("category_id"))
@@ -94,8 +94,9 @@ def read_coco(coco: COCO, path: str, image_dir: str, class_names: list[str], cat
             boxes.append(_xyxy(ann, f"{path}: annotation {ann.get('id')} of image {file}"))
             labels.append(cat_to_label[ann["category_id"]])
             ignore.append(bool(ann.get("iscrowd", 0)))
+            area.append(float(ann.get("area", "nan")))  # COCO's size ranges use the mask's area
         records.append(make_record(os.path.join(image_dir, file), file, height, width, boxes, labels, ignore, dropped,
-                                   ref=image_id))
+                                   ref=image_id, area=area))
     return records
 
 

@@ -26,6 +26,7 @@ class GroundTruth:
     ignore: np.ndarray  # (N,) bool: VOC difficult / COCO crowd
     height: int  # 0 when unknown
     width: int
+    area: np.ndarray | None = None  # (N,) the source's object area (COCO: the mask's), None: the box's
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,11 @@ class Evaluator(abc.ABC):
         ignore = np.zeros(len(boxes), bool) if ignore is None else to_numpy(ignore, bool).reshape(-1)
         if len(ignore) != len(boxes):
             raise ValueError(f"image {gt['image_id']}: {len(boxes)} boxes but {len(ignore)} ignore flags")
-        return GroundTruth(boxes, labels, ignore, int(gt.get("height", 0)), int(gt.get("width", 0)))
+        area = gt.get("area")
+        area = None if area is None else to_numpy(area, np.float64).reshape(-1)
+        if area is not None and len(area) != len(boxes):
+            raise ValueError(f"image {gt['image_id']}: {len(boxes)} boxes but {len(area)} areas")
+        return GroundTruth(boxes, labels, ignore, int(gt.get("height", 0)), int(gt.get("width", 0)), area)
 
     def _as_prediction(self, pred: Mapping[str, Any]) -> Prediction:
         boxes = to_numpy(pred["boxes"], np.float64).reshape(-1, 4)

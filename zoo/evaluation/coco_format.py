@@ -1,7 +1,8 @@
 """Processed ground truth and predictions in the shapes the COCO API reads.
 
 Category ids are ``label + 1`` (COCO ids start at 1), boxes become ``[x, y, w, h]``, ignored ground
-truth becomes ``iscrowd=1`` and ``area`` is ``w * h`` (the box area, as there are no masks). Every
+truth becomes ``iscrowd=1`` and ``area`` is the source's own (a COCO annotation's, from its mask: it
+decides the small/medium/large ranges) or else ``w * h``, the box area. Every
 image seen is listed, including images that have only predictions, so that COCOeval counts their
 detections as false positives instead of loadRes rejecting them.
 """
@@ -22,11 +23,13 @@ def coco_ground_truth(image_ids: Sequence[int], gts: Sequence[GroundTruth], clas
     """An in-memory COCO annotation dict (what ``instances_*.json`` would hold)."""
     counts = [len(g.labels) for g in gts]
     xywh = xyxy_to_xywh(concat([g.boxes for g in gts], np.float64, columns=4))
+    box_areas = np.split(xywh[:, 2] * xywh[:, 3], np.cumsum(counts)[:-1])  # one array per image
+    areas = concat([box if g.area is None else g.area for g, box in zip(gts, box_areas)], np.float64)
     columns = (
         np.repeat(np.asarray(image_ids, np.int64), counts).tolist(),
         (concat([g.labels for g in gts], np.int64) + 1).tolist(),
         xywh.tolist(),
-        (xywh[:, 2] * xywh[:, 3]).tolist(),
+        areas.tolist(),
         concat([g.ignore for g in gts], np.int64).tolist(),
     )
     # COCO wants one dict per box; the columns above are computed vectorised, this only packs them.

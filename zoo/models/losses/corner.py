@@ -33,7 +33,9 @@ def embedding_losses(tl: torch.Tensor, br: torch.Tensor, mask: torch.Tensor,
     """``tl``, ``br`` (B, K) the embeddings at each object's two corners, ``mask`` (B, K) real objects.
     Per image, as in the paper: pull draws both corners to their mean e_k, averaged over the image's N
     objects; push is max(0, margin - |e_k - e_j|) averaged over its N(N - 1) ordered pairs. Each term
-    is then averaged over the images that have objects (pull) or at least two (push)."""
+    is then averaged over the images that have objects (pull) or at least two (push): the paper's
+    per-image formula, read as a mean over the batch. (The authors' release sums the per-image terms
+    over each GPU's images, so there the effective pull/push weight grows with the per-GPU batch.)"""
     tl, br = tl.float(), br.float()
     mean = (tl + br) / 2
     objects = mask.sum(dim=1)
