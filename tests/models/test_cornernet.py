@@ -209,5 +209,7 @@ def test_nms_none_returns_every_decoded_pair_best_first(compose_cfg):
         n = min(500, int(v.sum()))
         assert n > 100 and len(d["scores"]) == n and (d["scores"][:-1] >= d["scores"][1:]).all()
         assert torch.equal(d["scores"], s[:n]) and torch.equal(d["boxes"], b[:n].clamp(0, 128))
+    narrow = model._detect(out, [(128, 128), (128, 40)])[1]["boxes"]  # the second image is padded from x = 40
+    assert len(narrow) and (narrow[:, 2] <= 40).all() and (narrow[:, 2] > narrow[:, 0]).all()
     with pytest.raises(ValueError, match="unknown soft-NMS method 'gausian'"):
         build_detector(model_node(compose_cfg("model=cornernet_lite", "model.test.nms=gausian").model), 3)

@@ -64,6 +64,7 @@ class CornerNet(nn.Module):
         # (B, K, 4): each image's boxes clipped to its own size before padding
         limits = boxes.new_tensor([[w, h, w, h] for h, w in sizes])[:, None, :]
         boxes = torch.minimum(boxes.clamp(min=0), limits)
+        valid = valid & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])  # not wholly in padding
         if cfg["nms"] == "none":
             kept = torch.where(valid & (scores >= cfg["score_threshold"]), scores, -1.0)
             kept_scores, keep = kept.topk(min(cfg["max_detections"], kept.shape[1]), dim=1)
