@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import clip_boxes_to_image
+from torchvision.ops import box_area, clip_boxes_to_image
 
 from zoo.registry import MERGES
 from zoo.structures import per_image_sizes
@@ -103,38 +103,44 @@ class TTADetector(nn.Module):
         clipped to each image and empty ones dropped before merging."""
         if self.training or targets is not None:
             raise ValueError("tta: test-time augmentation is for inference only (call .eval(), pass no targets)")
-        height, width = images.shape[-2:]
         sizes = per_image_sizes(images, image_sizes)
         channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
         collected: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in range(len(images))]
-        for index, view in enumerate(self.views):
-            h, w = view.shape(height, width)
-            if view.size is not None and any(size != (height, width) for size in sizes):
-                raise ValueError(f"tta.views[{index}]: a 'size' view stretches the padded batch, so an image smaller "
-                                 "than the batch would be distorted by its neighbours; use 'scale' views with "
-                                 "keep-ratio data")
-            sy, sx = h / height, w / width
-            view_sizes = [(max(1, round(ih * sy)), max(1, round(iw * sx))) for ih, iw in sizes]
-            x = images if (h, w) == (height, width) else F.interpolate(images, size=(h, w), mode="bilinear",
-                                                                       align_corners=False)
-            x = _mirror_each(x, view_sizes) if view.flip else x
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with self._view_settings():
-                outputs = self.model(x, image_sizes=view_sizes)
-            for found, out, (_, vw), size in zip(collected, outputs, view_sizes, sizes):
-                boxes = out["boxes"].float()
-                if view.flip:
-                    boxes = torch.stack([vw - boxes[:, 2], boxes[:, 1], vw - boxes[:, 0], boxes[:, 3]], dim=1)
-                boxes = clip_boxes_to_image(boxes / boxes.new_tensor([sx, sy, sx, sy]), size)
-                keep = view.keep(boxes) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-                found.append((boxes[keep], out["scores"][keep].float(), out["labels"][keep]))
+        with self._view_settings():
+            for index, view in enumerate(self.views):
+                self._run_view(view, index, images, sizes, channels_last, collected)
         results = []
         for found in collected:
             boxes, scores, labels = (torch.cat(parts) for parts in zip(*found))
             merged = self.merge(boxes, scores, labels)
             results.append({k: v[: self.max_detections] for k, v in merged.items()})
         return results
+
+    def _run_view(self, view: View, index: int, images: torch.Tensor, sizes: list[tuple[int, int]],
+                  channels_last: bool, collected: list[list[tuple[torch.Tensor, ...]]]) -> None:
+        """The detector on one view; each image's boxes, mapped back and kept by the view's rules, are
+        appended to its list in ``collected``."""
+        height, width = images.shape[-2:]
+        h, w = view.shape(height, width)
+        if view.size is not None and any(size != (height, width) for size in sizes):
+            raise ValueError(f"tta.views[{index}]: a 'size' view stretches the padded batch, so an image smaller "
+                             "than the batch would be distorted by its neighbours; use 'scale' views with "
+                             "keep-ratio data")
+        sy, sx = h / height, w / width
+        view_sizes = [(max(1, round(ih * sy)), max(1, round(iw * sx))) for ih, iw in sizes]
+        x = images if (h, w) == (height, width) else F.interpolate(images, size=(h, w), mode="bilinear",
+                                                                   align_corners=False)
+        x = _mirror_each(x, view_sizes) if view.flip else x
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        outputs = self.model(x, image_sizes=view_sizes)
+        for found, out, (_, vw), size in zip(collected, outputs, view_sizes, sizes):
+            boxes = out["boxes"].float()
+            if view.flip:
+                boxes = torch.stack([vw - boxes[:, 2], boxes[:, 1], vw - boxes[:, 0], boxes[:, 3]], dim=1)
+            boxes = clip_boxes_to_image(boxes / boxes.new_tensor([sx, sy, sx, sy]), size)
+            keep = view.keep(boxes) & (box_area(boxes) > 0)  # a box in the padding is clipped to nothing
+            found.append((boxes[keep], out["scores"][keep].float(), out["labels"][keep]))
 
     @contextmanager
     def _view_settings(self):
