@@ -64,8 +64,7 @@ def main() -> None:
         variants = {text or "(defaults)": Variant(shlex.split(text), f"{tmp}/run{i}")
                     for i, text in enumerate(args.variants)}
         for variant in variants.values():
-            for _ in range(args.warmup):
-                variant.trainer._train_step(next(variant._batches))
+            variant.images_per_second(args.warmup)  # workers started, kernels chosen
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for round_index in range(args.rounds):
             for name, variant in variants.items():
