@@ -7,7 +7,7 @@ where each VARIANT is a quoted, space-separated list of zoo-train overrides ('' 
 Each variant gets its own Trainer (its loader workers included, so the cost of making the samples
 competes for the cores as in a run). Rounds alternate between the variants, so a noisy machine slows
 them alike; each round times ``--steps`` steps of loading + forward + loss + backward + optimizer.
-Printed: each round's images/s, the median, and each variant's median time per image relative to the
+Printed: each variant's images/s per round, the median, and each variant's median time per image relative to the
 first variant's.
 """
 from __future__ import annotations
@@ -16,13 +16,12 @@ import argparse
 import shlex
 import statistics
 import tempfile
-import time
 
 import torch
 from hydra import compose, initialize_config_dir
 
 from zoo.cli import CONF_DIR
-from zoo.engine.timing import machine
+from zoo.engine.timing import machine, time_alternating
 from zoo.engine.trainer import Trainer
 from zoo.registry import load_components
 
@@ -44,11 +43,9 @@ class Variant:
             yield from self.trainer.train_loader
             self._epoch += 1
 
-    def images_per_second(self, steps: int) -> float:
-        start = time.perf_counter()
+    def train(self, steps: int) -> None:
         for _ in range(steps):
             self.trainer._train_step(next(self._batches))
-        return steps * self.batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -64,12 +61,13 @@ def main() -> None:
         variants = {text or "(defaults)": Variant(shlex.split(text), f"{tmp}/run{i}")
                     for i, text in enumerate(args.variants)}
         for variant in variants.values():
-            variant.images_per_second(args.warmup)  # workers started, kernels chosen
-        rates: dict[str, list[float]] = {name: [] for name in variants}
-        for round_index in range(args.rounds):
-            for name, variant in variants.items():
-                rates[name].append(variant.images_per_second(args.steps))
-                print(f"round {round_index + 1}, {name}: {rates[name][-1]:.1f} images/s", flush=True)
+            variant.train(args.warmup)  # workers started, kernels chosen
+        times = time_alternating({name: lambda v=variant: v.train(args.steps)
+                                  for name, variant in variants.items()}, args.rounds, warmup=0)
+        rates = {name: [args.steps * variants[name].batch_size / (ms / 1000) for ms in values]
+                 for name, values in times.items()}
+    for name, values in rates.items():
+        print(f"{name}: rounds " + ", ".join(f"{rate:.1f}" for rate in values) + " images/s")
     first = statistics.median(next(iter(rates.values())))
     for name, values in rates.items():
         median = statistics.median(values)
