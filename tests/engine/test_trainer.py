@@ -17,6 +17,7 @@ def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
     assert set(results["per_class"]["voc07_map50"]) == {"circle", "square", "triangle", "cross", "ring"}
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["metrics"] == results["metrics"] and saved["model"] == "ssd_lite" and "cores, cpu" in saved["machine"]
+    assert saved["train_dtype"] in ("bfloat16", "float32")
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["kind"] == "train"] == list(range(1, 9))
     assert any(x["kind"] == "val" for x in lines)
@@ -179,3 +180,12 @@ def test_load_run_merges_data_overrides_into_the_stored_config(compose_cfg, tmp_
     assert sum(len(a["ignore"]) for a in anns) > 0 and all(a["ignore"].all() for a in anns)
     _, loader, _, _ = load_run(checkpoint, "val", 2, "cpu")
     assert not any(loader.dataset.get_annotation(i)["ignore"].any() for i in range(len(loader.dataset)))
+
+
+@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, None)])
+def test_cpu_autocast_only_where_the_cpu_has_bfloat16_instructions(compose_cfg, tmp_path, monkeypatch, native,
+                                                                   expected):
+    # without AVX-512 BF16 or AMX, bfloat16 convolutions fall back to reference kernels many times slower
+    monkeypatch.setattr("zoo.engine.trainer.cpu_has_native_bfloat16", lambda: native)
+    assert Trainer(compose_cfg(*TINY), tmp_path).amp_dtype == expected
+    assert Trainer(compose_cfg(*TINY, "trainer.amp=false"), tmp_path / "off").amp_dtype is None

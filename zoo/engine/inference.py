@@ -14,6 +14,13 @@ from zoo.data.collate import to_original
 from zoo.data.errors import DataWarning
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere oneDNN has no bfloat16
+    convolution and torch falls back to its reference kernels, about 15x slower than float32 on 2 AVX2 cores."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()

@@ -19,7 +19,7 @@ from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
 from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                    write_text_atomically)
 from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
-from zoo.engine.inference import autocast_context, evaluate_model
+from zoo.engine.inference import autocast_context, cpu_has_native_bfloat16, evaluate_model
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
@@ -134,14 +134,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup helpers
     def _amp_dtype(self) -> torch.dtype | None:
-        """Autocast dtype for training steps: ``amp_dtype`` on CUDA; bfloat16 on the CPU, where
-        float16 autocast is slow and bfloat16 runs natively on recent x86 (AVX-512 BF16, AMX)."""
+        """Autocast dtype for training steps: ``amp_dtype`` on CUDA; on the CPU bfloat16 where it runs in
+        hardware (AVX-512 BF16, AMX), float32 elsewhere (float16 autocast is slow on every CPU)."""
         if not self.tcfg.amp:
             return None
         dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
         if self.tcfg.amp_dtype not in dtypes:
             raise ValueError(f"trainer.amp_dtype must be one of {sorted(dtypes)}, got '{self.tcfg.amp_dtype}'")
-        return dtypes[self.tcfg.amp_dtype] if self.device.type == "cuda" else torch.bfloat16
+        if self.device.type == "cuda":
+            return dtypes[self.tcfg.amp_dtype]
+        if cpu_has_native_bfloat16():
+            return torch.bfloat16
+        log.info("trainer.amp: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so training runs in "
+                 "float32")
+        return None
 
     def _resume(self, resume: Any) -> None:
         path = self.run_dir / "checkpoints" / "last.pt" if resume is True else Path(str(resume))
@@ -329,6 +335,7 @@ class Trainer:
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
             "machine": f"{machine(torch.get_num_threads())}, {os.cpu_count()} cores, {self.device.type}",
+            "train_dtype": str(self.amp_dtype or torch.float32).removeprefix("torch."),  # autocast or not, by CPU
             "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
         write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
