@@ -367,3 +367,38 @@ def test_a_misspelt_skip_is_refused_before_anything_trains(tmp_path):
     with pytest.raises(ValueError, match=r"skips row\(s\) \['ssd300_table2_no_atrus'\] that are not in its rows"):
         check_table(table, "bccd")
     check_table(_table("faster_rcnn_table8"), "bccd")  # '_small_anchors' holds a YAML anchor: not a table key
+
+
+def test_an_archived_table_is_finished_elsewhere_without_retraining(tmp_path):
+    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "refinedet_lite"]}
+    archive = tmp_path / "archive"
+
+    def timed(run_dir):  # what row_latency leaves beside the checkpoint
+        (run_dir / "latency.json").write_text(json.dumps({"ms_per_image": 4.0, "machine": "machine: A"}))
+        return 4.0
+
+    trained = []
+
+    def train(cfg, run_dir):
+        trained.append((cfg.model.name, cfg.seed))
+        return _train_with_checkpoint(cfg, run_dir, 0.5 + 0.1 * cfg.seed)
+
+    first = reproduce(table, "synthetic", 1, tmp_path / "here", train=train, latency=timed, archive=archive)
+    assert trained == [("ssd_lite", 0), ("refinedet_lite", 0)]
+    saved = json.loads((archive / "ssd_lite_seed0.json").read_text())
+    assert saved["metrics"] == {"voc07_map50": 0.5} and saved["config"]["model"]["name"] == "ssd_lite"
+    assert json.loads((archive / "refinedet_lite_seed0_latency.json").read_text())["ms_per_image"] == 4.0
+
+    # another machine, no runs folder: seed 0 comes back from the archive (latency included), seed 1 trains
+    second = reproduce(table, "synthetic", 2, tmp_path / "there", train=train, archive=archive)  # row_latency:
+    # the restored latency.json, or a failure for want of a checkpoint
+    assert trained[2:] == [("ssd_lite", 1), ("refinedet_lite", 1)]
+    assert [r.runs for r in second] == [[50.0, 60.0], [50.0, 60.0]] and [r.runs[0] for r in first] == [50.0, 50.0]
+    assert [r.ms for r in second] == [4.0, 4.0] and second[0].timed_on == "machine: A"
+    assert (archive / "refinedet_lite_seed1.json").is_file()
+    text = Path(write_table(second, table, "synthetic", 2, tmp_path, "zoo-reproduce")["md"]).read_text()
+    assert "timed when the run finished; machine: A." in text
+
+    with pytest.raises(ValueError, match=r"ssd_lite_seed0.json was trained with another config .*trainer.max_epochs"):
+        reproduce(table, "synthetic", 1, tmp_path / "third", train=train, archive=archive,
+                  overrides=["trainer.max_epochs=3"])

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf, open_dict
 
 from zoo.cli import CONF_DIR
 from zoo.engine.checkpoint import write_text_atomically
+from zoo.engine.run_archive import archived_name, restore_run, save_run
 from zoo.engine.timing import machine
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
@@ -40,6 +41,7 @@ class Row:
     ms: float | None = None  # seed 0's inference time per image, for tables with ``speed: true``
     train_minutes: float | None = None  # mean over seeds, for tables with ``train_time: true``
     step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
+    timed_on: str | None = None  # the machine that timed ``ms``
 
     @property
     def mean(self) -> float:
@@ -182,12 +184,24 @@ def find_twin(cfg, run_dir: Path, search_root: Path) -> Path | None:
 
 
 def _differences(cfg, run_dir: Path) -> list[str]:
-    """The keys in which ``cfg`` differs from the config the run in ``run_dir`` trained with (none without a
-    checkpoint), leaves added to the configs since the run not counted."""
+    """The keys in which ``cfg`` differs from the config the run in ``run_dir`` trained with (its checkpoint's,
+    else the one an archived run's results carry; none without either), leaves added to the configs since the
+    run not counted."""
+    stored = stored_config(run_dir)
+    if stored is None and (run_dir / "results.json").is_file():
+        stored = json.loads((run_dir / "results.json").read_text()).get("config")
+    return _config_differences(cfg, stored) if stored is not None else []
+
+
+def _config_differences(cfg, stored) -> list[str]:
     from zoo.engine.trainer import run_config_differences
 
+    return run_config_differences(cfg, OmegaConf.create(stored), shared_only=True)
+
+
+def _archived_config(run_dir: Path) -> dict[str, Any] | None:
     stored = stored_config(run_dir)
-    return run_config_differences(cfg, stored, shared_only=True) if stored is not None else []
+    return OmegaConf.to_container(stored, resolve=True) if stored is not None else None
 
 
 def _check_twin_still_fits(cfg, twin: Path, run_dir: Path) -> None:
@@ -293,11 +307,14 @@ def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dic
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
               train: Callable[[Any, Path], dict[str, Any]] = train_row,
               latency: Callable[[Path], float] = row_latency, report_only: bool = False,
-              score_tta: Callable[[Path, str], dict[str, Any]] = row_tta, reuse: bool = True) -> list[Row]:
+              score_tta: Callable[[Path, str], dict[str, Any]] = row_tta, reuse: bool = True,
+              archive: str | Path | None = None) -> list[Row]:
     """Run (or read back) every row x seed under ``out_dir/<row>/seed<k>``; returns the rows.
     ``report_only`` trains nothing: the rows carry the seeds finished so far (a look at a table that
     takes a day to run, while it runs). ``reuse`` takes a finished run of another table beside this
-    one (under ``out_dir``'s parent) whose config is the row's, instead of training it again."""
+    one (under ``out_dir``'s parent) whose config is the row's, instead of training it again. ``archive``
+    (a folder, see zoo.engine.run_archive) receives each run's figures as soon as it finishes, and gives back
+    the runs missing under ``out_dir``."""
     check_table(table, protocol)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -309,7 +326,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     rows = []
     run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
     for number, experiment in enumerate(run_rows, start=1):
-        runs, minutes, paper = [], [], {}
+        runs, minutes, paper, ms = [], [], {}, None
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
@@ -318,6 +335,9 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             if seed == 0 and group == "experiment":
                 check_row_switches(cfg, run_rows)
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
+            if archive is not None and not done.is_file() and not (run_dir / "checkpoints").exists():
+                restore_run(Path(archive), archived_name(experiment, seed), run_dir,
+                            lambda stored: _config_differences(cfg, stored))
             if report_only and not (done.is_file() and (tta is None or cached_tta(run_dir, tta))):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
@@ -329,14 +349,17 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             runs.append(100 * scored["metrics"][metric])
             if results.get("train_seconds") is not None:
                 minutes.append(results["train_seconds"] / 60)
+            if seed == 0 and table.get("speed") and (not report_only or (run_dir / "latency.json").is_file()):
+                ms = latency(run_dir)  # timed now, while the checkpoint is here
+            if archive is not None:
+                save_run(run_dir, Path(archive), archived_name(experiment, seed), _archived_config(run_dir))
         settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
-        seed0 = Path(out_dir) / experiment / "seed0"
-        timed = table.get("speed") and ((seed0 / "latency.json").is_file() if report_only else True)
-        ms = latency(seed0) if timed else None
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
+        timing = Path(out_dir) / experiment / "seed0" / "latency.json"
+        timed_on = json.loads(timing.read_text()).get("machine") if ms is not None and timing.is_file() else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
-                        bool(paper.get("step_verified"))))
+                        bool(paper.get("step_verified")), timed_on))
     return rows
 
 
@@ -454,8 +477,11 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         lines += ["", (f"The paper's figures are {table['metric']}, ours {metric}: its steps are not shown, and the "
                       "ordering compares the signs of the changes only.")]
     if any(field == "ms" for _, field in extras):
+        machines = sorted({r.timed_on for r in rows if r.timed_on}) or [machine(torch.get_num_threads())]
         lines += ["", ("ms / image: seed 0's checkpoint, batch 1, median over 20 test images at each model's own test "
-                  f"input size (keep-ratio models see the image's aspect); {machine(torch.get_num_threads())}.")]
+                  f"input size (keep-ratio models see the image's aspect), timed when the run finished; "
+                  f"{'; '.join(machines)}" + (" (rows timed on different machines: their times do not compare)"
+                                              if len(machines) > 1 else "") + ".")]
     if any(field == "train_minutes" for _, field in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")

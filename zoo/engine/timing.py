@@ -26,8 +26,21 @@ def time_alternating(runs: Mapping[str, Callable[[], object]], rounds: int, warm
 
 
 def machine(threads: int) -> str:
-    """The header every benchmark prints before its figures."""
-    return f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads"
+    """The header every benchmark prints before its figures: the CPU and the widest vector instructions torch uses
+    on it (AVX2 or AVX512; two machines of one name can differ there, and speed with it), torch, threads."""
+    return (f"machine: {_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, "
+            f"{threads} threads")
+
+
+def _cpu_name() -> str:
+    try:  # Linux names the CPU model only in /proc/cpuinfo; platform.processor() is often empty there
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def medians(times: Mapping[str, list[float]]) -> dict[str, float]:

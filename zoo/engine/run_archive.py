@@ -1,0 +1,54 @@
+"""A table's finished runs kept without their checkpoints, in one folder: each run's ``results.json`` with the
+config it trained with as ``<row>_seed<k>.json``, its ``latency.json`` and ``tta_<name>.json`` as
+``<row>_seed<k>_latency.json`` and ``<row>_seed<k>_tta_<name>.json``. Small enough to commit beside the table,
+it lets a table that takes days of CPU be finished on another machine, or after its runs folder is gone: a run
+missing from the runs folder is restored from the archive instead of trained again."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from zoo.engine.checkpoint import write_text_atomically
+
+_EXTRAS = ("latency.json", "tta_*.json")  # what a run's folder holds besides results.json, worth keeping
+
+
+def archived_name(row: str, seed: int) -> str:
+    return f"{row}_seed{seed}"
+
+
+def save_run(run_dir: Path, archive: Path, name: str, config: dict[str, Any] | None) -> None:
+    """Copy the finished run's figures into ``archive``; ``config`` (the run's, from its checkpoint) is stored
+    with its results so that a restore can be checked against the row's config."""
+    archive.mkdir(parents=True, exist_ok=True)
+    results = json.loads((run_dir / "results.json").read_text())
+    if config is not None:
+        results["config"] = config
+    for pattern in _EXTRAS:
+        for extra in sorted(run_dir.glob(pattern)):
+            write_text_atomically(archive / f"{name}_{extra.name}", extra.read_text())
+    write_text_atomically(archive / f"{name}.json", json.dumps(results, indent=2))
+
+
+def restore_run(archive: Path, name: str, run_dir: Path,
+                differences: Callable[[dict[str, Any]], list[str]]) -> bool:
+    """Put an archived run back in ``run_dir`` (its results.json last: it marks the run finished); False when the
+    archive has no such run. ``differences(config)`` lists the keys in which the row's config differs from the
+    archived run's; any difference refuses the restore (an archive written before configs were stored is
+    restored as it is)."""
+    source = archive / f"{name}.json"
+    if not source.is_file():
+        return False
+    results = json.loads(source.read_text())
+    differ = differences(results["config"]) if results.get("config") is not None else []
+    if differ:
+        raise ValueError(f"{source} was trained with another config than this row composes now (differs in "
+                         f"{differ}): remove it from the archive to train the row, or pass another archive=")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for pattern in _EXTRAS:
+        for extra in sorted(archive.glob(f"{name}_{pattern}")):
+            write_text_atomically(run_dir / extra.name.removeprefix(f"{name}_"), extra.read_text())
+    write_text_atomically(run_dir / "results.json", source.read_text())
+    return True
