@@ -402,3 +402,21 @@ def test_an_archived_table_is_finished_elsewhere_without_retraining(tmp_path):
     with pytest.raises(ValueError, match=r"ssd_lite_seed0.json was trained with another config .*trainer.max_epochs"):
         reproduce(table, "synthetic", 1, tmp_path / "third", train=train, archive=archive,
                   overrides=["trainer.max_epochs=3"])
+
+
+def test_the_command_restores_archived_runs_and_leaves_the_table_beside_them(tmp_path):
+    import subprocess
+    import sys
+
+    archive = tmp_path / "refinedet_table3_bccd"
+    archive.mkdir()  # a run archived before configs were stored with it: restored as it is
+    (archive / "refinedet320_table3_full_seed0.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.8}}))
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.reproduce", "table=refinedet_table3", "protocol=synthetic",
+                           "seeds=1", "report_only=true", f"out={tmp_path / 'runs'}", f"archive={archive}"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "runs" / "refinedet320_table3_full" / "seed0" / "results.json").read_text()) == {
+        "metrics": {"voc07_map50": 0.8}}
+    table = (archive / "table.md").read_text()
+    assert "**Partial: 1 of 4 runs finished**" in table and "| 80.00 |" in table
+    assert (archive / "table.json").is_file() and (archive / "table.png").is_file()
