@@ -131,6 +131,21 @@ def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_
     assert load_run(cfg.checkpoint, "val", None, "cpu")[1].batch_size == 4
 
 
+def test_bf16_evaluation_warns_on_a_cpu_without_bfloat16_instructions(compose_cfg, tmp_path, monkeypatch, caplog):
+    from omegaconf import OmegaConf
+
+    from zoo.engine.evaluate import evaluate_checkpoint
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    monkeypatch.setattr("zoo.engine.evaluate.cpu_has_native_bfloat16", lambda: False)
+    cfg = OmegaConf.create({"checkpoint": str(tmp_path / "checkpoints" / "last.pt"), "split": "val",
+                            "device": "cpu", "batch_size": 4, "data_root": None, "plots": False,
+                            "precision": "bf16", "evaluator": None})
+    with caplog.at_level("WARNING", logger="zoo.eval"):
+        assert evaluate_checkpoint(cfg)["precision"] == "bf16"
+    assert "no bfloat16 instructions" in caplog.text
+
+
 def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0")
     with open_dict(cfg):

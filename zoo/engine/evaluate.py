@@ -1,6 +1,7 @@
 """Evaluate a saved checkpoint with the config stored inside it."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,12 +13,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from zoo.config import DataConfig, model_node, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.inference import compile_for_inference, evaluate_model
+from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model
 from zoo.engine.loaders import build_split, scored_split
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.models.detectors import build_detector
 from zoo.tta import build_tta, parse_tta
+
+log = logging.getLogger("zoo.eval")
 
 
 def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int,
@@ -77,6 +80,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
     tested = build_tta(model, tta)
+    if device.type == "cpu" and cfg.get("precision") == "bf16" and not cpu_has_native_bfloat16():
+        log.warning("precision=bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so torch runs its "
+                    "reference kernels, several times slower than fp32")
     compiled = bool(cfg.get("compile", False))
     if compiled:
         if all(getattr(e, "source", "detections") == "proposals" for e in evaluators):
