@@ -28,9 +28,14 @@ def test_parses_boxes_labels_and_difficult_as_ignore(small_voc, voc_classes):
     assert sample["file"].endswith("a.jpg") and sample["orig_size"] == (48, 64) and sample["scale"] == (1.0, 1.0)
 
 
-def test_keep_difficult_false_drops_difficult_objects(small_voc, voc_classes):
-    ann = VOCDataset(str(small_voc), "trainval", voc_classes, keep_difficult=False).get_annotation(0)
-    np.testing.assert_array_equal(ann["labels"], [0])
+def test_difficult_objects_are_ignored_kept_as_objects_or_dropped(small_voc, voc_classes):
+    drop = VOCDataset(str(small_voc), "trainval", voc_classes, difficult="drop").get_annotation(0)
+    np.testing.assert_array_equal(drop["labels"], [0])
+    keep = VOCDataset(str(small_voc), "trainval", voc_classes, difficult="object").get_annotation(0)
+    np.testing.assert_array_equal(keep["labels"], [0, 1])
+    np.testing.assert_array_equal(keep["ignore"], [False, False])
+    with pytest.raises(ValueError, match=r"difficult must be one of \['ignore', 'object', 'drop'\], got 'keep'"):
+        VOCDataset(str(small_voc), "trainval", voc_classes, difficult="keep")
 
 
 def test_image_without_objects_is_a_valid_negative(small_voc, voc_classes):

@@ -420,3 +420,14 @@ def test_the_command_restores_archived_runs_and_leaves_the_table_beside_them(tmp
     table = (archive / "table.md").read_text()
     assert "**Partial: 1 of 4 runs finished**" in table and "| 80.00 |" in table
     assert (archive / "table.json").is_file() and (archive / "table.png").is_file()
+
+
+@pytest.mark.parametrize("name,mode", [("ssd_table2", "object"), ("refinedet_table3", "object"),
+                                       ("faster_rcnn_table8", "drop"), ("faster_rcnn_training", "drop")])
+def test_paper_protocols_train_on_difficult_objects_as_the_authors_code_does(name, mode):
+    from zoo.engine.reproduce import compose_row
+
+    table = _table(name)
+    for row in table["rows"]:
+        cfg = compose_row(row, table["protocols"]["paper"]["overrides"], 0)
+        assert cfg.data.train.difficult == mode and "difficult" not in cfg.data.test

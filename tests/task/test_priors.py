@@ -78,3 +78,28 @@ def test_the_cache_keeps_only_the_recent_image_sizes():
     for h in range(CACHE_SIZE + 3):
         gen([(4 + h, 4)], (64 + 16 * h, 64))
     assert len(gen._cache) == CACHE_SIZE and torch.equal(gen([(4, 4)], (64, 64)), first)
+
+
+def test_ssd300_config_has_the_authors_caffe_default_boxes():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from zoo.cli import CONF_DIR
+    from zoo.registry import PRIORS, load_components
+
+    load_components()
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        node = compose("train", overrides=["model=ssd300"]).model.priors
+    gen = PRIORS.build(OmegaConf.to_container(node))
+    sizes = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    priors = gen(sizes, (300, 300))
+    # ssd_pascal.py: min sizes 30, 60, 111, 162, 213, 264 and max sizes 60, 111, ..., 315 (the square boxes)
+    min_sizes, max_sizes = [30, 60, 111, 162, 213, 264], [60, 111, 162, 213, 264, 315]
+    for level, (lo, hi) in enumerate(zip(min_sizes, max_sizes)):
+        shapes = gen.cell_shapes(level, (300, 300))
+        assert shapes[0].tolist() == pytest.approx([lo, lo])
+        assert shapes[1].tolist() == pytest.approx([math.sqrt(lo * hi)] * 2)
+    # centres on steps of 8 px at conv4_3 (not 300 / 38), and boxes past the image left unclipped
+    centres = (priors[:4 * 38, :2] + priors[:4 * 38, 2:]) / 2
+    assert centres[::4, 0].tolist() == pytest.approx([4.0 + 8 * i for i in range(38)])
+    assert priors.min() < 0 and priors.max() > 300

@@ -33,8 +33,12 @@ def _number(element: ET.Element, tag: str, path: str) -> float:
         raise DataError(f"{path}: <{tag}> is missing or not a number (got {text!r})") from None
 
 
-def parse_voc_xml(path: str, class_names: list[str], keep_difficult: bool = True) -> tuple[int, int, list, list, list]:
-    """(height, width, boxes, labels, difficult) of one annotation file; boxes xyxy in 0-based pixels."""
+DIFFICULT_MODES = ("ignore", "object", "drop")
+
+
+def parse_voc_xml(path: str, class_names: list[str], difficult: str = "ignore") -> tuple[int, int, list, list, list]:
+    """(height, width, boxes, labels, ignore) of one annotation file; boxes xyxy in 0-based pixels.
+    ``difficult`` objects are flagged ignore ('ignore'), kept as ordinary objects ('object') or left out ('drop')."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
@@ -45,13 +49,13 @@ def parse_voc_xml(path: str, class_names: list[str], keep_difficult: bool = True
     if size is None:
         raise DataError(f"{path}: no <size> element")
     height, width = int(_number(size, "height", path)), int(_number(size, "width", path))
-    boxes, labels, difficult = [], [], []
+    boxes, labels, ignore = [], [], []
     for obj in root.findall("object"):
         name = (obj.findtext("name") or "").strip()
         if name not in class_names:
             raise DataError(f"{path}: unknown class '{name}'; known classes: {', '.join(class_names)}")
         hard = bool(int(_number(obj, "difficult", path))) if obj.find("difficult") is not None else False
-        if hard and not keep_difficult:
+        if hard and difficult == "drop":
             continue
         box = obj.find("bndbox")
         if box is None:
@@ -59,17 +63,17 @@ def parse_voc_xml(path: str, class_names: list[str], keep_difficult: bool = True
         # VOC counts pixels from 1; shifting all four corners keeps a zero-area box zero-area (so it is dropped).
         boxes.append([_number(box, tag, path) - 1 for tag in ("xmin", "ymin", "xmax", "ymax")])
         labels.append(class_names.index(name))
-        difficult.append(hard)
-    return height, width, boxes, labels, difficult
+        ignore.append(hard and difficult == "ignore")
+    return height, width, boxes, labels, ignore
 
 
-def read_voc(root: str, split: str, class_names: list[str], keep_difficult: bool, dropped: Tally) -> list[ImageRecord]:
+def read_voc(root: str, split: str, class_names: list[str], difficult: str, dropped: Tally) -> list[ImageRecord]:
     records = []
     for image_id in read_split(root, split):
         xml = os.path.join(root, "Annotations", f"{image_id}.xml")
-        height, width, boxes, labels, difficult = parse_voc_xml(xml, class_names, keep_difficult)
+        height, width, boxes, labels, ignore = parse_voc_xml(xml, class_names, difficult)
         image = os.path.join(root, "JPEGImages", f"{image_id}.jpg")
-        records.append(make_record(image, os.path.basename(xml), height, width, boxes, labels, difficult, dropped))
+        records.append(make_record(image, os.path.basename(xml), height, width, boxes, labels, ignore, dropped))
     return records
 
 
@@ -77,17 +81,22 @@ def read_voc(root: str, split: str, class_names: list[str], keep_difficult: bool
 class VOCDataset(RecordDataset):
     """A VOC split; ``root`` may list several devkit folders (VOC2007 + VOC2012 trainval for "voc0712").
 
-    ``difficult`` objects are kept with ignore=True (``keep_difficult=False`` drops them). Malformed XML
-    and unknown classes always fail: ``skip_bad`` skips images, never ground truth.
+    ``difficult`` objects are kept with ignore=True by default: neither matched nor mined as background
+    in training, not scored in evaluation. For a training split, ``difficult: object`` trains on them
+    as on any object (SSD's and RefineDet's reference code) and ``difficult: drop`` leaves them out
+    (py-faster-rcnn's). Malformed XML and unknown classes always fail: ``skip_bad`` skips images,
+    never ground truth.
     """
 
     def __init__(self, root: str | list[str], split: str, class_names: list[str] = VOC_CLASSES,
-                 keep_difficult: bool = True, skip_bad: bool = False, transform=None):
+                 difficult: str = "ignore", skip_bad: bool = False, transform=None):
+        if difficult not in DIFFICULT_MODES:
+            raise ValueError(f"voc: difficult must be one of {list(DIFFICULT_MODES)}, got {difficult!r}")
         name = f"voc[{split}]"
         class_names = list(class_names)
         dropped = dropped_boxes_tally()
         records = []
         for folder in [root] if isinstance(root, str) else list(root):
-            records += read_voc(require_path(folder, "VOC root"), split, class_names, keep_difficult, dropped)
+            records += read_voc(require_path(folder, "VOC root"), split, class_names, difficult, dropped)
         dropped.warn(name)
         super().__init__(name, records, class_names, transform, skip_bad)
