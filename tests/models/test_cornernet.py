@@ -57,6 +57,21 @@ def test_authors_radius_is_wider():
         corner_radius(torch.tensor([10.0]), torch.tensor([10.0]), formula="paper")
 
 
+def test_paper_rows_use_the_release_radius_at_its_overlap_of_0_7():
+    from hydra import compose, initialize_config_dir
+
+    from zoo.cli import CONF_DIR
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        targets = compose("train", overrides=["experiment=cornernet_table1_corner_pool"]).model.targets
+    assert (targets.radius_formula, targets.min_overlap) == ("authors", 0.7)
+    side = torch.tensor([20.0])
+    release = corner_radius(side, side, targets.min_overlap, targets.radius_formula).item()
+    # near the exact radius at the paper's stated 0.3 (4.52), not the 9.9 of the release formula at 0.3
+    assert release == pytest.approx(5.47, abs=0.01)
+    assert corner_radius(side, side, 0.3, "exact").item() == pytest.approx(4.52, abs=0.01)
+
+
 def test_batch_with_an_empty_image_and_an_all_ignored_one():
     batch = [_targets()[0], {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)},
              {"boxes": torch.tensor([[4.0, 4.0, 40.0, 30.0]]), "labels": torch.tensor([1]), "ignore": torch.tensor([True])}]
