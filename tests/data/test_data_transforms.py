@@ -1,6 +1,7 @@
 """Registered transforms: box/label/ignore consistency, bounds, seeded determinism, exact inverse scales."""
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ CONFIGS = [
     {"type": "keep_ratio_resize", "short_side": 60, "max_size": 100, "flip": 0.5},
     {"type": "keep_ratio_resize", "short_side": 60, "max_size": 100, "flip": 0.5, "photometric": True, "expand": True,
      "min_iou_crop": True},
+    {"type": "cornernet_train", "size": 96, "border": 16},
 ]
 
 
@@ -29,8 +31,8 @@ def scene(seed: int = 0, n: int = 12):
     return image, boxes.astype(np.float32), np.arange(n), np.arange(n) % 2 == 1
 
 
-def test_the_three_recipes_are_registered():
-    assert {"ssd_train", "resize", "keep_ratio_resize"} <= set(TRANSFORMS.names())
+def test_the_recipes_are_registered():
+    assert {"ssd_train", "resize", "keep_ratio_resize", "cornernet_train"} <= set(TRANSFORMS.names())
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c["type"])
@@ -58,6 +60,29 @@ def test_ssd_train_boxes_stay_on_their_pixels():
         ys, xs = np.nonzero(out["image"][..., 0] > 127)
         if len(out["boxes"]):
             np.testing.assert_allclose(out["boxes"][0], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1.5)
+
+
+def test_cornernet_crop_scales_objects_by_one_over_the_drawn_scale_on_a_black_canvas():
+    """A red square must fill its box after the window crop, resize and flip; its size changes by
+    size / window, and what a window wider than the image takes from beyond it is black."""
+    image = np.full((120, 160, 3), 60, np.uint8)
+    image[60:80, 70:90] = (255, 0, 0)
+    transform = build_transform({"type": "cornernet_train", "size": 96, "scales": [0.5, 1.5], "border": 16,
+                                 "photometric": False})
+    windows = set()
+    for seed in range(60):
+        out = transform(image, [[70, 60, 90, 80]], [0], [False], seed=seed)
+        if not len(out["boxes"]):
+            continue
+        x0, y0, x1, y1 = out["boxes"][0]
+        ys, xs = np.nonzero(out["image"][..., 0] > 127)
+        np.testing.assert_allclose(out["boxes"][0], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1.5)
+        if 0 < x0 and x1 < 96 and 0 < y0 and y1 < 96:  # the whole square inside the window
+            window = round(float(20 * 96 / (x1 - x0)))
+            windows.add(window)
+            if window == 144:  # 144 px around a centre on a 120-px-high image: black rows
+                assert (out["image"].reshape(-1, 3) == 0).all(axis=1).any()
+    assert windows == {48, 144}  # 0.5 x 96 and 1.5 x 96
 
 
 def test_seed_makes_the_output_deterministic_and_seeds_differ():
@@ -148,3 +173,18 @@ def test_ssd_train_is_cheap():
 def test_keep_ratio_flip_is_a_probability(flip):
     with pytest.raises(ValueError, match=r"flip is a probability in \[0, 1\]"):
         build_transform({"type": "keep_ratio_resize", "short_side": 100, "max_size": 200, "flip": flip})
+
+
+def test_pca_lighting_shifts_every_pixel_by_one_colour_along_imagenet_components():
+    import albumentations as A
+
+    from zoo.data.transforms import PCALighting
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(40, 200, (8, 8, 3), dtype=np.uint8)
+    op = PCALighting(std=0.1)
+    pipeline = A.Compose([op])
+    pipeline.set_random_state(np.random.default_rng(3), random.Random(3))
+    shift = pipeline(image=image)["image"].astype(int) - image.astype(int)
+    assert (shift == shift[0, 0]).all() and np.abs(shift[0, 0]).max() > 0  # one colour for the whole image
+    assert np.array_equal(PCALighting(std=0.0).apply(image, alpha=np.zeros(3)), image)

@@ -130,3 +130,72 @@ class KeepRatioResize(A.DualTransform):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("short_side", "max_size", "interpolation")
+
+
+def _border(border: int, size: int) -> int:
+    """CornerNet's margin for the crop centre: ``border`` halved until it fits twice into ``size``."""
+    while border > 1 and size - 2 * border <= 0:
+        border //= 2
+    return border
+
+
+class ScaledCentreCrop(A.DualTransform):
+    """CornerNet's random crop: a square window of ``size`` x a random scale from ``scales``, centred on a
+    random pixel at least ``border`` from the image's edges, on a black canvas where it leaves the
+    image; resized to ``size`` afterwards, objects end up 1/scale times their native size.
+    albumentations' crops stay inside the image and do not draw the scale from a list."""
+
+    def __init__(self, size: int = 511, scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3), border: int = 128,
+                 p: float = 1.0):
+        super().__init__(p=p)
+        self.size, self.scales, self.border = size, tuple(scales), border
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        h, w = params["shape"][:2]
+        side = int(self.size * self.scales[int(self.random_generator.integers(len(self.scales)))])
+        bx, by = _border(self.border, w), _border(self.border, h)
+        cx = int(self.random_generator.integers(bx, max(bx + 1, w - bx)))
+        cy = int(self.random_generator.integers(by, max(by + 1, h - by)))
+        return {"origin": (cx - side // 2, cy - side // 2), "side": side}
+
+    def apply(self, img: np.ndarray, origin, side: int, **params) -> np.ndarray:
+        x0, y0 = origin
+        canvas = np.zeros((side, side, *img.shape[2:]), img.dtype)
+        sx, sy = max(x0, 0), max(y0, 0)  # the part of the window that lies on the image
+        ex, ey = min(x0 + side, img.shape[1]), min(y0 + side, img.shape[0])
+        if ex > sx and ey > sy:
+            canvas[sy - y0:ey - y0, sx - x0:ex - x0] = img[sy:ey, sx:ex]
+        return canvas
+
+    def apply_to_bboxes(self, bboxes: np.ndarray, origin, side: int, shape, **params) -> np.ndarray:
+        h, w = shape[:2]
+        out = bboxes.copy()
+        out[:, [0, 2]] = (bboxes[:, [0, 2]] * w - origin[0]) / side
+        out[:, [1, 3]] = (bboxes[:, [1, 3]] * h - origin[1]) / side
+        return out  # albumentations clips the boxes to the window and drops those left outside
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("size", "scales", "border")
+
+
+class PCALighting(A.ImageOnlyTransform):
+    """AlexNet's lighting noise, as CornerNet trains with it: each RGB pixel shifted along ImageNet's colour
+    principal components by N(0, ``std``) times their eigenvalues. albumentations' FancyPCA takes the
+    components of each image instead of ImageNet's."""
+
+    EIGENVALUES = np.array([0.2175, 0.0188, 0.0045])
+    EIGENVECTORS = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
+
+    def __init__(self, std: float = 0.1, p: float = 1.0):
+        super().__init__(p=p)
+        self.std = std
+
+    def get_params(self) -> dict:
+        return {"alpha": self.random_generator.normal(0.0, self.std, 3)}
+
+    def apply(self, img: np.ndarray, alpha, **params) -> np.ndarray:
+        shift = 255.0 * self.EIGENVECTORS @ (alpha * self.EIGENVALUES)  # images are 0-255 RGB here
+        return np.clip(img.astype(np.float32) + shift.astype(np.float32), 0, 255).astype(img.dtype)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("std",)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import albumentations as A
 
-from zoo.data.transforms.ops import Expand, KeepRatioResize, MinIoURandomCrop
+from zoo.data.transforms.ops import Expand, KeepRatioResize, MinIoURandomCrop, PCALighting, ScaledCentreCrop
 from zoo.data.transforms.pipeline import AlbumentationsPipeline
 from zoo.registry import TRANSFORMS
 
@@ -56,3 +56,15 @@ def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float =
         raise ValueError(f"keep_ratio_resize: flip is a probability in [0, 1] (0.5 for the usual recipe), got {flip!r}")
     ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, flip), KeepRatioResize(short_side, max_size)]
     return AlbumentationsPipeline(ops + ([_photometric()] if photometric else []))
+
+
+@TRANSFORMS.register("cornernet_train")
+def cornernet_train(size: int = 511, scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3), border: int = 128,
+                    flip: bool = True, photometric: bool = True) -> AlbumentationsPipeline:
+    """CornerNet's recipe: a window of size x scale around a random centre (``border`` px from the
+    edges), resized to size x size, mirrored, then brightness / contrast / saturation jitter of 0.4 in
+    random order and PCA lighting noise (std 0.1)."""
+    ops = [ScaledCentreCrop(size, scales, border), A.Resize(size, size), A.HorizontalFlip(p=0.5 if flip else 0.0)]
+    if photometric:
+        ops += [A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=1.0), PCALighting(0.1)]
+    return AlbumentationsPipeline(ops)
