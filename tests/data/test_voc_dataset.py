@@ -19,7 +19,8 @@ def test_parses_boxes_labels_and_difficult_as_ignore(small_voc, voc_classes):
     ds = VOCDataset(str(small_voc), "trainval", voc_classes)
     assert len(ds) == 3 and ds.class_names == voc_classes
     ann = ds.get_annotation(0)
-    np.testing.assert_array_equal(ann["boxes"], [[10, 5, 29, 24], [20, 10, 59, 39]])  # VOC pixels are 1-based
+    # VOC names first and last pixels from 1: (11, 6)-(30, 25) covers [10, 30] x [5, 25], 20 px wide as the devkit says
+    np.testing.assert_array_equal(ann["boxes"], [[10, 5, 30, 25], [20, 10, 60, 40]])
     np.testing.assert_array_equal(ann["labels"], [0, 1])
     np.testing.assert_array_equal(ann["ignore"], [False, True])
     assert (ann["height"], ann["width"], ann["image_id"]) == (48, 64, 0)

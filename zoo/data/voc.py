@@ -37,7 +37,7 @@ DIFFICULT_MODES = ("ignore", "object", "drop")
 
 
 def parse_voc_xml(path: str, class_names: list[str], difficult: str = "ignore") -> tuple[int, int, list, list, list]:
-    """(height, width, boxes, labels, ignore) of one annotation file; boxes xyxy in 0-based pixels.
+    """(height, width, boxes, labels, ignore) of one annotation file; boxes xyxy in continuous pixel coordinates.
     ``difficult`` objects are flagged ignore ('ignore'), kept as ordinary objects ('object') or left out ('drop')."""
     try:
         root = ET.parse(path).getroot()
@@ -60,8 +60,11 @@ def parse_voc_xml(path: str, class_names: list[str], difficult: str = "ignore") 
         box = obj.find("bndbox")
         if box is None:
             raise DataError(f"{path}: object '{name}' has no <bndbox>")
-        # VOC counts pixels from 1; shifting all four corners keeps a zero-area box zero-area (so it is dropped).
-        boxes.append([_number(box, tag, path) - 1 for tag in ("xmin", "ymin", "xmax", "ymax")])
+        # VOC names the first and last pixel, counted from 1: pixel x covers [x - 1, x] in continuous
+        # coordinates, so the box spans [xmin - 1, xmax] (xmax - xmin + 1 wide, as the devkit measures).
+        # A box whose last pixel is not past its first (a point: BCCD has two) stays empty and is dropped.
+        x1, y1, x2, y2 = (_number(box, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append([x1 - 1, y1 - 1, x2, y2] if x2 > x1 and y2 > y1 else [x1, y1, x1, y1])
         labels.append(class_names.index(name))
         ignore.append(hard and difficult == "ignore")
     return height, width, boxes, labels, ignore
