@@ -188,3 +188,28 @@ def test_pca_lighting_shifts_every_pixel_by_one_colour_along_imagenet_components
     shift = pipeline(image=image)["image"].astype(int) - image.astype(int)
     assert (shift == shift[0, 0]).all() and np.abs(shift[0, 0]).max() > 0  # one colour for the whole image
     assert np.array_equal(PCALighting(std=0.0).apply(image, alpha=np.zeros(3)), image)
+
+
+@pytest.mark.parametrize("any_patch", [False, True])
+def test_the_any_patch_sampler_crops_where_no_overlap_threshold_can_be_met(any_patch):
+    """A 2x2 object in a 100x100 image: no patch of scale >= 0.3 reaches IoU 0.1 with it, so without
+    SSD's seventh sampler ("any patch") only the whole image can come out."""
+    import albumentations as A
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    crop = MinIoURandomCrop(any_patch=any_patch)
+    pipeline = A.Compose([crop], bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]))
+    shapes = set()
+    for seed in range(40):
+        pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        shapes.add(pipeline(image=image, bboxes=[[49, 49, 51, 51]], labels=[0])["image"].shape[:2])
+    assert (shapes == {(100, 100)}) is not any_patch
+
+
+def test_ssd_photometric_steps_fire_independently():
+    """Each of brightness, contrast, saturation and hue on its own with p = 0.5: about 1 image in 16 is
+    left as it is (one ColorJitter with p = 0.5 would leave half)."""
+    image = np.random.default_rng(0).integers(60, 200, (16, 16, 3), dtype=np.uint8)
+    transform = ssd_train(size=16, expand=False, min_iou_crop=False, flip=False)
+    untouched = sum(np.array_equal(transform(image, [], [], [], seed=seed)["image"], image) for seed in range(320))
+    assert 5 <= untouched <= 40  # 20 expected

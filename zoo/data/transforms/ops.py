@@ -60,25 +60,27 @@ def _centres_inside(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 class MinIoURandomCrop(A.DualTransform):
-    """SSD patch sampling: draw a minimum IoU (or "keep the whole image"), then try ``max_tries`` patches of
-    scale ``min_scale``..1 and aspect 1/max_aspect..max_aspect for one that overlaps some box at least that
-    much and holds a box centre; if none does, draw again (as the reference code does). Boxes whose centre
-    falls outside the patch are dropped. albumentations' bbox-safe crops keep every box instead."""
+    """SSD patch sampling: draw a minimum IoU, "any patch" (``any_patch``) or "keep the whole image", then
+    try ``max_tries`` patches of scale ``min_scale``..1 and aspect 1/max_aspect..max_aspect for one that
+    overlaps some box at least that much and holds a box centre; if none does, draw again (as the
+    reference code does). The options are SSD's seven samplers (its Caffe batch_sampler). Boxes whose
+    centre falls outside the patch are dropped. albumentations' bbox-safe crops keep every box instead."""
 
     def __init__(self, min_ious=(0.1, 0.3, 0.5, 0.7, 0.9), min_scale: float = 0.3, max_aspect: float = 2.0,
-                 max_tries: int = 50, p: float = 1.0):
+                 max_tries: int = 50, any_patch: bool = True, p: float = 1.0):
         super().__init__(p=p)
         self.min_ious, self.min_scale = tuple(min_ious), min_scale
-        self.max_aspect, self.max_tries = max_aspect, max_tries
+        self.max_aspect, self.max_tries, self.any_patch = max_aspect, max_tries, any_patch
 
     def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
         h, w = params["shape"][:2]
         boxes = np.asarray(data["bboxes"])[:, :4] * (w, h, w, h)
-        while True:  # ends: "keep the whole image" is drawn with probability 1 / (len(min_ious) + 1) each round
-            choice = int(self.random_generator.integers(len(self.min_ious) + 1))
-            if choice == len(self.min_ious):
+        options = self.min_ious + ((-np.inf,) if self.any_patch else ())  # -inf: any patch holding a centre
+        while True:  # ends: "keep the whole image" is drawn with probability 1 / (len(options) + 1) each round
+            choice = int(self.random_generator.integers(len(options) + 1))
+            if choice == len(options):
                 return {"crop": np.array([0, 0, w, h])}
-            crop = self._sample(w, h, boxes, self.min_ious[choice])
+            crop = self._sample(w, h, boxes, options[choice])
             if crop is not None:
                 return {"crop": crop}
 
@@ -105,7 +107,7 @@ class MinIoURandomCrop(A.DualTransform):
         return out  # albumentations clips the boxes to the patch afterwards
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("min_ious", "min_scale", "max_aspect", "max_tries")
+        return ("min_ious", "min_scale", "max_aspect", "max_tries", "any_patch")
 
 
 class KeepRatioResize(A.DualTransform):

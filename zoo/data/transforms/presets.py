@@ -26,9 +26,22 @@ def _sampling(mean, expand_ratio: float, expand: bool, min_iou_crop: bool, flip:
 
 
 def _photometric() -> A.BasicTransform:
-    # After the resize rather than first (as in SSD): colour changes commute with geometry, and on the
-    # resized pixels the cost no longer grows with the input or the zoom-out canvas.
-    return A.ColorJitter(brightness=0.25, contrast=0.5, saturation=0.5, hue=0.05, p=0.5)
+    """SSD's photometric distortion (its Caffe distort_param): brightness +-32, then contrast x0.5..1.5 either
+    before or after saturation x0.5..1.5 and hue +-18 (OpenCV's 0-180 hue units, so +-36 degrees), each
+    step on its own with probability 0.5. After the resize rather than first (as in SSD): colour changes
+    commute with geometry, and on the resized pixels the cost no longer grows with the input or the
+    zoom-out canvas (which they now tint as well)."""
+    def contrast():
+        return A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.5, p=0.5)  # x alpha, no mean
+
+    def saturation_hue():
+        return [A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.5, hue=0.0, p=0.5),
+                A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.1, p=0.5)]
+
+    brightness = A.RandomBrightnessContrast(brightness_limit=32 / 255, contrast_limit=0.0, p=0.5)  # + beta * 255
+    # albumentations' Sequential fires with p = 0.5 unless told otherwise; inside OneOf, p weighs the choice
+    return A.Sequential([brightness, A.OneOf([A.Sequential([contrast(), *saturation_hue()], p=1.0),
+                                              A.Sequential([*saturation_hue(), contrast()], p=1.0)], p=1.0)], p=1.0)
 
 
 @TRANSFORMS.register("ssd_train")
