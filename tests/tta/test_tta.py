@@ -14,7 +14,7 @@ from zoo.engine.trainer import Trainer
 from zoo.models.detectors import build_detector
 from zoo.registry import MERGES
 from zoo.tta import TTADetector, build_tta
-from zoo.tta.wrapper import View
+from zoo.tta.wrapper import View, parse_tta
 
 
 def test_box_voting_averages_a_cluster_by_score_and_keeps_its_best_score():
@@ -267,3 +267,21 @@ def test_cornernet_flip_suppresses_once_over_both_views_pairs(compose_cfg):
         keep, kept_scores = soft_nms(boxes[nonempty], scores, labels, method="gaussian", sigma=0.5, max_detections=100)
         assert len(a["scores"]) and len(d["scores"]) == len(kept_scores) <= 100
         assert torch.allclose(d["scores"], kept_scores) and torch.equal(d["labels"], labels[keep])
+
+
+def test_every_tta_file_parses_and_the_refinedet_recipes_have_the_authors_views():
+    import os
+
+    from zoo.cli import CONF_DIR
+
+    for file in sorted(os.listdir(os.path.join(CONF_DIR, "tta"))):
+        parse_tta(OmegaConf.to_container(_eval_cfg(f"tta={file[:-5]}").tta))
+    views = parse_tta(OmegaConf.to_container(_eval_cfg("tta=refinedet320_ms").tta))[0]
+    # each of the authors' 8 views with its mirror: 1x, the 0.6 aspect view, 0.6x, 1.2x ... 2.2x
+    assert len(views) == 16 and sum(v.flip for v in views) == 8
+    assert {(v.scale, v.keep_larger_side_above, v.keep_smaller_side_below) for v in views} == {
+        (1.0, None, None), ((0.6, 1.0), None, None), (0.6, 32, None), (1.2, None, 160), (1.4, None, 128),
+        (1.6, None, 96), (1.8, None, 64), (2.2, None, 32)}
+    views512 = parse_tta(OmegaConf.to_container(_eval_cfg("tta=refinedet512_ms").tta))[0]
+    assert {(v.scale, v.keep_smaller_side_below) for v in views512} == {
+        (1.0, None), ((0.75, 1.0), None), (0.5, None), (0.75, None), (1.75, 128), (1.5, 192)}
