@@ -59,7 +59,9 @@ def build_pair(num_classes: int, size: int):
                                  min_size=size, max_size=size)
     load_components()
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["model=fpn_r50", "model.backbone.norm=bn", "model.backbone.frozen_stages=0"])
+        # torchvision pools with RoIAlign (2 samples per bin) where the FPN paper's config pools with RoIPool
+        cfg = compose("train", overrides=["model=fpn_r50", "model.backbone.norm=bn", "model.backbone.frozen_stages=0",
+                                          "model.roi_head.pooler.type=roi_align", "+model.roi_head.pooler.sampling_ratio=2"])
     zoo = build_detector(model_node(cfg.model), num_classes)
     zoo.load_state_dict(zoo_state_from_torchvision(tv.state_dict()))
     return tv, zoo

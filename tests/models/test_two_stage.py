@@ -67,19 +67,21 @@ def test_fpn_rpn_proposals_are_chosen_per_level(compose_cfg):
     assert proposals[0].shape[0] == 80 * 3 + 5 * 5 * 3  # 80 from each level that has them, all 75 of the last
 
 
-def test_roi_level_assignment_follows_k0_4():
+@pytest.mark.parametrize("kind", ["roi_align", "roi_pool"])
+def test_roi_level_assignment_follows_k0_4(kind):
     """Each level is filled with its own index k, so the pooled value says where a RoI was pooled."""
-    pooler = RoIPooler([4, 8, 16, 32], output_size=2, sampling_ratio=1)
-    features = [torch.full((1, 1, 512 // s, 512 // s), float(k)) for k, s in zip((2, 3, 4, 5), (4, 8, 16, 32))]
+    pooler = RoIPooler([4, 8, 16, 32], type=kind, output_size=2, sampling_ratio=1)
+    features = [torch.full((2, 1, 512 // s, 512 // s), float(k)) for k, s in zip((2, 3, 4, 5), (4, 8, 16, 32))]
     boxes = torch.tensor([[0.0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 56, 56], [0, 0, 28, 28], [0, 0, 255, 255],
                           [0, 0, 10, 10], [0, 0, 448, 448], [0, 0, 511, 511]])
-    pooled = pooler(features, [boxes], (512, 512))
-    assert pooled.mean(dim=(1, 2, 3)).tolist() == [4.0, 3.0, 2.0, 2.0, 4.0, 2.0, 5.0, 5.0]
+    features[1][1] = -1.0  # the second image's P3: its RoIs there must be pooled from its own map
+    pooled = pooler(features, [boxes, boxes[:2]], (512, 512))
+    assert pooled.mean(dim=(1, 2, 3)).tolist() == [4.0, 3.0, 2.0, 2.0, 4.0, 2.0, 5.0, 5.0, 4.0, -1.0]
 
 
-def test_roi_pool_needs_one_level():
-    with pytest.raises(ValueError, match="roi_pool pools from one level"):
-        RoIPooler([4, 8], type="roi_pool", strides=[4, 8])
+def test_roi_pool_over_several_levels_needs_doubling_strides():
+    with pytest.raises(ValueError, match="strides doubling from one to the next, got \\[4, 16\\]"):
+        RoIPooler([4, 8, 16], type="roi_pool", strides=[4, 16])
 
 
 def _fpn_inputs():

@@ -1,6 +1,7 @@
 """Fast R-CNN's RoI box head: pool each proposal, classify it and regress class-specific boxes."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, roi_pool
+from torchvision.ops.poolers import LevelMapper
 
 from zoo.models.postprocess import build_test_settings, multiclass_nms
 from zoo.registry import CODERS, HEADS, MATCHERS, SAMPLERS
@@ -18,10 +20,11 @@ DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections":
 
 
 class RoIPooler(nn.Module):
-    """``roi_align`` through torchvision's MultiScaleRoIAlign: each RoI is pooled from the level
-    k = floor(k0 + log2(sqrt(wh) / 224)), k0 = 4, clamped to the levels given (one level: that one).
-    ``roi_pool`` (torchvision.ops.roi_pool, the original Faster R-CNN) needs a single level.
-    ``strides`` picks the feature levels to pool from (FPN: P2..P5, leaving P6 to the RPN)."""
+    """Each RoI is pooled from the level k = floor(k0 + log2(sqrt(wh) / 224)), k0 = 4, clamped to the
+    levels given (one level: that one): ``roi_align`` through torchvision's MultiScaleRoIAlign, or
+    ``roi_pool`` (torchvision.ops.roi_pool, as Faster R-CNN and the FPN paper pool) level by level with
+    the same level rule (torchvision's LevelMapper). ``strides`` picks the feature levels to pool from
+    (FPN: P2..P5, leaving P6 to the RPN)."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
                  sampling_ratio: int = 2, strides: Sequence[int] | None = None):
@@ -32,21 +35,36 @@ class RoIPooler(nn.Module):
             raise ValueError(f"roi pooler: strides {missing} are not among the feature strides {list(in_strides)}")
         if type not in ("roi_align", "roi_pool"):
             raise ValueError(f"roi pooler: type must be roi_align or roi_pool, got '{type}'")
-        if type == "roi_pool" and len(strides) != 1:
-            raise ValueError(f"roi pooler: roi_pool pools from one level; got strides {strides} (use roi_align)")
+        levels = [math.log2(s) for s in strides]
+        if len(strides) > 1 and levels != list(range(int(levels[0]), int(levels[0]) + len(levels))):
+            raise ValueError(f"roi pooler: several levels must have strides doubling from one to the next, got {strides}")
         self.type = type
         self.indices = [list(in_strides).index(s) for s in strides]
         self.strides = strides
         self.output_size = output_size
         names = [str(i) for i in self.indices]
         self.align = MultiScaleRoIAlign(names, output_size, sampling_ratio) if type == "roi_align" else None
+        self.levels = LevelMapper(int(levels[0]), int(levels[-1])) if type == "roi_pool" and len(strides) > 1 else None
 
     def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor],
                 image_size: tuple[int, int]) -> torch.Tensor:
         if self.type == "roi_pool":
-            return roi_pool(features[self.indices[0]], rois, self.output_size, 1.0 / self.strides[0])
+            if self.levels is None:
+                return roi_pool(features[self.indices[0]], rois, self.output_size, 1.0 / self.strides[0])
+            return self._pool_by_level(features, rois)
         maps = OrderedDict((str(i), features[i]) for i in self.indices)
         return self.align(maps, rois, [tuple(image_size)] * len(rois))
+
+    def _pool_by_level(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
+        level = self.levels(rois)
+        batch = torch.cat([torch.full((len(r), 1), i, dtype=r.dtype, device=r.device) for i, r in enumerate(rois)])
+        indexed = torch.cat([batch, torch.cat(rois)], dim=1)  # (R, 5): image index, x1, y1, x2, y2
+        first = features[self.indices[0]]
+        out = first.new_zeros(len(indexed), first.shape[1], self.output_size, self.output_size)
+        for k, (i, stride) in enumerate(zip(self.indices, self.strides)):
+            chosen = torch.nonzero(level == k).squeeze(1)
+            out[chosen] = roi_pool(features[i], indexed[chosen], self.output_size, 1.0 / stride).to(out.dtype)
+        return out
 
 
 @HEADS.register("roi_box_head")
