@@ -258,6 +258,30 @@ def test_a_table_with_the_papers_test_time_augmentation_scores_every_row_with_it
         reproduce({**table, "tta": "nope"}, "bccd", 1, tmp_path)
 
 
+def test_also_tta_puts_each_row_with_flip_beside_the_plain_figure_and_the_change_per_seed(tmp_path):
+    def fake_train(cfg, run_dir):
+        run_dir.mkdir(parents=True)
+        results = {"metrics": {"voc07_map50": 0.5 + 0.1 * cfg.seed}}
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    def fake_tta(run_dir, tta):
+        assert tta == "flip"
+        plain = json.loads((run_dir / "results.json").read_text())["metrics"]["voc07_map50"]
+        return {"metrics": {"voc07_map50": plain + (0.02 if run_dir.name == "seed0" else -0.01)}}
+
+    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite"], "also_tta": "flip"}
+    rows = reproduce(table, "synthetic", 2, tmp_path, train=fake_train, score_tta=fake_tta, latency=lambda d: 2.0)
+    assert rows[0].runs == pytest.approx([50.0, 60.0]) and rows[0].also_runs == pytest.approx([52.0, 59.0])
+    paths = write_table(rows, table, "synthetic", 2, tmp_path, "zoo-reproduce")
+    text = Path(paths["md"]).read_text()
+    assert "| with `tta=flip` | `tta=flip` minus plain, per seed |" in text
+    assert "| 55.50 ± 4.95 | +0.50 ± 2.12 |" in text  # changes +2 and -1
+    assert json.loads(Path(paths["json"]).read_text())["rows"][0]["also_runs"] == pytest.approx([52.0, 59.0])
+    with pytest.raises(ValueError, match="also_tta 'nope' has no file conf/tta/nope.yaml"):
+        reproduce({**table, "also_tta": "nope"}, "synthetic", 1, tmp_path)
+
+
 def test_row_tta_scores_a_real_checkpoint_once(compose_cfg, tmp_path):
     from zoo.engine.reproduce import row_tta
     from zoo.engine.trainer import Trainer

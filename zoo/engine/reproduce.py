@@ -11,7 +11,7 @@ import os
 import shutil
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Row:
     train_minutes: float | None = None  # mean over seeds, for tables with ``train_time: true``
     step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
     timed_on: str | None = None  # the machine that timed ``ms``
+    also_runs: list[float] = field(default_factory=list)  # per seed, scored with the table's ``also_tta``
 
     @property
     def mean(self) -> float:
@@ -63,9 +64,10 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     remove one component from the full model) instead of with the row before it (a cumulative table);
     keys starting with ``_`` hold YAML anchors shared by protocols and are otherwise ignored;
     ``tta: <conf/tta file>`` scores every row's checkpoint with the paper's test-time augmentation (a
-    protocol's own ``tta``, null included, replaces it)."""
+    protocol's own ``tta``, null included, replaces it); ``also_tta: <conf/tta file>`` adds a column of
+    each row scored with it beside the plain figure, and the per-seed change it brings."""
     unknown = sorted(k for k in set(table) - {"name", "title", "rows", "metric", "protocols", "rows_are", "speed",
-                                              "train_time", "reference", "tta"} if not k.startswith("_"))
+                                              "train_time", "reference", "tta", "also_tta"} if not k.startswith("_"))
     if unknown:
         raise ValueError(f"table {table.get('name')}: unknown key(s) {unknown}")
     if protocol not in PROTOCOLS:
@@ -91,9 +93,9 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
     if reference is not None and (reference not in table["rows"] or reference in spec.get("skip", [])):
         raise ValueError(f"table {table['name']}: reference '{reference}' is not one of the rows run under "
                          f"'{protocol}'")
-    tta = table_tta(table, protocol)
-    if tta is not None and not (Path(CONF_DIR) / "tta" / f"{tta}.yaml").is_file():
-        raise ValueError(f"table {table['name']}: tta '{tta}' has no file conf/tta/{tta}.yaml")
+    for key, name in (("tta", table_tta(table, protocol)), ("also_tta", table.get("also_tta"))):
+        if name is not None and not (Path(CONF_DIR) / "tta" / f"{name}.yaml").is_file():
+            raise ValueError(f"table {table['name']}: {key} '{name}' has no file conf/tta/{name}.yaml")
     row_overrides = spec.get("row_overrides") or {}
     strays = sorted(set(row_overrides) - set(table["rows"]))
     if strays:
@@ -322,11 +324,11 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     protocol_overrides = list(spec.get("overrides", []))
     metric = spec.get("metric") or table["metric"]
     group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
-    tta = table_tta(table, protocol)
+    tta, also_tta = table_tta(table, protocol), table.get("also_tta")
     rows = []
     run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
     for number, experiment in enumerate(run_rows, start=1):
-        runs, minutes, paper, ms = [], [], {}, None
+        runs, also_runs, minutes, paper, ms = [], [], [], {}, None
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
@@ -338,7 +340,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             if archive is not None and not done.is_file() and not (run_dir / "checkpoints").exists():
                 restore_run(Path(archive), archived_name(experiment, seed), run_dir,
                             lambda stored: _config_differences(cfg, stored))
-            if report_only and not (done.is_file() and (tta is None or cached_tta(run_dir, tta))):
+            if report_only and not (done.is_file() and all(t is None or cached_tta(run_dir, t) for t in (tta, also_tta))):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
             results = run_results(cfg, run_dir, where, train, Path(out_dir).parent if reuse else None)
@@ -347,6 +349,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
                                  f"(have {sorted(scored.get('metrics', {}))})")
             runs.append(100 * scored["metrics"][metric])
+            if also_tta is not None:
+                also_runs.append(100 * score_tta(run_dir, also_tta)["metrics"][metric])
             if results.get("train_seconds") is not None:
                 minutes.append(results["train_seconds"] / 60)
             if seed == 0 and table.get("speed") and (not report_only or (run_dir / "latency.json").is_file()):
@@ -359,7 +363,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         timing = Path(out_dir) / experiment / "seed0" / "latency.json"
         timed_on = json.loads(timing.read_text()).get("machine") if ms is not None and timing.is_file() else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
-                        bool(paper.get("step_verified")), timed_on))
+                        bool(paper.get("step_verified")), timed_on, also_runs))
     return rows
 
 
@@ -448,13 +452,15 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if finished < seeds * len(rows):
         header += (f"\n\n**Partial: {finished} of {seeds * len(rows)} runs finished**; a row's figure is the mean "
                    "of its finished seeds.")
-    extras = [(title, field) for title, field in (("ms / image", "ms"), ("train min", "train_minutes"))
-              if any(getattr(r, field) is not None for r in rows)]
+    extras = [(title, name) for title, name in (("ms / image", "ms"), ("train min", "train_minutes"))
+              if any(getattr(r, name) is not None for r in rows)]
+    also_tta = table.get("also_tta") if any(r.also_runs for r in rows) else None
+    also_titles = [f"with `tta={also_tta}`", f"`tta={also_tta}` minus plain, per seed"] if also_tta else []
     versus = f"`{reference}`" if reference else "the row above"
     lines = [f"# {table['title']}", "", header, "",
              "| row | settings | paper | ours (mean ± sample std) | paper step | our step | paper's ordering holds |"
-             + "".join(f" {title} |" for title, _ in extras),
-             "|---|---|---|---|---|---|---|" + "---|" * len(extras)]
+             + "".join(f" {title} |" for title, _ in extras) + "".join(f" {title} |" for title in also_titles),
+             "|---|---|---|---|---|---|---|" + "---|" * (len(extras) + len(also_titles))]
     for row, base, hold in zip(rows, bases, holds):
         paper = "-" if row.paper is None else f"{row.paper:.1f}" + ("" if row.verified else " (unverified)")
         ours = f"{row.mean:.2f} ± {row.std:.2f}" if len(row.runs) > 1 else f"{row.mean:.2f}"
@@ -462,9 +468,10 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
                                                              if len(row.runs) < seeds else "")
         paper_step = _step(row, base, lambda r: r.paper if same_metric else None, flag_unverified=True)
         our_step = _step(row, base, lambda r: r.mean if r.runs else None)
-        values = [getattr(row, field) for _, field in extras]
+        values = [getattr(row, name) for _, name in extras]
         lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
-                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values))
+                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values)
+                     + ("".join(f" {cell} |" for cell in _also_cells(row)) if also_titles else ""))
     if not of_models:
         lines += ["", (f"Steps are each row's change from {versus}; the ordering holds when our step has the sign of "
                   "the paper's, and is within noise when our step is under two standard errors of the difference (sample std "
@@ -476,13 +483,16 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if not same_metric:
         lines += ["", (f"The paper's figures are {table['metric']}, ours {metric}: its steps are not shown, and the "
                       "ordering compares the signs of the changes only.")]
-    if any(field == "ms" for _, field in extras):
+    if also_titles:
+        lines += ["", (f"`tta={also_tta}`: each run's checkpoint also scored as `zoo-eval ... tta={also_tta}`; the last "
+                  "column is the mean ± sample std of its change from the plain figure, seed by seed.")]
+    if any(name == "ms" for _, name in extras):
         machines = sorted({r.timed_on for r in rows if r.timed_on}) or [machine(torch.get_num_threads())]
         lines += ["", ("ms / image: seed 0's checkpoint, batch 1, median over 20 test images at each model's own test "
                   f"input size (keep-ratio models see the image's aspect), timed when the run finished; "
                   f"{'; '.join(machines)}" + (" (rows timed on different machines: their times do not compare)"
                                               if len(machines) > 1 else "") + ".")]
-    if any(field == "train_minutes" for _, field in extras):
+    if any(name == "train_minutes" for _, name in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]
@@ -496,10 +506,24 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     Path(paths["json"]).write_text(json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
         "command": command, "reference": reference, "finished_runs": finished, "tta": tta,
+        "also_tta": table.get("also_tta"),
         "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
+
+
+def _also_cells(row: Row) -> list[str]:
+    """The row's figure with the table's ``also_tta`` and its per-seed change from the plain figure."""
+    if not row.also_runs:
+        return ["-", "-"]
+    changes = [a - p for a, p in zip(row.also_runs, row.runs)]
+
+    def spread(values: list[float]) -> str:
+        return f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+
+    return [f"{statistics.fmean(row.also_runs):.2f}{spread(row.also_runs)}",
+            f"{statistics.fmean(changes):+.2f}{spread(changes)}"]
 
 
 def _finite(value: float) -> float | None:
