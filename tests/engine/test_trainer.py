@@ -56,6 +56,31 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(compose_cfg, tmp_pa
         assert torch.equal(a, b), name
 
 
+def test_a_crash_in_an_epochs_evaluation_resumes_before_that_epoch_ends(compose_cfg, tmp_path):
+    """checkpoint_every must not save the epoch's last step ahead of its evaluation: a crash there would
+    resume past the evaluation (and its chance at best.pt)."""
+    trainer = Trainer(compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=1", "trainer.checkpoint_every=1"),
+                      tmp_path)
+
+    def crash():
+        raise _Interrupt
+
+    trainer._validate = crash
+    with pytest.raises(_Interrupt):
+        trainer.fit()
+    assert trainer.step == 4 and load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_a_nan_validation_score_never_becomes_the_best(compose_cfg, tmp_path, monkeypatch):
+    scores = iter([float("nan"), 0.25])  # epoch 1's evaluation, then the final one
+    fake = {"per_class": {}, "tables": []}
+    monkeypatch.setattr("zoo.engine.trainer.evaluate_model",
+                        lambda *args, **kwargs: {**fake, "metrics": {"voc07_map50": next(scores)}})
+    trainer = Trainer(compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=1"), tmp_path)
+    trainer.fit()
+    assert trainer.best == {"voc07_map50": 0.25, "step": 8}
+
+
 def test_non_finite_loss_names_the_term_and_keeps_the_last_checkpoint(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=0")
 

@@ -65,18 +65,27 @@ def load_checkpoint(path: str | Path, required: Sequence[str] = CHECKPOINT_KEYS)
 RESUME_KEYS = (*CHECKPOINT_KEYS, "optimizer", "scheduler", "scaler", "rng", "step")  # what resume=true restores
 
 
-def rng_state() -> dict[str, Any]:
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The process's random state: CPU, Python and, on a CUDA ``device``, that GPU's generator (only this
+    process's GPU: a resume on a machine with fewer GPUs must still find it)."""
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or device is None or device.type != "cuda":
+        return
+    if isinstance(cuda, list | tuple):  # older checkpoints: every visible GPU's state
+        index = device.index or 0
+        if index >= len(cuda):
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda, device)
 
 
 def _as_tuple(value: Any) -> Any:

@@ -1,6 +1,7 @@
 """Single-node multi-GPU helpers for runs started by torchrun (one process per GPU)."""
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Any
 
@@ -14,7 +15,9 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if world == 1 or dist.is_initialized():
         return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend)
+    # Rank 0 evaluates alone while the others wait at a collective: a COCO evaluation can outlast the
+    # 10-minute default, after which the watchdog would kill the run.
+    dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
     return dist.get_rank(), dist.get_world_size()
 
 

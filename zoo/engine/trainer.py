@@ -126,6 +126,11 @@ class Trainer:
         if self.world_size > 1:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.index
                                                is not None else None)
+            if self.is_main:  # the paper trainers state the whole mini-batch, as the papers do
+                log.info("trainer.batch_size is per process: %d x %d processes = %d images per step, %d steps per "
+                         "epoch (a paper trainer's batch_size is the whole mini-batch: divide it by %d to keep its "
+                         "schedule)", self.tcfg.batch_size, self.world_size, self.tcfg.batch_size * self.world_size,
+                         self.iters_per_epoch, self.world_size)
         self.step = 0
         self.best: dict[str, Any] = {}
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=self.tcfg.tensorboard)
@@ -166,7 +171,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         else:  # saved where no float16 loss scaling ran (the CPU, bf16): the scale starts afresh
             log.warning("resume: %s holds no loss-scaler state; float16 loss scaling starts from its default", path)
-        set_rng_state(self._own_rng_state(state["rng"], path))
+        set_rng_state(self._own_rng_state(state["rng"], path), self.device)
         self.step = int(state["step"])
         self.best = dict(state.get("best", {}))
         log.info("resumed from %s at step %d", path, self.step)
@@ -193,7 +198,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": gather_from_all(rng_state()),
+            "rng": gather_from_all(rng_state(self.device)),
             "step": self.step, "best": self.best, "config": OmegaConf.to_yaml(self.cfg, resolve=True),
             "class_names": self.class_names,
         }
@@ -220,11 +225,14 @@ class Trainer:
                 self.step += 1
                 rate = len(batch) * self.world_size / max(time.perf_counter() - tick, 1e-9)
                 self._log_step(losses, rate, bar)
-                if self.tcfg.checkpoint_every and self.step % self.tcfg.checkpoint_every == 0:
+                ends_epoch = self.step >= self.total_iters or self.step % self.iters_per_epoch == 0
+                # at an epoch's end the epoch's own save follows its evaluation: saving first would let a
+                # crash during that evaluation resume past it
+                if self.tcfg.checkpoint_every and self.step % self.tcfg.checkpoint_every == 0 and not ends_epoch:
                     self.save("last.pt")
                 for hook in self.hooks:
                     getattr(hook, "after_step", lambda _: None)(self)
-                if self.step >= self.total_iters or self.step % self.iters_per_epoch == 0:
+                if ends_epoch:
                     break
             if self.step % self.iters_per_epoch == 0 or self.step >= self.total_iters:
                 self._end_epoch()
@@ -308,7 +316,7 @@ class Trainer:
             value = results["metrics"][metric]
             self.logger.log(self.step, results["metrics"], kind="val")
             tqdm.write(f"step {self.step}: val {metric} = {value:.4f}")
-            improved = metric not in self.best or value > self.best[metric]  # NaN never wins
+            improved = not math.isnan(value) and (metric not in self.best or value > self.best[metric])
             if improved:
                 self.best = {metric: value, "step": self.step}
         if from_main(improved):  # every rank joins in saving: the checkpoint gathers each one's random state
