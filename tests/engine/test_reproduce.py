@@ -137,7 +137,7 @@ def test_a_table_of_models_carries_their_speed(tmp_path):
     def fake_train(cfg, run_dir):
         return {"metrics": {"voc07_map50": {"ssd_lite": 0.6, "fpn_lite": 0.7}[cfg.model.name]}}
 
-    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "fpn_lite"]}
+    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "fpn_lite"], "also_tta": None}
     rows = reproduce(table, "synthetic", 1, tmp_path, train=fake_train,
                      latency=lambda run_dir: {"ssd_lite": 5.0, "fpn_lite": 9.0}[run_dir.parent.name])
     assert [(r.settings, r.runs, r.ms, r.paper) for r in rows] == [("model=ssd_lite", [60.0], 5.0, None),
@@ -308,7 +308,7 @@ def _train_with_checkpoint(cfg, run_dir, value=0.5):
 def test_a_row_takes_a_finished_run_of_another_table_with_its_config(tmp_path):
     full = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full"]}
     reproduce(full, "synthetic", 1, tmp_path / "refinedet_table3-synthetic", train=_train_with_checkpoint)
-    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite", "ssd_lite"]}
+    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite", "ssd_lite"], "also_tta": None}
     trained = []
 
     def train(cfg, run_dir):
@@ -340,7 +340,7 @@ def test_an_interrupted_take_is_finished_not_trained_and_survives_moving_the_run
     take_twin(source, row)
     (row / "results.json").unlink()  # as if stopped between the link and the results
     before = sorted(p.name for p in (source / "checkpoints").iterdir())
-    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite"]}
+    models = {**_table("zoo_speed_accuracy"), "rows": ["refinedet_lite"], "also_tta": None}
     rows = reproduce(models, "synthetic", 1, tables / "zoo_speed_accuracy-synthetic", latency=lambda run_dir: 1.0,
                      train=lambda cfg, run_dir: pytest.fail("trained over a twin"), reuse=False)
     assert rows[0].runs == [50.0] and sorted(p.name for p in (source / "checkpoints").iterdir()) == before
@@ -363,7 +363,7 @@ def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):
     rows = reproduce(table, "bccd", 1, tmp_path, report_only=True,
                      score_tta=lambda run_dir, tta: pytest.fail("scored a report"))
     assert rows[0].runs == []  # its flip-test figure is not on disk yet
-    speed = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite"]}
+    speed = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite"], "also_tta": None}
     reproduce(speed, "synthetic", 1, tmp_path / "speed", train=_train_with_checkpoint, latency=lambda run_dir: 2.0)
     rows = reproduce(speed, "synthetic", 1, tmp_path / "speed", report_only=True,
                      latency=lambda run_dir: pytest.fail("timed a report"))
@@ -394,7 +394,7 @@ def test_a_misspelt_skip_is_refused_before_anything_trains(tmp_path):
 
 
 def test_an_archived_table_is_finished_elsewhere_without_retraining(tmp_path):
-    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "refinedet_lite"]}
+    table = {**_table("zoo_speed_accuracy"), "rows": ["ssd_lite", "refinedet_lite"], "also_tta": None}
     archive = tmp_path / "archive"
 
     def timed(run_dir):  # what row_latency leaves beside the checkpoint

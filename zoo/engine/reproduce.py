@@ -215,11 +215,12 @@ def _check_twin_still_fits(cfg, twin: Path, run_dir: Path) -> None:
 
 
 def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
-    """The row's folder points at its twin: ``twin.json`` saying where from (written first, so an
+    """The row's folder points at its twin: ``twin.json`` saying where from, relative to it (written first, so an
     interrupted take is finished, never trained over), its checkpoints linked by a relative link (for
     timing and test-time augmentation; it survives moving the whole runs folder), its results copied."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(run_dir / "twin.json", json.dumps({"from": str(twin.resolve())}))
+    source = os.path.relpath(twin.resolve(), run_dir.resolve())  # relative, as the link: the runs folder may move
+    write_text_atomically(run_dir / "twin.json", json.dumps({"from": source}))
     link = run_dir / "checkpoints"
     if not link.is_symlink():
         if link.is_dir():
@@ -293,7 +294,7 @@ def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dic
     started = (run_dir / "checkpoints" / "last.pt").is_file()
     twin = None
     if (run_dir / "twin.json").is_file() and not done:
-        twin = Path(json.loads((run_dir / "twin.json").read_text())["from"])
+        twin = run_dir / json.loads((run_dir / "twin.json").read_text())["from"]  # an absolute path stays as it is
         _check_twin_still_fits(cfg, twin, run_dir)
     elif twins_under is not None and not done and not started:
         twin = find_twin(cfg, run_dir, twins_under)
