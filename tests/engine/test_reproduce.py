@@ -455,3 +455,24 @@ def test_paper_protocols_train_on_difficult_objects_as_the_authors_code_does(nam
     for row in table["rows"]:
         cfg = compose_row(row, table["protocols"]["paper"]["overrides"], 0)
         assert cfg.data.train.difficult == mode and "difficult" not in cfg.data.test
+
+
+def test_the_table_names_the_code_its_runs_trained_with(tmp_path):
+    table = _table("refinedet_table3")
+    codes = iter(["abc1234", "abc1234", "abc1234", "abc1234", "def5678", "def5678", None, None])
+
+    def fake_train(cfg, run_dir):
+        results = {"metrics": {"voc07_map50": 0.5}, "code": next(codes)}
+        run_dir.mkdir(parents=True)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    rows = reproduce(table, "synthetic", 2, tmp_path, train=fake_train)
+    assert [r.codes for r in rows][2:] == [["def5678", "def5678"], ["not recorded", "not recorded"]]
+    text = Path(write_table(rows, table, "synthetic", 2, tmp_path / "a", "zoo-reproduce")["md"]).read_text()
+    assert ("Runs trained with different code: `abc1234` (refinedet320_table3_full, refinedet320_table3_no_filter); "
+            "`def5678` (refinedet320_table3_no_cascade); `not recorded` (refinedet320_table3_no_tcb).") in text
+    text = Path(write_table(rows[:2], table, "synthetic", 2, tmp_path / "b", "zoo-reproduce")["md"]).read_text()
+    assert "Runs trained with code `abc1234`." in text
+    text = Path(write_table(rows[3:], table, "synthetic", 2, tmp_path / "c", "zoo-reproduce")["md"]).read_text()
+    assert "Runs trained with" not in text  # runs from before the code was recorded: nothing to say

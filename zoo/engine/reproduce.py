@@ -43,6 +43,7 @@ class Row:
     step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
     timed_on: str | None = None  # the machine that timed ``ms``
     also_runs: list[float] = field(default_factory=list)  # per seed, scored with the table's ``also_tta``
+    codes: list[str] = field(default_factory=list)  # per seed, the code it trained with (zoo.engine.timing.code_version)
 
     @property
     def mean(self) -> float:
@@ -329,7 +330,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     rows = []
     run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
     for number, experiment in enumerate(run_rows, start=1):
-        runs, also_runs, minutes, paper, ms = [], [], [], {}, None
+        runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
@@ -350,6 +351,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
                                  f"(have {sorted(scored.get('metrics', {}))})")
             runs.append(100 * scored["metrics"][metric])
+            codes.append(results.get("code") or "not recorded")
             if also_tta is not None:
                 also_runs.append(100 * score_tta(run_dir, also_tta)["metrics"][metric])
             if results.get("train_seconds") is not None:
@@ -364,7 +366,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         timing = Path(out_dir) / experiment / "seed0" / "latency.json"
         timed_on = json.loads(timing.read_text()).get("machine") if ms is not None and timing.is_file() else None
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
-                        bool(paper.get("step_verified")), timed_on, also_runs))
+                        bool(paper.get("step_verified")), timed_on, also_runs, codes))
     return rows
 
 
@@ -446,6 +448,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     header = f"protocol `{protocol}`, {seeds} seed(s), metric `{metric}` in percent; command: `{command}`"
     written = f"{machine(torch.get_num_threads())}, {os.cpu_count()} cores"
     header += f"\n\nWritten {datetime.date.today().isoformat()} on {written}."
+    header += _code_line(rows)
     tta = table_tta(table, protocol)
     if tta is not None:
         header += f"\n\nEvery row scored with the test-time augmentation `tta={tta}` (as `zoo-eval ... tta={tta}`)."
@@ -512,6 +515,20 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
+
+
+def _code_line(rows: Sequence[Row]) -> str:
+    """Which code the runs trained with: one commit, or the rows of each when the table spans code changes."""
+    rows_of: dict[str, list[str]] = {}
+    for row in rows:
+        for code in dict.fromkeys(row.codes):
+            rows_of.setdefault(code, []).append(row.experiment)
+    if not rows_of or list(rows_of) == ["not recorded"]:  # runs from before results.json recorded it
+        return ""
+    if len(rows_of) == 1:
+        return f" Runs trained with code `{next(iter(rows_of))}`."
+    return " Runs trained with different code: " + "; ".join(
+        f"`{code}` ({', '.join(names)})" for code, names in rows_of.items()) + "."
 
 
 def _also_cells(row: Row) -> list[str]:

@@ -2,10 +2,13 @@
 timed in alternating rounds, and the machine header every figure is printed under."""
 from __future__ import annotations
 
+import functools
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
 
@@ -30,6 +33,25 @@ def machine(threads: int) -> str:
     on it (AVX2 or AVX512; two machines of one name can differ there, and speed with it), torch, threads."""
     return (f"machine: {_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, "
             f"{threads} threads")
+
+
+@functools.cache
+def code_version() -> str:
+    """The commit of the zoo checkout a figure comes from, '+changes' added when its code or configs differ from
+    that commit; 'unknown' for an installed copy outside a checkout. Recorded beside each run's figures, so a table
+    whose runs span code changes says so."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return "unknown"
+    git = ["git", "-C", str(root)]
+    try:
+        sha = subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, timeout=30,
+                             check=True).stdout.strip()
+        changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "zoo", "conf"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # no git on the machine, or a broken checkout
+        return "unknown"
+    return sha + ("+changes" if changed else "")
 
 
 def _cpu_name() -> str:

@@ -24,7 +24,7 @@ from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.stages import Stage, StageSchedule
-from zoo.engine.timing import machine
+from zoo.engine.timing import code_version, machine
 from zoo.evaluation import build_evaluators
 from zoo.models.detectors import build_detector
 
@@ -344,6 +344,7 @@ class Trainer:
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
             "machine": f"{machine(torch.get_num_threads())}, {os.cpu_count()} cores, {self.device.type}",
             "train_dtype": str(self.amp_dtype or torch.float32).removeprefix("torch."),  # autocast or not, by CPU
+            "code": code_version(),
             "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
         write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
