@@ -70,8 +70,11 @@ def test_an_interrupted_row_continues_from_its_last_checkpoint(tmp_path):
 def test_ordering_follows_the_sign_of_each_change():
     rows = [Row("a", "", 80.0, True, [60.0]), Row("b", "", 79.5, True, [59.0]), Row("c", "", 77.3, False, [59.5]),
             Row("d", "", None, False, [50.0])]
-    assert ordering_holds(rows) == [None, "yes (1 seed)", "no (1 seed)", None]  # one run each: no spread to judge by
-    assert ordering_holds(rows, reference="a") == [None, "yes (1 seed)", "yes (1 seed)", None]  # against 'a'
+    # one run each: no spread to judge by; c's paper figure is unchecked, so is any verdict resting on it
+    assert ordering_holds(rows) == [None, "yes (1 seed)", "no (1 seed) (unverified)", None]
+    assert ordering_holds(rows, reference="a") == [None, "yes (1 seed)", "yes (1 seed) (unverified)", None]
+    rows[2].step_verified = True  # the paper's change is confirmed though its figure is not
+    assert ordering_holds(rows)[2] == "no (1 seed)"
     tie = [Row("a", "", 69.8, True, [60.0, 61.0]), Row("b", "", 69.9, True, [55.0, 56.0])]
     assert ordering_holds(tie) == [None, "paper tie"]  # +0.1 in the paper is no ordering to hold
 
@@ -476,3 +479,21 @@ def test_the_table_names_the_code_its_runs_trained_with(tmp_path):
     assert "Runs trained with code `abc1234`." in text
     text = Path(write_table(rows[3:], table, "synthetic", 2, tmp_path / "c", "zoo-reproduce")["md"]).read_text()
     assert "Runs trained with" not in text  # runs from before the code was recorded: nothing to say
+
+
+def test_the_settings_column_shows_what_the_run_trained_with_when_the_protocol_sets_a_switch(tmp_path):
+    def fake_train(cfg, run_dir):
+        results = {"metrics": {"voc07_map50": 0.5 + 0.1 * cfg.model.targets.min_overlap}}
+        run_dir.mkdir(parents=True)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    def plain(run_dir, tta):  # the table's flip test, scored as the plain run here
+        return json.loads((run_dir / "results.json").read_text())
+
+    rows = reproduce(_table("cornernet_table1"), "bccd", 1, tmp_path / "t1", train=fake_train, score_tta=plain)
+    assert rows[0].runs == [pytest.approx(53.0)]  # trained at the protocol's 0.3
+    assert "model.targets.min_overlap=0.3 (the protocol's; the row sets 0.7)" in rows[0].settings
+    assert "model.targets.radius_formula=\"authors\"" in rows[0].settings
+    rows = reproduce(_table("cornernet_table2"), "bccd", 1, tmp_path / "t2", train=fake_train, score_tta=plain)
+    assert rows[2].runs == [pytest.approx(53.0)]  # the same radius as Table 1's rows

@@ -200,3 +200,12 @@ def test_average_precision_of_an_empty_ranking_is_zero():
     empty = np.zeros(0)
     assert average_precision(empty, empty, True) == 0.0
     assert average_precision(empty, empty, False) == 0.0
+
+
+def test_eleven_point_thresholds_are_the_reference_scorers_floats():
+    # 10 GT, 3 TPs: recall reaches exactly 3/10. The reference scorers' t = 0.3 is np.arange(0, 1.1, 0.1)[3],
+    # 0.30000000000000004, which 3/10 does not reach: t = 0, .1, .2 -> 1, the rest 0 -> 3/11, not 4/11.
+    boxes = [[20.0 * i, 0.0, 20.0 * i + 10.0, 10.0] for i in range(10)]
+    ap07, ap = both_metrics([gt(1, boxes)], [pred(1, boxes[:3], [0.9, 0.8, 0.7])])
+    assert ap07 == pytest.approx(3 / 11, abs=1e-12)
+    assert ap == pytest.approx(0.3, abs=1e-12)

@@ -99,12 +99,14 @@ def test_batched_matches_single():
             assert (keep[i, k1.numel():] == -1).all() and (kept[i, k1.numel():] == 0).all()
 
 
-def _reference(boxes, scores, labels, method, sigma, iou_threshold, score_threshold, max_detections):
-    """Plain per-box loop straight from the paper's pseudo-code."""
+def _reference(boxes, scores, labels, method, sigma, iou_threshold, score_threshold, max_detections,
+               merge_exponent=None):
+    """Plain per-box loop straight from the paper's pseudo-code; with ``merge_exponent``, CornerNet's box
+    merging with one score per box: also each pick's merged box."""
     iou = box_iou(boxes, boxes)
     current = scores.tolist()
     remaining = list(range(len(current)))
-    keep, kept = [], []
+    keep, kept, merged = [], [], []
     while remaining and len(keep) < max_detections:
         best = max(remaining, key=lambda j: (current[j], -j))
         if current[best] < score_threshold:
@@ -112,16 +114,18 @@ def _reference(boxes, scores, labels, method, sigma, iou_threshold, score_thresh
         keep.append(best)
         kept.append(current[best])
         remaining.remove(best)
+        total, weight = boxes[best] * scores[best], float(scores[best])
         for j in remaining:
             if labels[j] != labels[best]:
                 continue
             o = float(iou[best, j])
-            if method == "linear":
-                if o > iou_threshold:
-                    current[j] *= 1 - o
-            else:
-                current[j] *= math.exp(-o * o / sigma)
-    return keep, kept
+            decay = (1 - o if o > iou_threshold else 1.0) if method == "linear" else math.exp(-o * o / sigma)
+            if merge_exponent is not None and current[j] >= score_threshold:  # not yet discarded
+                w = float(scores[j]) * (1 - decay) ** merge_exponent
+                total, weight = total + boxes[j] * w, weight + w
+            current[j] *= decay
+        merged.append(total / weight)
+    return (keep, kept) if merge_exponent is None else (keep, kept, torch.stack(merged))
 
 
 @pytest.mark.parametrize("method", ["linear", "gaussian"])
@@ -151,3 +155,32 @@ def test_validation():
         batched_soft_nms(BOXES, SCORES)
     with pytest.raises(ValueError, match="valid"):
         batched_soft_nms(BOXES[None], SCORES[None], valid=torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian"])
+def test_merging_matches_the_reference_loop(method):
+    gen = torch.Generator().manual_seed(2)
+    boxes = _random_boxes(gen, 60)
+    boxes = torch.cat([boxes, boxes + torch.rand(60, 4, generator=gen)])  # near-duplicates to merge
+    scores = torch.rand(120, generator=gen)
+    labels = torch.randint(0, 3, (120,), generator=gen)
+    args = {"method": method, "sigma": 0.5, "iou_threshold": 0.3, "score_threshold": 0.05, "max_detections": 100,
+            "merge_exponent": 2.0}
+    keep, kept, merged = soft_nms(boxes, scores, labels, **args)
+    ref_keep, ref_kept, ref_merged = _reference(boxes, scores, labels.tolist(), **args)
+    assert keep.tolist() == ref_keep
+    assert torch.allclose(kept, torch.tensor(ref_kept), atol=1e-6)
+    assert torch.allclose(merged, ref_merged, atol=1e-4)
+    assert not torch.allclose(merged, boxes[keep], atol=1e-2)  # merging moved boxes
+
+
+def test_merging_pulls_a_pick_towards_its_near_duplicate_only():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [30, 30, 40, 40]])
+    keep, _, merged = soft_nms(boxes, torch.tensor([0.9, 0.8, 0.7]), merge_exponent=10)
+    assert keep.tolist()[:2] == [0, 2]
+    decay = math.exp(-(90 / 110) ** 2 / 0.5)
+    w = 0.8 * (1 - decay) ** 10
+    assert merged[0].tolist() == pytest.approx([w / (0.9 + w), 0, 10 + w / (0.9 + w), 10], abs=1e-5)
+    assert merged[1].tolist() == pytest.approx([30, 30, 40, 40])  # nothing overlaps it
+    with pytest.raises(ValueError, match="merge_exponent"):
+        soft_nms(boxes, torch.tensor([0.9, 0.8, 0.7]), merge_exponent=0)

@@ -91,7 +91,7 @@ def check_table(table: Mapping[str, Any], protocol: str) -> None:
         raise ValueError(f"table {table['name']}: protocol '{protocol}' skips row(s) {stray_skips} that are not in "
                          f"its rows {list(table['rows'])}")
     reference = table.get("reference")
-    if reference is not None and (reference not in table["rows"] or reference in spec.get("skip", [])):
+    if reference is not None and (reference not in table["rows"] or reference in (spec.get("skip") or [])):
         raise ValueError(f"table {table['name']}: reference '{reference}' is not one of the rows run under "
                          f"'{protocol}'")
     for key, name in (("tta", table_tta(table, protocol)), ("also_tta", table.get("also_tta"))):
@@ -328,7 +328,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
     tta, also_tta = table_tta(table, protocol), table.get("also_tta")
     rows = []
-    run_rows = [r for r in table["rows"] if r not in spec.get("skip", [])]
+    run_rows = [r for r in table["rows"] if r not in (spec.get("skip") or [])]
     for number, experiment in enumerate(run_rows, start=1):
         runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
@@ -360,7 +360,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 ms = latency(run_dir)  # timed now, while the checkpoint is here
             if archive is not None:
                 save_run(run_dir, Path(archive), archived_name(experiment, seed), _archived_config(run_dir))
-        settings = _settings(experiment) if group == "experiment" else f"model={experiment}"
+        settings = _settings(experiment, cfg) if group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         timing = Path(out_dir) / experiment / "seed0" / "latency.json"
@@ -370,9 +370,10 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     return rows
 
 
-def _settings(experiment: str) -> str:
+def _settings(experiment: str, cfg) -> str:
     """The experiment's own switches, as overrides on one line: its group choices beyond model, data,
-    trainer and evaluator (``model/neck=none``) and its ``model`` values."""
+    trainer and evaluator (``model/neck=none``) and its ``model`` values, as the row's composed ``cfg`` has them
+    (a protocol that sets one of them otherwise is named beside the value it replaced)."""
     node = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "experiment" / f"{experiment}.yaml"))
     parts = []
     for entry in node.get("defaults", []):
@@ -381,7 +382,11 @@ def _settings(experiment: str) -> str:
                 group = key.removeprefix("override ").lstrip("/")
                 if group not in ("model", "data", "trainer", "evaluator"):
                     parts.append(f"{group}={value}")
-    parts += [f"model.{key}={json.dumps(value)}" for key, value in _flatten(node.get("model") or {})]
+    for key, value in _flatten(node.get("model") or {}):
+        ran = OmegaConf.select(cfg, f"model.{key}")
+        ran = OmegaConf.to_container(ran, resolve=True) if OmegaConf.is_config(ran) else ran
+        parts.append(f"model.{key}={json.dumps(ran)}" + ("" if ran == value else
+                                                          f" (the protocol's; the row sets {json.dumps(value)})"))
     return ", ".join(parts) or "as the paper"
 
 
@@ -408,29 +413,35 @@ def ordering_holds(rows: Sequence[Row], reference: str | None = None) -> list[st
     """Per row: 'yes' or 'no', whether our change from the row it is compared with has the sign of the
     paper's; 'within noise' when our change is under two standard errors of the difference of the two
     means (sample std over sqrt(seeds)); '(1 seed)' added when a row has one run, so no spread to judge
-    by; 'paper tie' when the paper's own change is under PAPER_TIE; None where a figure is missing."""
+    by; 'paper tie' when the paper's own change is under PAPER_TIE; None where a figure is missing;
+    ' (unverified)' added where the paper's change rests on a figure not checked against the paper."""
     out: list[str | None] = []
     for row, base in zip(rows, compared_with(rows, reference)):
         if base is None or row.paper is None or base.paper is None or not row.runs or not base.runs:
             out.append(None)
             continue
         paper, ours = row.paper - base.paper, row.mean - base.mean
+        flag = "" if _paper_step_verified(row, base) else " (unverified)"
         if abs(paper) < PAPER_TIE - 1e-9:
-            out.append("paper tie")
+            out.append("paper tie" + flag)
             continue
         sign = "yes" if (paper > 0) == (ours > 0) else "no"
         if len(row.runs) < 2 or len(base.runs) < 2:
-            out.append(f"{sign} (1 seed)")
+            out.append(f"{sign} (1 seed)" + flag)
             continue
         noise = 2 * math.sqrt(row.std ** 2 / len(row.runs) + base.std ** 2 / len(base.runs))
-        out.append("within noise" if abs(ours) < noise else sign)
+        out.append(("within noise" if abs(ours) < noise else sign) + flag)
     return out
+
+
+def _paper_step_verified(row: Row, base: Row) -> bool:
+    return (row.verified and base.verified) or row.step_verified
 
 
 def _step(row: Row, base: Row | None, value: Callable[[Row], float | None], flag_unverified: bool = False) -> str:
     if base is None or value(row) is None or value(base) is None:
         return "-"
-    unverified = flag_unverified and not (row.verified and base.verified) and not row.step_verified
+    unverified = flag_unverified and not _paper_step_verified(row, base)
     return f"{value(row) - value(base):+.2f}" + (" (unverified)" if unverified else "")
 
 
@@ -500,7 +511,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]
-    skipped = table["protocols"][protocol].get("skip", [])
+    skipped = table["protocols"][protocol].get("skip") or []
     if skipped:
         lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]
     if protocol != "paper":

@@ -6,11 +6,14 @@ missing from the runs folder is restored from the archive instead of trained aga
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from zoo.engine.checkpoint import write_text_atomically
+
+log = logging.getLogger("zoo.reproduce")
 
 _EXTRAS = ("latency.json", "tta_*.json")  # what a run's folder holds besides results.json, worth keeping
 
@@ -42,6 +45,8 @@ def restore_run(archive: Path, name: str, run_dir: Path,
     if not source.is_file():
         return False
     results = json.loads(source.read_text())
+    if results.get("config") is None:
+        log.warning(f"{source} records no config (archived before runs stored theirs): restored unchecked")
     differ = differences(results["config"]) if results.get("config") is not None else []
     if differ:
         raise ValueError(f"{source} was trained with another config than this row composes now (differs in "

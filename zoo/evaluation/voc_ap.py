@@ -74,8 +74,9 @@ def average_precision(precision: np.ndarray, recall: np.ndarray, use_07_metric: 
     """VOC2007 11-point interpolated AP, or (VOC2010+) the area under the monotone envelope."""
     if use_07_metric:
         # The highest precision at recall >= t, for t = 0, 0.1, ..., 1 (0 where recall never gets there).
-        # arange/10 makes t exactly the float a recall like 3/10 rounds to.
-        t = np.arange(11) / 10
+        # t as the Python scorers the papers' code and MMDetection use build it, np.arange(0, 1.1, 0.1): its 0.3,
+        # 0.6 and 0.7 lie just above 3/10, 6/10 and 7/10, so a recall of exactly 3/10 does not reach t = 0.3.
+        t = np.arange(0.0, 1.1, 0.1)
         reached = recall[None, :] >= t[:, None]
         return float(np.where(reached, precision[None, :], 0.0).max(axis=1, initial=0.0).mean())
     mrec = np.concatenate([[0.0], recall, [1.0]])

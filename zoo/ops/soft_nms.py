@@ -24,7 +24,9 @@ def _pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
 
 
-def check_soft_nms_args(method: str, sigma: float, max_detections: int) -> None:
+def check_soft_nms_args(method: str, sigma: float, max_detections: int, merge_exponent: float | None = None) -> None:
+    if merge_exponent is not None and not merge_exponent > 0:
+        raise ValueError(f"merge_exponent must be > 0 (or null: no merging), got {merge_exponent}")
     if method not in METHODS:
         raise ValueError(f"unknown soft-NMS method {method!r}; expected one of {METHODS}")
     if sigma <= 0:
@@ -49,7 +51,15 @@ def batched_soft_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
     ``kept_scores`` (B, K), the decayed score of each pick, 0 past the end;
     ``num_kept`` (B,) long, the number of real picks per image.
     """
-    check_soft_nms_args(method, sigma, max_detections)
+    keep, kept_scores, num_kept, _ = _soft_nms(boxes, scores, labels, valid, method, sigma, iou_threshold,
+                                               score_threshold, max_detections, merge_exponent=None)
+    return keep, kept_scores, num_kept
+
+
+def _soft_nms(boxes, scores, labels, valid, method, sigma, iou_threshold, score_threshold, max_detections,
+              merge_exponent: float | None):
+    """``batched_soft_nms``; with ``merge_exponent`` also each pick's merged box (B, K, 4): see ``soft_nms``."""
+    check_soft_nms_args(method, sigma, max_detections, merge_exponent)
     if boxes.dim() != 3 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (B, N, 4), got {tuple(boxes.shape)}")
     batch, n = boxes.shape[:2]
@@ -65,8 +75,9 @@ def batched_soft_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
     keep = torch.full((batch, steps), -1, dtype=torch.long, device=device)
     kept_scores = torch.zeros((batch, steps), dtype=scores.dtype, device=device)
     num_kept = torch.zeros(batch, dtype=torch.long, device=device)
+    merged = None if merge_exponent is None else torch.zeros((batch, steps, 4), device=device)
     if steps == 0 or batch == 0:
-        return keep, kept_scores, num_kept
+        return keep, kept_scores, num_kept, merged
 
     # The whole IoU matrix once; cross-class pairs set to 0 so they never decay each other
     # (gaussian: exp(0) = 1; linear: 0 <= threshold -> unchanged).
@@ -96,25 +107,45 @@ def batched_soft_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
         kept_scores[:, step] = torch.where(take, best, 0)
         num_kept += take
         unpicked[rows, idx] &= done
+        if merged is not None:  # the boxes still in play, before this pick decays them
+            merged[:, step] = _merged_box(boxes, scores, decay[rows, idx], idx, unpicked & (current >= score_threshold),
+                                          merge_exponent)
         current = torch.where(unpicked & take[:, None], current * decay[rows, idx], current)
-    return keep, kept_scores, num_kept
+    return keep, kept_scores, num_kept, merged
+
+
+def _merged_box(boxes, scores, decay, idx, in_play, exponent):
+    """The pick's box averaged with the boxes it decays, each weighted by its score times
+    (1 - decay) ** exponent: near-duplicates count, boxes it barely touches do not."""
+    rows = torch.arange(len(idx), device=boxes.device)
+    weight = scores.float() * (1 - decay.float()).pow(exponent) * in_play
+    weight[rows, idx] = scores[rows, idx].float()
+    return (boxes.float() * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp(min=1e-12)
 
 
 def soft_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor | None = None,
              method: str = "gaussian", sigma: float = 0.5, iou_threshold: float = 0.5,
-             score_threshold: float = 0.001, max_detections: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+             score_threshold: float = 0.001, max_detections: int = 100,
+             merge_exponent: float | None = None) -> tuple[torch.Tensor, ...]:
     """Soft-NMS on one image: boxes (N, 4) xyxy, scores (N,), labels (N,) int or None (one class).
 
     Returns (keep, kept_scores): indices into the input in pick order and their decayed scores.
-    See ``batched_soft_nms`` for the semantics (this is that function with B = 1)."""
+    See ``batched_soft_nms`` for the semantics (this is that function with B = 1).
+    With ``merge_exponent`` (CornerNet's multi-scale test, 10) a third tensor, each pick's box merged with the
+    boxes still in play that it decays (not yet picked, score not yet under ``score_threshold``): their
+    average weighted by score x (1 - decay) ** merge_exponent, the pick's own weight its score. CornerNet
+    weights the left and top sides by the top-left corner's score and the others by the bottom-right's; a
+    detection here carries one score, the mean of the two."""
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (N, 4), got {tuple(boxes.shape)}")
     if scores.shape != boxes.shape[:1]:
         raise ValueError(f"scores must be (N,) = ({boxes.shape[0]},), got {tuple(scores.shape)}")
     if labels is not None and labels.shape != boxes.shape[:1]:
         raise ValueError(f"labels must be (N,) = ({boxes.shape[0]},), got {tuple(labels.shape)}")
-    keep, kept_scores, num_kept = batched_soft_nms(
-        boxes[None], scores[None], None if labels is None else labels[None], None, method=method, sigma=sigma,
-        iou_threshold=iou_threshold, score_threshold=score_threshold, max_detections=max_detections)
+    keep, kept_scores, num_kept, merged = _soft_nms(
+        boxes[None], scores[None], None if labels is None else labels[None], None, method, sigma, iou_threshold,
+        score_threshold, max_detections, merge_exponent)
     n = int(num_kept[0])
-    return keep[0, :n], kept_scores[0, :n]
+    if merged is None:
+        return keep[0, :n], kept_scores[0, :n]
+    return keep[0, :n], kept_scores[0, :n], merged[0, :n].to(boxes.dtype)

@@ -4,6 +4,9 @@ Each is called with one image's boxes (N, 4), scores (N,) and labels (N,) and re
 ``boxes``, ``scores``, ``labels``, best first. Box voting (RefineDet's multi-scale test) is greedy
 NMS whose survivors take the score-weighted mean of the boxes they suppress (their cluster); the
 clusters are found in one pass over an IoU matrix rather than box by box.
+
+IoU is measured on continuous boxes (the zoo's convention), without the +1 on widths that the authors'
+pixel-index code adds, and a box joins a cluster above the threshold, as torchvision's NMS suppresses.
 """
 from __future__ import annotations
 
@@ -39,18 +42,22 @@ class NMSMerge:
 
 @MERGES.register("soft_nms")
 class SoftNMSMerge:
-    """Per-class soft-NMS (``zoo.ops.soft_nms``): ``method`` gaussian or linear."""
+    """Per-class soft-NMS (``zoo.ops.soft_nms``): ``method`` gaussian or linear. ``merge_exponent`` (CornerNet's
+    multi-scale test: 10) also moves each kept box to the weighted mean of itself and the near-duplicates it
+    decays; None keeps the boxes as they are."""
 
     def __init__(self, method: str = "gaussian", sigma: float = 0.5, iou_threshold: float = 0.5,
-                 score_threshold: float = 0.001, max_detections: int = 1000):
+                 score_threshold: float = 0.001, max_detections: int = 1000, merge_exponent: float | None = None):
         _check_iou("soft_nms", iou_threshold)
-        check_soft_nms_args(method, sigma, max_detections)  # at build time, before any model or data is loaded
+        check_soft_nms_args(method, sigma, max_detections, merge_exponent)  # at build time, before any model loads
         self.kwargs = {"method": method, "sigma": sigma, "iou_threshold": iou_threshold,
-                       "score_threshold": score_threshold, "max_detections": max_detections}
+                       "score_threshold": score_threshold, "max_detections": max_detections,
+                       "merge_exponent": merge_exponent}
 
     def __call__(self, boxes, scores, labels):
-        keep, kept_scores = soft_nms(boxes.float(), scores.float(), labels, **self.kwargs)
-        return _result(boxes[keep], kept_scores.to(scores.dtype), labels[keep])
+        keep, kept_scores, *merged = soft_nms(boxes.float(), scores.float(), labels, **self.kwargs)
+        kept = merged[0].to(boxes.dtype) if merged else boxes[keep]
+        return _result(kept, kept_scores.to(scores.dtype), labels[keep])
 
 
 def vote_clusters(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
