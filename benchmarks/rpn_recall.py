@@ -1,4 +1,4 @@
-"""RPN average recall of two-stage checkpoints side by side (FPN Table 1's metric: AR@100, AR@1k).
+"""RPN average recall of two-stage checkpoints side by side (FPN Table 1's metrics: AR@100, AR@1k, AR_s/m/l@1k).
 
 Usage: python benchmarks/rpn_recall.py RUN/checkpoints/last.pt [MORE.pt ...] [--split test]
            [--limits 100 1000] [--data-root PATH] [--batch-size 8] [--device auto]

@@ -65,3 +65,20 @@ def test_proposal_recall_refuses_a_model_without_an_rpn(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "evaluator=rpn")
     with pytest.raises(ValueError, match="scores RPN proposals; SingleStageDetector has none"):
         Trainer(cfg, tmp_path).fit()
+
+
+def test_recall_by_object_size_pairs_each_size_on_its_own():
+    small, large = [0.0, 0, 20, 20], [0.0, 0, 120, 120]  # areas 400 and 14400
+    gts = [torch.tensor([small, large])]
+    # One proposal equal to the small box and one on the large box at IoU 0.8 (96 x 120 inside 120 x 120).
+    proposals = [torch.tensor([small, [0.0, 0, 96, 120]])]
+    areas = [torch.tensor([400.0, 14400.0])]
+    ar = average_recall(proposals, gts, limits=(2,), gt_areas=areas)
+    assert ar["ar@2_small"] == 1.0
+    assert ar["ar@2_large"] == pytest.approx(7 / 10)  # 0.50, 0.55, ..., 0.80 reached
+    assert ar["ar@2_medium"] != ar["ar@2_medium"]  # no medium object: NaN
+    # Pairing per size: the large box alone may take a proposal the small one would have taken.
+    shared = [torch.tensor([[0.0, 0, 20, 20]])]
+    ar = average_recall(shared, [torch.tensor([small, [0.0, 0, 22, 22]])], limits=(1,),
+                        gt_areas=[torch.tensor([400.0, 484.0])])
+    assert ar["ar@1_small"] == pytest.approx((1.0 + 0.0) / 2)

@@ -28,6 +28,12 @@ class GroundTruth:
     width: int
     area: np.ndarray | None = None  # (N,) the source's object area (COCO: the mask's), None: the box's
 
+    def object_areas(self) -> np.ndarray:
+        """(N,) the source's object areas where it has them, else the boxes' (what COCO's size ranges use)."""
+        if self.area is not None:
+            return np.asarray(self.area, dtype=np.float64)
+        return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
+
 
 @dataclass(frozen=True)
 class Prediction:

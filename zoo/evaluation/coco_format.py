@@ -23,8 +23,7 @@ def coco_ground_truth(image_ids: Sequence[int], gts: Sequence[GroundTruth], clas
     """An in-memory COCO annotation dict (what ``instances_*.json`` would hold)."""
     counts = [len(g.labels) for g in gts]
     xywh = xyxy_to_xywh(concat([g.boxes for g in gts], np.float64, columns=4))
-    box_areas = np.split(xywh[:, 2] * xywh[:, 3], np.cumsum(counts)[:-1])  # one array per image
-    areas = concat([box if g.area is None else g.area for g, box in zip(gts, box_areas)], np.float64)
+    areas = concat([g.object_areas() for g in gts], np.float64)
     columns = (
         np.repeat(np.asarray(image_ids, np.int64), counts).tolist(),
         (concat([g.labels for g in gts], np.int64) + 1).tolist(),
