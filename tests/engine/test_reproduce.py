@@ -497,3 +497,20 @@ def test_the_settings_column_shows_what_the_run_trained_with_when_the_protocol_s
     assert "model.targets.radius_formula=\"authors\"" in rows[0].settings
     rows = reproduce(_table("cornernet_table2"), "bccd", 1, tmp_path / "t2", train=fake_train, score_tta=plain)
     assert rows[2].runs == [pytest.approx(53.0)]  # the same radius as Table 1's rows
+
+
+def test_a_retrained_run_drops_the_timing_and_tta_scores_of_its_old_checkpoint(tmp_path):
+    table = _table("refinedet_table3")
+    run_dir = tmp_path / "refinedet320_table3_full" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "latency.json").write_text(json.dumps({"ms_per_image": 1.0}))
+    (run_dir / "tta_flip.json").write_text("{}")
+
+    def fake_train(cfg, run_dir):
+        assert not (run_dir / "latency.json").exists() and not list(run_dir.glob("tta_*.json"))
+        results = {"metrics": {"voc07_map50": 0.5}}
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    table["rows"] = table["rows"][:1]
+    assert reproduce(table, "synthetic", 1, tmp_path, train=fake_train)[0].runs == [50.0]

@@ -305,6 +305,8 @@ def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dic
     if done:
         return read_back(cfg, run_dir)
     log.info(f"{where}: training in {run_dir}{' (continuing from its last checkpoint)' if started else ''}")
+    for stale in [run_dir / "latency.json", *run_dir.glob("tta_*.json")]:  # timed or scored on an earlier checkpoint
+        stale.unlink(missing_ok=True)
     return train(cfg, run_dir)
 
 
