@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import TINY
 from zoo.cli import CONF_DIR
-from zoo.engine.reproduce import Row, ordering_holds, reproduce, write_table
+from zoo.engine.reproduce import Row, ordering_holds, pairs_in_papers_order, reproduce, write_table
 
 
 def _table(name):
@@ -514,3 +514,10 @@ def test_a_retrained_run_drops_the_timing_and_tta_scores_of_its_old_checkpoint(t
 
     table["rows"] = table["rows"][:1]
     assert reproduce(table, "synthetic", 1, tmp_path, train=fake_train)[0].runs == [50.0]
+
+
+def test_pairs_across_the_table_are_counted_in_the_papers_order():
+    rows = [Row("full", "", 77.2, True, [60.0]), Row("a", "", 65.5, True, [50.0]), Row("b", "", 71.6, True, [58.0]),
+            Row("c", "", 73.7, True, [55.0]), Row("d", "", 73.9, True, [54.0]), Row("e", "", None, False, [1.0])]
+    # Pairs whose paper figures differ by 0.5+ (c-d is a tie; e has no figure): 9; misordered: b-c, b-d.
+    assert pairs_in_papers_order(rows) == (7, 9)

@@ -436,6 +436,15 @@ def ordering_holds(rows: Sequence[Row], reference: str | None = None) -> list[st
     return out
 
 
+def pairs_in_papers_order(rows: Sequence[Row]) -> tuple[int, int]:
+    """(agreeing, compared): over every pair of rows with a paper figure and runs, whose paper figures differ
+    by PAPER_TIE or more, how many our means order the same way: the ordering across the whole table, where
+    the steps compare each row with one other only."""
+    scored = [r for r in rows if r.paper is not None and r.runs]
+    pairs = [(a, b) for i, a in enumerate(scored) for b in scored[i + 1:] if abs(a.paper - b.paper) >= PAPER_TIE - 1e-9]
+    return sum((a.paper > b.paper) == (a.mean > b.mean) for a, b in pairs), len(pairs)
+
+
 def _paper_step_verified(row: Row, base: Row) -> bool:
     return (row.verified and base.verified) or row.step_verified
 
@@ -494,6 +503,10 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
                   "the paper's, and is within noise when our step is under two standard errors of the difference (sample std "
                   f"over the seeds, n - 1 in the denominator); a paper step under {PAPER_TIE} points is a tie, "
                   "within the spread between identical runs.")]
+        agree, compared = pairs_in_papers_order(rows)
+        if compared:
+            lines += ["", (f"Across the whole table, {agree} of {compared} pairs of rows are in the paper's order "
+                           f"(pairs whose paper figures differ by {PAPER_TIE} points or more, by our means).")]
     if protocol == "paper" and same_metric:
         lines += ["", "Ours minus the paper's: " + ", ".join(
             f"{r.experiment} {r.mean - r.paper:+.2f}" for r in rows if r.paper is not None and r.runs) + "."]
@@ -523,7 +536,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     Path(paths["json"]).write_text(json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
         "command": command, "reference": reference, "finished_runs": finished, "tta": tta,
-        "also_tta": table.get("also_tta"),
+        "also_tta": table.get("also_tta"), "pairs_in_papers_order": None if of_models else pairs_in_papers_order(rows),
         "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
