@@ -521,3 +521,28 @@ def test_pairs_across_the_table_are_counted_in_the_papers_order():
             Row("c", "", 73.7, True, [55.0]), Row("d", "", 73.9, True, [54.0]), Row("e", "", None, False, [1.0])]
     # Pairs whose paper figures differ by 0.5+ (c-d is a tie; e has no figure): 9; misordered: b-c, b-d.
     assert pairs_in_papers_order(rows) == (7, 9)
+
+
+def test_the_paper_protocol_refuses_to_train_the_papers_imagenet_models_from_scratch(tmp_path):
+    def fake_train(cfg, run_dir):
+        results = {"metrics": {"voc07_map50": 0.5}}
+        run_dir.mkdir(parents=True)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return results
+
+    def never(cfg, run_dir):
+        pytest.fail("trained without the paper's ImageNet weights")
+
+    with pytest.raises(ValueError, match=r"faster_rcnn_table8.*\['model.backbone.weights', "
+                                         r"'model.roi_head.box_features.weights'\] are not set"):
+        reproduce(_table("faster_rcnn_table8"), "paper", 1, tmp_path / "a", train=never)
+    table = _table("refinedet_table3")
+    table["rows"] = table["rows"][:1]
+    rows = reproduce(table, "paper", 1, tmp_path / "b", overrides=["model.backbone.weights=/data/vgg16.pth"],
+                     train=fake_train)
+    assert rows[0].runs == [50.0]
+    table = _table("cornernet_table1")  # the hourglass trains from scratch, as in its paper: nothing to ask
+    table["rows"] = table["rows"][:1]
+    rows = reproduce(table, "paper", 1, tmp_path / "c", train=fake_train,
+                     score_tta=lambda run_dir, tta: {"metrics": {"coco_ap": 0.4}})
+    assert rows[0].runs == [40.0]

@@ -123,6 +123,18 @@ def check_row_switches(cfg, rows: Sequence[str]) -> None:
                          f"switch them; add '~data.augment.{kind}' to the protocol's overrides")
 
 
+def check_pretrained(cfg, where: str) -> None:
+    """Under the paper protocol every pretrained-weights entry of the model must be given: the papers' VGG16 and
+    ResNet-50 models start from ImageNet, and from scratch the rows would not be the paper's (CornerNet's
+    hourglass has no such entry: it trains from scratch, as in its paper)."""
+    unset = [f"model.{key}" for key, value in _flatten(OmegaConf.to_container(cfg.model, resolve=True))
+             if key.split(".")[-1] == "weights" and value is None]
+    if unset:
+        example = ",".join(f"{key}=/path/imagenet.pth" for key in unset)
+        raise ValueError(f"{where}: the paper's model starts from ImageNet weights, but {unset} are not set; pass "
+                         f"them for every row, e.g. overrides='[{example}]' (torchvision's files, downloaded beforehand)")
+
+
 def table_tta(table: Mapping[str, Any], protocol: str) -> str | None:
     """The test-time augmentation the table's rows are scored with under ``protocol``, if any."""
     spec = table["protocols"][protocol]
@@ -340,6 +352,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             if seed == 0 and group == "experiment":
                 check_row_switches(cfg, run_rows)
+            if seed == 0 and protocol == "paper":
+                check_pretrained(cfg, f"table {table['name']}, row {experiment}")
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             if archive is not None and not done.is_file() and not (run_dir / "checkpoints").exists():
                 restore_run(Path(archive), archived_name(experiment, seed), run_dir,
