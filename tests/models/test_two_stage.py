@@ -95,6 +95,15 @@ def test_fpn_default_wiring():
     assert len(fpn.laterals) == 4 and all(o.shape[1] == 8 for o in outs)
 
 
+def test_rois_are_pooled_from_p2_to_p5_unless_told_otherwise(compose_cfg):
+    fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8)
+    assert fpn.roi_strides == [4, 8, 16, 32]  # P6 is the RPN's alone
+    assert FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, finest_only=True).roi_strides == [4]
+    model, _ = _model(compose_cfg, "fpn_lite", "~model.roi_head.pooler.strides")
+    assert model.neck.strides == [8, 16, 32, 64] and model.roi_head.pooler.strides == [8, 16, 32]
+    assert RoIPooler([4, 8, 16, 32, 64], roi_strides=[4, 8, 16, 32], strides=[8, 16]).strides == [8, 16]
+
+
 def test_fpn_without_lateral_keeps_only_the_top_input():
     fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, lateral=False)
     assert list(fpn.laterals) == ["3"]

@@ -26,7 +26,7 @@ class TwoStageDetector(nn.Module):
         self.neck = build_neck(neck, self.backbone)
         self.rpn = HEADS.build(rpn, in_channels=self.neck.out_channels, in_strides=self.neck.strides)
         self.roi_head = HEADS.build(roi_head, in_channels=self.neck.out_channels, in_strides=self.neck.strides,
-                                    num_classes=num_classes)
+                                    num_classes=num_classes, roi_strides=getattr(self.neck, "roi_strides", None))
 
     def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
                 image_sizes: Sequence[tuple[int, int]] | None = None):

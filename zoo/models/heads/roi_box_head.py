@@ -23,13 +23,14 @@ class RoIPooler(nn.Module):
     """Each RoI is pooled from the level k = floor(k0 + log2(sqrt(wh) / 224)), k0 = 4, clamped to the
     levels given (one level: that one): ``roi_align`` through torchvision's MultiScaleRoIAlign, or
     ``roi_pool`` (torchvision.ops.roi_pool, as Faster R-CNN and the FPN paper pool) level by level with
-    the same level rule (torchvision's LevelMapper). ``strides`` picks the feature levels to pool from
-    (FPN: P2..P5, leaving P6 to the RPN)."""
+    the same level rule (torchvision's LevelMapper). ``strides`` picks the feature levels to pool from;
+    unset, the neck's ``roi_strides`` (FPN: P2..P5, leaving P6 to the RPN), else every level."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
-                 sampling_ratio: int = 2, strides: Sequence[int] | None = None):
+                 sampling_ratio: int = 2, strides: Sequence[int] | None = None,
+                 roi_strides: Sequence[int] | None = None):
         super().__init__()
-        strides = list(in_strides) if strides is None else list(strides)
+        strides = list(roi_strides or in_strides) if strides is None else list(strides)
         missing = [s for s in strides if s not in in_strides]
         if missing:
             raise ValueError(f"roi pooler: strides {missing} are not among the feature strides {list(in_strides)}")
@@ -77,9 +78,9 @@ class RoIBoxHead(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, pooler: Mapping,
                  box_features: Mapping, matcher: Mapping, sampler: Mapping, coder: Mapping, add_gt: bool = True,
-                 smooth_l1_beta: float = 1.0, test: Mapping | None = None):
+                 smooth_l1_beta: float = 1.0, test: Mapping | None = None, roi_strides: Sequence[int] | None = None):
         super().__init__()
-        self.pooler = RoIPooler(in_strides, **dict(pooler))
+        self.pooler = RoIPooler(in_strides, **dict(pooler), roi_strides=roi_strides)
         channels = {in_channels[i] for i in self.pooler.indices}
         if len(channels) != 1:
             raise ValueError(f"roi_box_head: pooled levels have different channels {sorted(channels)}")

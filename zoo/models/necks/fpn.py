@@ -36,6 +36,7 @@ class FPN(nn.Module):
         self.outputs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(1 if finest_only else levels))
         strides = list(in_strides) + ([in_strides[-1] * 2] if p6 and not finest_only else [])
         self.strides = strides[:1] if finest_only else strides
+        self.roi_strides = self.strides[:len(in_strides)]  # P6 is the RPN's alone (Detectron, torchvision)
         self.out_channels = [channels] * len(self.strides)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
