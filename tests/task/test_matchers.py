@@ -50,3 +50,16 @@ def test_ties_mode_gives_every_tied_anchor():
 def test_bad_thresholds_fail():
     with pytest.raises(ValueError, match="exceeds"):
         MaxIoUMatcher(0.3, 0.7)
+
+
+def test_bipartite_gives_the_loser_of_a_shared_best_anchor_its_next_best():
+    # Two small objects share their best anchor 0 (IoU 0.25 and 0.36), neither reaching 0.5 anywhere; anchor 1
+    # is the first object's next best (IoU 36/464).
+    anchors = torch.tensor([[0.0, 0, 20, 20], [4, 4, 24, 24], [60, 60, 80, 80]])
+    gts = torch.tensor([[0.0, 0, 10, 10], [2, 2, 14, 14]])
+    best = MaxIoUMatcher(0.5, low_quality="best")(anchors, gts).tolist()
+    bipartite = MaxIoUMatcher(0.5, low_quality="bipartite")(anchors, gts).tolist()
+    assert best == [1, BACKGROUND, BACKGROUND]  # the later object takes anchor 0; the first keeps nothing
+    assert bipartite == [1, 0, BACKGROUND]  # highest IoU first: the second takes anchor 0, the first its next best
+    crowded = torch.tensor([[0.0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]])
+    assert MaxIoUMatcher(0.5, low_quality="bipartite")(crowded, crowded).tolist() == [0, 1, 2]  # as 'best'

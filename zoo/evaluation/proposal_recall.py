@@ -15,6 +15,7 @@ import torch
 from torchvision.ops import box_iou
 
 from zoo.evaluation.base import Evaluator
+from zoo.ops.greedy_pairs import greedy_pairs
 from zoo.registry import EVALUATORS
 
 IOU_THRESHOLDS = torch.arange(0.5, 0.951, 0.05)
@@ -27,14 +28,8 @@ def best_pair_overlaps(proposals: torch.Tensor, gt_boxes: torch.Tensor) -> torch
     if gt_boxes.numel() == 0 or proposals.numel() == 0:
         return covered
     iou = box_iou(gt_boxes.float(), proposals.float()).cpu()
-    for _ in range(min(iou.shape)):
-        best = int(iou.argmax())
-        g, p = divmod(best, iou.shape[1])
-        if iou[g, p] < 0:
-            break
-        covered[g] = iou[g, p]
-        iou[g, :] = -1.0
-        iou[:, p] = -1.0
+    gts, taken = greedy_pairs(iou)
+    covered[gts] = iou[gts, taken]
     return covered
 
 

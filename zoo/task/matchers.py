@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import box_iou
 
+from zoo.ops.greedy_pairs import greedy_pairs
 from zoo.registry import MATCHERS
 
 BACKGROUND = -1
@@ -14,9 +15,11 @@ IGNORE = -2
 class MaxIoUMatcher:
     """Max-IoU assignment with a positive and a negative threshold.
 
-    ``low_quality`` decides how a ground truth that no anchor reaches keeps an anchor:
-    ``best`` gives each ground truth its single best anchor (SSD, RefineDet), ``ties`` gives it
-    every anchor tied at its best IoU (Faster R-CNN's RPN), ``none`` leaves it unmatched.
+    ``low_quality`` decides how every ground truth keeps at least one anchor: ``best`` gives each its
+    single best anchor, a later one winning an anchor two share (ssd.pytorch's port); ``bipartite`` pairs
+    them one to one, highest IoU first, so the loser of a shared anchor takes its next best (the SSD and
+    RefineDet Caffe releases' bipartite matching); ``ties`` gives each every anchor tied at its best IoU
+    (Faster R-CNN's RPN); ``none`` leaves a ground truth that no anchor reaches unmatched.
     Anchors between the thresholds are ignored; anchors whose best overlap is an ignored ground
     truth (VOC difficult, COCO crowd) are ignored rather than called background. ``bg_min_iou``
     ignores background below it too (Fast R-CNN samples background RoIs from IoU [0.1, 0.5)).
@@ -24,8 +27,8 @@ class MaxIoUMatcher:
 
     def __init__(self, pos_iou: float = 0.5, neg_iou: float | None = None, low_quality: str = "best",
                  bg_min_iou: float = 0.0):
-        if low_quality not in ("best", "ties", "none"):
-            raise ValueError(f"max_iou matcher: low_quality must be best, ties or none, got '{low_quality}'")
+        if low_quality not in ("best", "bipartite", "ties", "none"):
+            raise ValueError(f"max_iou matcher: low_quality must be best, bipartite, ties or none, got '{low_quality}'")
         self.pos_iou = pos_iou
         self.neg_iou = pos_iou if neg_iou is None else neg_iou
         if self.neg_iou > self.pos_iou:
@@ -68,10 +71,19 @@ class MaxIoUMatcher:
         valid = torch.ones(iou.shape[0], dtype=torch.bool, device=iou.device) if gt_ignore is None else ~gt_ignore
         gt_best_iou, gt_best_anchor = iou.max(dim=1)
         valid &= gt_best_iou > 0
-        if self.low_quality == "best":
+        if self.low_quality == "best" or (self.low_quality == "bipartite" and _distinct(gt_best_anchor[valid])):
             # Later ground truths win a shared anchor, like a plain loop over ground truths would.
             gts = torch.nonzero(valid).squeeze(1)
             matched[gt_best_anchor[gts]] = gts
+        elif self.low_quality == "bipartite":
+            # The rare image where two ground truths share a best anchor: pair them all one to one instead.
+            gts, anchors = greedy_pairs(iou.masked_fill(~valid[:, None], -1.0))
+            matched[anchors] = gts
         else:
             _, anchor_idx = torch.nonzero((iou == gt_best_iou[:, None]) & valid[:, None], as_tuple=True)
             matched[anchor_idx] = iou[:, anchor_idx].argmax(dim=0)
+
+
+def _distinct(values: torch.Tensor) -> bool:
+    return values.unique().numel() == values.numel()
+
