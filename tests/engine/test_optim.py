@@ -47,3 +47,23 @@ def test_unknown_optimizer_and_argument_are_named():
         build_optimizer(_model(), {"type": "lbfgs"})
     with pytest.raises(ConfigError, match=r"trainer.optimizer \(sgd\)"):
         build_optimizer(nn.Linear(2, 2), {"type": "sgd", "lr": 0.1, "mommentum": 0.9})
+
+
+def test_bias_lr_factor_gives_biases_their_own_rate_through_the_schedule():
+    from zoo.engine.optim import build_scheduler
+
+    model = _model()
+    model(torch.ones(2, 3, 5, 5))
+    optimizer = build_optimizer(model, {"type": "sgd", "lr": 0.01, "weight_decay": 5e-4, "bias_lr_factor": 2})
+    decay, norms, biases = optimizer.param_groups
+    assert [p.shape for p in biases["params"]] == [torch.Size([4]), torch.Size([2])]  # BN's and the linear's
+    assert [p.shape for p in norms["params"]] == [torch.Size([4])]  # BN's weight
+    assert (biases["lr"], biases["weight_decay"], norms["lr"]) == (0.02, 0.0, 0.01)
+    scheduler = build_scheduler(optimizer, 10, {"type": "multistep", "milestones": [0.5], "gamma": 0.1})
+    for _ in range(6):
+        optimizer.step()
+        scheduler.step()
+    assert biases["lr"] == pytest.approx(0.002) and decay["lr"] == pytest.approx(0.001)
+    assert len(build_optimizer(model, {"type": "sgd", "lr": 0.01}).param_groups) == 2  # factor 1: as before
+    with pytest.raises(ConfigError, match="bias_lr_factor"):
+        build_optimizer(model, {"type": "sgd", "lr": 0.01, "bias_lr_factor": 0})

@@ -15,22 +15,32 @@ _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """``{type: sgd|adam|adamw, lr, weight_decay, norm_weight_decay, ...}``; weight decay is not
-    applied to norm layers and biases unless ``norm_weight_decay`` says otherwise. The fused
-    implementation is used where the parameters allow it, unless ``fused`` or ``foreach`` is set."""
+    """``{type: sgd|adam|adamw, lr, weight_decay, norm_weight_decay, bias_lr_factor, ...}``; weight decay is
+    not applied to norm layers and biases unless ``norm_weight_decay`` says otherwise; ``bias_lr_factor``
+    multiplies the biases' learning rate (2 in the Caffe and Detectron releases of SSD, RefineDet, Faster R-CNN
+    and FPN: their bias lr_mult). The fused implementation is used where the parameters allow it, unless
+    ``fused`` or ``foreach`` is set."""
     cfg = dict(cfg)
     kind = cfg.pop("type", "sgd")
     if kind not in _OPTIMIZERS:
         raise ConfigError(f"trainer.optimizer.type '{kind}' is unknown; choose from {sorted(_OPTIMIZERS)}")
     weight_decay = cfg.pop("weight_decay", 0.0)
     norm_decay = cfg.pop("norm_weight_decay", 0.0)
-    decay, no_decay = [], []
+    bias_factor = cfg.pop("bias_lr_factor", 1.0)
+    if not bias_factor > 0:
+        raise ConfigError(f"trainer.optimizer.bias_lr_factor must be > 0, got {bias_factor}")
+    decay, no_decay, biases = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 else decay).append(param)
+        if param.ndim > 1:
+            decay.append(param)
+        else:  # biases apart only when their rate differs: the same two groups as before otherwise
+            (biases if bias_factor != 1 and name.endswith(".bias") else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": norm_decay}]
-    if "fused" not in cfg and "foreach" not in cfg and _fusable(decay + no_decay):
+    if biases:
+        groups.append({"params": biases, "weight_decay": norm_decay, "lr": cfg.get("lr", 1e-3) * bias_factor})
+    if "fused" not in cfg and "foreach" not in cfg and _fusable(decay + no_decay + biases):
         cfg["fused"] = True  # one kernel per step, not a loop over tensors (benchmarks/optimizer_step.py)
     try:
         return _OPTIMIZERS[kind](groups, **cfg)
