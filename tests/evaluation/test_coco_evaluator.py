@@ -138,3 +138,13 @@ def test_size_ranges_use_the_sources_area_when_given():
     by_mask = evaluate(["a"], [{**gt, "area": np.array([900.0])}], [pred])
     assert by_box["coco_apm"] == pytest.approx(1.0) and np.isnan(by_box["coco_aps"])
     assert by_mask["coco_aps"] == pytest.approx(1.0) and np.isnan(by_mask["coco_apm"])
+
+
+def test_no_predictions_leave_size_ranges_without_objects_undefined():
+    # Only medium objects (40 x 40): small and large have nothing to find, as pycocotools' -1 says.
+    gts = [{"image_id": 1, "boxes": np.array([[0.0, 0.0, 40.0, 40.0]]), "labels": np.array([0]), "height": 100,
+            "width": 100}]
+    with pytest.warns(UserWarning, match="no predictions"):
+        res = evaluate(["a"], gts, [])
+    assert res["coco_ap"] == 0.0 and res["coco_apm"] == 0.0 and res["coco_arm"] == 0.0
+    assert all(np.isnan(res[k]) for k in ("coco_aps", "coco_apl", "coco_ars", "coco_arl"))

@@ -17,7 +17,7 @@ import numpy as np
 
 from zoo.evaluation.base import Evaluator
 from zoo.evaluation.coco_backends import BACKENDS, run_coco_eval
-from zoo.evaluation.coco_format import coco_detections, coco_ground_truth
+from zoo.evaluation.coco_format import AREA_RANGES, coco_detections, coco_ground_truth, in_area_range
 from zoo.evaluation.plotting import plot_pr_grid
 from zoo.registry import EVALUATORS
 
@@ -26,6 +26,14 @@ STAT_KEYS = (
     "coco_ap", "coco_ap50", "coco_ap75", "coco_aps", "coco_apm", "coco_apl",
     "coco_ar1", "coco_ar10", "coco_ar100", "coco_ars", "coco_arm", "coco_arl",
 )
+_SIZE_OF = {f"coco_a{kind}{size[0]}": size for kind in ("p", "r") for size in AREA_RANGES}  # coco_aps -> small, ...
+
+
+def _zero_stats(gts) -> dict[str, float]:
+    """Every statistic 0 for a set with no detections, NaN for a size range without a ground truth to find."""
+    areas = np.concatenate([g.object_areas()[~g.ignore] for g in gts]) if gts else np.zeros(0)
+    found = {"": len(areas) > 0, **{size: bool(in_area_range(areas, size).any()) for size in AREA_RANGES}}
+    return {key: 0.0 if found[_SIZE_OF.get(key, "")] else math.nan for key in STAT_KEYS}
 
 
 @EVALUATORS.register("coco")
@@ -50,11 +58,12 @@ class COCOEvaluator(Evaluator):
         num_gt, num_det = self.class_counts()
 
         if len(detections) == 0:
-            # pycocotools' loadRes cannot read an empty result list; nothing was detected, so every AP/AR is 0.
+            # pycocotools' loadRes cannot read an empty result list; nothing was detected, so every AP/AR is 0
+            # where there is something to find, and undefined (pycocotools' -1, NaN here) where there is not.
             warnings.warn("COCO evaluation got no predictions; all metrics are 0", stacklevel=2)
             self._curves = {name: [] for name in self.class_names}
             zeros = np.where(num_gt > 0, 0.0, math.nan)
-            return {**dict.fromkeys(STAT_KEYS, 0.0), "per_class": self._per_class(num_gt, num_det, zeros, zeros, zeros)}
+            return {**_zero_stats(gts), "per_class": self._per_class(num_gt, num_det, zeros, zeros, zeros)}
 
         coco_eval = run_coco_eval(coco_ground_truth(ids, gts, self.class_names), detections, self.backend)
         stats = np.asarray(coco_eval.stats[: len(STAT_KEYS)], dtype=np.float64)

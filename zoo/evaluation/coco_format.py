@@ -15,6 +15,16 @@ import numpy as np
 from zoo.evaluation.base import GroundTruth, Prediction, concat
 
 
+# COCO's object sizes by area, both ends inclusive as pycocotools and Detectron's proposal recall test them.
+AREA_RANGES = {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, float("inf"))}
+
+
+def in_area_range(areas, size: str):
+    """Which of ``areas`` (a numpy array or a tensor) fall in the COCO size range ``size``."""
+    low, high = AREA_RANGES[size]
+    return (areas >= low) & (areas <= high)
+
+
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 

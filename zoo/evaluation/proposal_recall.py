@@ -4,7 +4,7 @@ Hand-written: pycocotools scores detections, not ranked proposal lists cut at se
 Follows the common definition (Hosang et al.; Detectron's proposal evaluation): per image, proposals
 and ground truths are paired one to one greedily by highest IoU; recall at IoU t is the share of
 ground truths whose pair reaches t; AR is its mean over t = 0.50, 0.55, ..., 0.95. AR by object size
-pairs the proposals with the ground truths of that size only (COCO's areas: under 32², 32² to 96², over 96²).
+pairs the proposals with the ground truths of that size only (COCO's areas: up to 32², 32² to 96², from 96²).
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import torch
 from torchvision.ops import box_iou
 
 from zoo.evaluation.base import Evaluator
+from zoo.evaluation.coco_format import AREA_RANGES, in_area_range
 from zoo.ops.greedy_pairs import greedy_pairs
 from zoo.registry import EVALUATORS
 
 IOU_THRESHOLDS = torch.arange(0.5, 0.951, 0.05)
-SIZES = {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, float("inf"))}
 
 
 def best_pair_overlaps(proposals: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
@@ -56,8 +56,8 @@ def average_recall(proposals: Sequence[torch.Tensor], gt_boxes: Sequence[torch.T
         results[f"recall@{limit}_iou0.7"] = recalls[4].item()
     if gt_areas is not None:
         limit = max(limits)
-        for size, (low, high) in SIZES.items():
-            covered = torch.cat([best_pair_overlaps(p[:limit], g[(a >= low) & (a < high)])
+        for size in AREA_RANGES:
+            covered = torch.cat([best_pair_overlaps(p[:limit], g[in_area_range(a, size)])
                                  for p, g, a in zip(proposals, gt_boxes, gt_areas)])
             results[f"ar@{limit}_{size}"] = _recalls(covered).mean().item() if covered.numel() else float("nan")
     return results
@@ -94,7 +94,7 @@ class ProposalRecallEvaluator(Evaluator):
             metrics.update({f"rpn_ar{n}": figures[f"ar@{n}"], f"rpn_recall{n}_iou50": figures[f"recall@{n}_iou0.5"],
                             f"rpn_recall{n}_iou70": figures[f"recall@{n}_iou0.7"]})
         metrics.update({f"rpn_ar{self.max_proposals}_{size}": figures[f"ar@{self.max_proposals}_{size}"]
-                        for size in SIZES})
+                        for size in AREA_RANGES})
         per_class = {"all objects": {"num_gt": int(sum(len(g) for g in gts)), **{f"ar@{n}": figures[f"ar@{n}"]
                                                                                  for n in self.limits}}}
         return {**metrics, "per_class": per_class}
