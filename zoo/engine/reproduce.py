@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import statistics
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from omegaconf import OmegaConf, open_dict
 
 from zoo.cli import CONF_DIR
@@ -592,6 +594,7 @@ def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: b
     """Paper and ours side by side per row (ours alone when the paper's metric differs); or, with
     times, a speed-accuracy scatter."""
     fig = Figure(figsize=(1.8 + 1.4 * len(rows), 4.0), layout="constrained")
+    title = "\n".join(textwrap.wrap(title, width=int(14 + 12 * len(rows))))  # a long title wraps, not cut off
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     if any(r.ms is not None for r in rows):
@@ -603,11 +606,16 @@ def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: b
         ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
     else:
         x = list(range(len(rows)))
-        if paper_bars:
-            ax.bar([i - 0.2 for i in x], [r.paper if r.paper is not None else 0 for r in rows], 0.4, label="paper")
+        if paper_bars:  # rows without a figure get no bar; unverified figures are hatched
+            with_figure = [(i, r) for i, r in zip(x, rows) if r.paper is not None]
+            ax.bar([i - 0.2 for i, _ in with_figure], [r.paper for _, r in with_figure], 0.4, label="paper",
+                   hatch=[None if r.verified else "//" for _, r in with_figure])
         ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4,
                yerr=[0 if math.isnan(r.std) else r.std for r in rows], capsize=3, label="ours")
         ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
         ax.set(ylabel=f"{metric} (%)", title=title)
-        ax.legend()
+        handles, _ = ax.get_legend_handles_labels()
+        if paper_bars and any(r.paper is not None and not r.verified for r in rows):
+            handles.append(Patch(facecolor="C0", edgecolor="black", hatch="//", label="paper, unverified"))
+        ax.legend(handles=handles)
     fig.savefig(path, dpi=80)
