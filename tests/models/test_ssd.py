@@ -72,3 +72,23 @@ def test_paper_ssd_prior_counts(name, size, count):
 def test_test_settings_typo_fails():
     with pytest.raises(ValueError, match=r"model.test: unknown key\(s\) \['nms_treshold'\]"):
         _model("ssd_lite", **{"+model.test.nms_treshold": 0.5})
+
+
+def test_nms_sees_the_decoded_boxes_and_only_its_survivors_are_clipped():
+    from zoo.models.detectors.single_stage import DenseDetector
+    from zoo.registry import CODERS
+
+    class Dense(DenseDetector):
+        def __init__(self):
+            super().__init__()
+            self.coder = CODERS.build({"type": "delta_xywh", "variances": [0.1, 0.2]})
+            self.test_cfg = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 10,
+                             "topk_per_class": 10}
+
+    # A box reaching far out of the 100 x 100 image overlaps the other by IoU 0.25 as decoded, but would be the
+    # same box once clipped: the releases' detection output keeps both, clipped after NMS.
+    anchors = torch.tensor([[[-150.0, 0, 50, 100], [0, 0, 50, 100]]])
+    scores = torch.tensor([[[0.1, 0.9], [0.2, 0.8]]]).log()  # softmax gives back these probabilities
+    out = Dense()._detect(scores, torch.zeros(1, 2, 4), anchors, [(100, 100)])[0]
+    assert len(out["boxes"]) == 2
+    assert out["boxes"].tolist() == [[0.0, 0.0, 50.0, 100.0]] * 2

@@ -24,16 +24,20 @@ class DenseDetector(nn.Module):
                 sizes: Sequence[tuple[int, int]],
                 suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
         """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
-        clipped to the image (``sizes``: each one's before padding) and put through per-class NMS with
-        ``self.test_cfg``. Decoding and softmax
+        put through per-class NMS with ``self.test_cfg`` and the survivors clipped to the image (``sizes``: each
+        one's before padding), in that order as the SSD and RefineDet releases' detection output does (clipping
+        first would change the overlaps NMS sees at the border). Decoding and softmax
         run in fp32 (under bf16/fp16 autocast, scores would be ranked on an 8-bit mantissa); ``suppressed``
         (B, P) zeroes the scores of priors a first stage rejected."""
         boxes = self.coder.decode(deltas.float(), anchors)
         probs = scores.float().softmax(dim=-1)[..., 1:]
         if suppressed is not None:
             probs = probs.masked_fill(suppressed[..., None], 0.0)
-        return [multiclass_nms(clip_boxes_to_image(b, size), p, **self.test_cfg)
-                for b, p, size in zip(boxes, probs, sizes)]
+        return [_clipped(multiclass_nms(b, p, **self.test_cfg), size) for b, p, size in zip(boxes, probs, sizes)]
+
+
+def _clipped(detections: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    return {**detections, "boxes": clip_boxes_to_image(detections["boxes"], size)}
 
 
 @DETECTORS.register("single_stage")
