@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from zoo.registry import ConfigError
 
 # Keys of a model node that describe its input pipeline rather than the detector's constructor.
-MODEL_META_KEYS = ("name", "input_size", "transforms")
+MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill")
 
 
 @dataclass

@@ -26,6 +26,15 @@ def test_pads_to_the_batch_max_rounded_to_the_divisor():
     assert Collate(MEAN, STD)([sample(50, 70)]).images.shape == (1, 3, 50, 70)
 
 
+def test_black_padding_is_black_once_normalised():
+    batch = Collate(MEAN, STD, pad_fill="black")([sample(4, 6), sample(2, 3, value=(0, 0, 0), image_id=1)])
+    black = torch.tensor([-100 / 10, -110 / 20, -120 / 40]).view(3, 1, 1)
+    torch.testing.assert_close(batch.images[1], black.expand(3, 4, 6))  # the black image and its padding alike
+    assert (batch.images[0] == torch.tensor([5.0, 2.0, 0.75]).view(3, 1, 1)).all()
+    with pytest.raises(ValueError, match="pad_fill must be 'mean' or 'black'"):
+        Collate(MEAN, STD, pad_fill="grey")
+
+
 def test_normalises_each_rgb_channel():
     batch = Collate(MEAN, STD)([sample(4, 6, value=(200, 150, 40))])
     expected = torch.tensor([(200 - 100) / 10, (150 - 110) / 20, (40 - 120) / 40]).view(3, 1, 1)

@@ -8,21 +8,26 @@ from zoo.structures import Batch, ImageMeta
 
 
 class Collate:
-    """``Collate(mean, std, size_divisor)(samples)`` -> Batch.
+    """``Collate(mean, std, size_divisor, pad_fill)(samples)`` -> Batch.
 
     ``mean``/``std`` are RGB in 0-255 pixel units. Images become (B, 3, H, W) float32, (x - mean) / std,
-    zero-padded at the bottom/right to the largest H and W of the batch rounded up to ``size_divisor``.
-    Built in numpy: small torch ops in a loader process stall on torch's thread pool when cores are busy.
+    padded at the bottom/right to the largest H and W of the batch rounded up to ``size_divisor``: with the
+    mean colour (``pad_fill: mean``, zeros once normalised) or black (``black``: what a model trained on
+    black-bordered crops saw, CornerNet's). Built in numpy: small torch ops in a loader process stall on
+    torch's thread pool when cores are busy.
     """
 
-    def __init__(self, mean, std, size_divisor: int = 1):
+    def __init__(self, mean, std, size_divisor: int = 1, pad_fill: str = "mean"):
         for key, value in (("mean", mean), ("std", std)):
             if np.size(value) != 3:
                 raise ValueError(f"data.{key} must hold 3 values (R, G, B in 0-255 pixel units), got "
                                  f"{np.ravel(value).tolist()}")
+        if pad_fill not in ("mean", "black"):
+            raise ValueError(f"model.pad_fill must be 'mean' or 'black', got {pad_fill!r}")
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         self.size_divisor = size_divisor
+        self.fill = np.zeros((3, 1, 1), np.float32) if pad_fill == "mean" else -self.mean / self.std
 
     def __call__(self, samples: list[dict | None]) -> Batch:
         kept = [s for s in samples if s is not None]  # None: an unreadable image left out (skip_bad)
@@ -31,7 +36,8 @@ class Collate:
             return Batch(torch.zeros(0, 3, 1, 1), [], [], skipped)
         heights, widths = zip(*(s["image"].shape[:2] for s in samples))
         h, w = (-(-max(sizes) // self.size_divisor) * self.size_divisor for sizes in (heights, widths))
-        images = np.zeros((len(samples), 3, h, w), np.float32)
+        images = np.empty((len(samples), 3, h, w), np.float32)
+        images[...] = self.fill
         for image, s in zip(images, samples):
             view = image[:, :s["image"].shape[0], :s["image"].shape[1]]
             view[...] = s["image"].transpose(2, 0, 1)  # one strided copy that also casts to float32

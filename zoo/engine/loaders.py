@@ -34,7 +34,8 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
     dataset.stand_in = split == "train"  # a stand-in image would be scored twice
-    collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor)
+    collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor,
+                      pad_fill=model.get("pad_fill", "mean"))
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)
         return build_loader(dataset, batch_size, collate, data.num_workers, sampler=sampler, drop_last=True), sampler

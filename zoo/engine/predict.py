@@ -51,7 +51,8 @@ class Predictor:
         self.device = local_device(device)
         self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()
         self.transform = build_transform(run_cfg.model.transforms.test)
-        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor)
+        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor,
+                               run_cfg.model.get("pad_fill", "mean"))
         self.memory_format = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
         self.score_threshold, self.batch_size = score_threshold, batch_size
 
