@@ -541,6 +541,15 @@ def test_the_paper_protocol_refuses_to_train_the_papers_imagenet_models_from_scr
     rows = reproduce(table, "paper", 1, tmp_path / "b", overrides=["model.backbone.weights=/data/vgg16.pth"],
                      train=fake_train)
     assert rows[0].runs == [50.0]
+    # One file for the whole model: the C4 rows' res5 box head reads the backbone's file (one override serves
+    # every row of a table whose rows have different box heads)
+    def recall(cfg, run_dir):
+        assert cfg.model.roi_head.box_features.get("weights", "/r50.pth") == "/r50.pth"
+        return {"metrics": {"rpn_ar1000": 0.5}}
+
+    fpn = reproduce(_table("fpn_table1"), "paper", 1, tmp_path / "d", overrides=["model.backbone.weights=/r50.pth"],
+                    train=recall)
+    assert [r.runs for r in fpn] == [[50.0]] * 6
     table = _table("cornernet_table1")  # the hourglass trains from scratch, as in its paper: nothing to ask
     table["rows"] = table["rows"][:1]
     rows = reproduce(table, "paper", 1, tmp_path / "c", train=fake_train,
