@@ -555,3 +555,17 @@ def test_the_paper_protocol_refuses_to_train_the_papers_imagenet_models_from_scr
     rows = reproduce(table, "paper", 1, tmp_path / "c", train=fake_train,
                      score_tta=lambda run_dir, tta: {"metrics": {"coco_ap": 0.4}})
     assert rows[0].runs == [40.0]
+
+
+def test_the_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.reproduce", "table=refinedet_table3", "protocol=paper",
+                           "seeds=1", "report_only=true", f"out={tmp_path}"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "zoo-reproduce: error: table refinedet_table3, row refinedet320_table3_full: the paper's model starts from " \
+           "ImageNet weights, but ['model.backbone.weights'] are not set" in done.stderr

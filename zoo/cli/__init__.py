@@ -1,7 +1,27 @@
 """Console entry points: thin Hydra wrappers around zoo.engine."""
+import functools
+import os
+import sys
 from pathlib import Path
 
 import zoo.config  # noqa: F401  (registers the config schemas with Hydra)
 
 # conf/ sits beside the package in the source tree (installed with `pip install -e .`).
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def reports_bad_input(command: str):
+    """A command's bad input (a ValueError: wrong config values, bad data, files that are not there) ends it with
+    one line naming the problem and exit status 2, not a traceback; HYDRA_FULL_ERROR=1 shows the traceback."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(*args, **kwargs):
+            try:
+                return main(*args, **kwargs)
+            except (ValueError, FileNotFoundError) as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"{command}: error: {err}\n(HYDRA_FULL_ERROR=1 shows where it was raised)", file=sys.stderr)
+                sys.exit(2)
+        return run
+    return wrap

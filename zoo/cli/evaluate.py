@@ -8,10 +8,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from zoo.cli import CONF_DIR
+from zoo.cli import CONF_DIR, reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
+@reports_bad_input("zoo-eval")
 def main(cfg: DictConfig) -> None:
     from zoo.engine.evaluate import evaluate_checkpoint
     from zoo.registry import load_components

@@ -8,10 +8,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.cli import CONF_DIR
+from zoo.cli import CONF_DIR, reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
+@reports_bad_input("zoo-predict")
 def main(cfg: DictConfig) -> None:
     from zoo.engine.predict import Predictor, as_json, draw_found
     from zoo.data.image_list import image_files

@@ -132,9 +132,10 @@ def check_pretrained(cfg, where: str) -> None:
     unset = [f"model.{key}" for key, value in _flatten(OmegaConf.to_container(cfg.model, resolve=True))
              if key.split(".")[-1] == "weights" and value is None]
     if unset:
-        example = ",".join(f"{key}=/path/imagenet.pth" for key in unset)
+        example = ",".join(f'"{key}=/path/imagenet.pth"' for key in unset)
         raise ValueError(f"{where}: the paper's model starts from ImageNet weights, but {unset} are not set; pass "
-                         f"them for every row, e.g. overrides='[{example}]' (torchvision's files, downloaded beforehand)")
+                         f"them for every row, e.g. 'overrides=[{example}]' (torchvision's files, downloaded "
+                         "beforehand; the box heads of the VGG16 and C4 models read the backbone's file)")
 
 
 def table_tta(table: Mapping[str, Any], protocol: str) -> str | None:
