@@ -228,3 +228,13 @@ def test_nms_none_returns_every_decoded_pair_best_first(compose_cfg):
     assert len(narrow) and (narrow[:, 2] <= 40).all() and (narrow[:, 2] > narrow[:, 0]).all()
     with pytest.raises(ValueError, match="unknown soft-NMS method 'gausian'"):
         build_detector(model_node(compose_cfg("model=cornernet_lite", "model.test.nms=gausian").model), 3)
+
+
+def test_the_release_radius_takes_the_box_sides_rounded_up_to_whole_cells():
+    # A 41 x 41 px box is 10.25 x 10.25 cells at stride 4; the release measures it as 11 x 11 before its formula.
+    box = {"boxes": torch.tensor([[0.0, 0.0, 41.0, 41.0]]), "labels": torch.tensor([0])}
+    t = build_corner_targets([box], 1, (32, 32), stride=4, radius_formula="authors", min_overlap=0.7)
+    radius = int(corner_radius(torch.tensor([11.0]), torch.tensor([11.0]), 0.7, "authors").floor())
+    assert radius != int(corner_radius(torch.tensor([10.25]), torch.tensor([10.25]), 0.7, "authors").floor())
+    row = t.heat[0, 0, 0, 0]  # the top-left corner's Gaussian along the top row
+    assert int((row > 0).sum()) == radius + 1  # cells 0..radius lit

@@ -85,8 +85,10 @@ def build_corner_targets(targets: Sequence[dict[str, torch.Tensor]], num_classes
     if fixed_radius is not None:
         radius = torch.full_like(boxes[:, 0], float(fixed_radius))
     else:
-        radius = corner_radius(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], min_overlap, radius_formula)
-        radius = radius.floor()
+        sides = boxes[:, 2:] - boxes[:, :2]
+        if radius_formula == "authors":
+            sides = sides.ceil()  # the release rounds the box's map-unit width and height up first
+        radius = corner_radius(sides[:, 0], sides[:, 1], min_overlap, radius_formula).floor()
     if not penalty_reduction:
         radius = torch.zeros_like(radius)
     gauss = _gaussians(cells.view(-1, 2), radius.repeat_interleave(2), height, width)  # (2N, H, W)
