@@ -564,8 +564,26 @@ def test_the_command_names_bad_input_in_one_line_without_a_traceback(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     done = subprocess.run([sys.executable, "-m", "zoo.cli.reproduce", "table=refinedet_table3", "protocol=paper",
-                           "seeds=1", "report_only=true", f"out={tmp_path}"], capture_output=True, text=True, env=env,
-                          timeout=300)
+                           "seeds=1", f"out={tmp_path}"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "zoo-reproduce: error: table refinedet_table3, row refinedet320_table3_full: the paper's model starts from " \
            "ImageNet weights, but ['model.backbone.weights'] are not set" in done.stderr
+
+
+def test_a_finished_run_that_no_longer_fits_stops_the_table_before_anything_trains(tmp_path):
+    from zoo.engine.checkpoint import save_checkpoint
+
+    table = _table("refinedet_table3")
+    last = tmp_path / "refinedet320_table3_no_tcb" / "seed0"  # the last row finished, under another schedule
+    stored = OmegaConf.to_container(compose_row_for_test(table, "refinedet320_table3_no_tcb"), resolve=True)
+    stored["trainer"]["max_epochs"] = 1
+    save_checkpoint({"config": OmegaConf.to_yaml(OmegaConf.create(stored))}, last / "checkpoints" / "last.pt")
+    (last / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.5}}))
+    with pytest.raises(ValueError, match=r"no_tcb/seed0 finished with another config .*\['trainer.max_epochs'\]"):
+        reproduce(table, "synthetic", 1, tmp_path, train=lambda cfg, run_dir: pytest.fail("trained the first rows"))
+
+
+def compose_row_for_test(table, row):
+    from zoo.engine.reproduce import compose_row
+
+    return compose_row(row, table["protocols"]["synthetic"]["overrides"], 0, [], "experiment")

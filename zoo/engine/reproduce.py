@@ -346,6 +346,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     tta, also_tta = table_tta(table, protocol), table.get("also_tta")
     rows = []
     run_rows = [r for r in table["rows"] if r not in (spec.get("skip") or [])]
+    if not report_only:  # a report trains nothing, so there is nothing to stop early
+        _check_before_training(table, protocol, seeds, out_dir, overrides, run_rows, group)
     for number, experiment in enumerate(run_rows, start=1):
         runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
         row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
@@ -355,8 +357,6 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
             if seed == 0 and group == "experiment":
                 check_row_switches(cfg, run_rows)
-            if seed == 0 and protocol == "paper":
-                check_pretrained(cfg, f"table {table['name']}, row {experiment}")
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             if archive is not None and not done.is_file() and not (run_dir / "checkpoints").exists():
                 restore_run(Path(archive), archived_name(experiment, seed), run_dir,
@@ -387,6 +387,26 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
                         bool(paper.get("step_verified")), timed_on, also_runs, codes))
     return rows
+
+
+def _check_before_training(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
+                           overrides: Sequence[str], run_rows: Sequence[str], group: str) -> None:
+    """What would stop the table midway, checked before anything trains: under the paper protocol every row's
+    pretrained weights, and every finished run against the config its row composes now (``read_back`` refuses
+    a run trained with another), so that a table does not stop at its fifth row after hours on the first four."""
+    spec = table["protocols"][protocol]
+    for experiment in run_rows:
+        extra = list(spec.get("overrides", [])) + list((spec.get("row_overrides") or {}).get(experiment, []))
+        for seed in range(seeds):
+            run_dir = Path(out_dir) / experiment / f"seed{seed}"
+            finished = (run_dir / "results.json").is_file() and not (run_dir / "twin.json").is_file()
+            if not finished and not (seed == 0 and protocol == "paper"):
+                continue
+            cfg = compose_row(experiment, extra, seed, overrides, group)
+            if seed == 0 and protocol == "paper":
+                check_pretrained(cfg, f"table {table['name']}, row {experiment}")
+            if finished:
+                read_back(cfg, run_dir)
 
 
 def _settings(experiment: str, cfg) -> str:
