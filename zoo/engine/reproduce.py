@@ -350,7 +350,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         _check_before_training(table, protocol, seeds, out_dir, overrides, run_rows, group)
     for number, experiment in enumerate(run_rows, start=1):
         runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
-        row_overrides = list((spec.get("row_overrides") or {}).get(experiment, []))
+        row_overrides = _row_overrides(spec, experiment)
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
             done = run_dir / "results.json"
@@ -396,7 +396,7 @@ def _check_before_training(table: Mapping[str, Any], protocol: str, seeds: int, 
     a run trained with another), so that a table does not stop at its fifth row after hours on the first four."""
     spec = table["protocols"][protocol]
     for experiment in run_rows:
-        extra = list(spec.get("overrides", [])) + list((spec.get("row_overrides") or {}).get(experiment, []))
+        extra = list(spec.get("overrides", [])) + _row_overrides(spec, experiment)
         for seed in range(seeds):
             run_dir = Path(out_dir) / experiment / f"seed{seed}"
             finished = (run_dir / "results.json").is_file() and not (run_dir / "twin.json").is_file()
@@ -407,6 +407,11 @@ def _check_before_training(table: Mapping[str, Any], protocol: str, seeds: int, 
                 check_pretrained(cfg, f"table {table['name']}, row {experiment}")
             if finished:
                 read_back(cfg, run_dir)
+
+
+def _row_overrides(spec: Mapping[str, Any], experiment: str) -> list[str]:
+    """The protocol's overrides for this row alone (after the protocol's own)."""
+    return list((spec.get("row_overrides") or {}).get(experiment, []))
 
 
 def _settings(experiment: str, cfg) -> str:
