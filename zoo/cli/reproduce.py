@@ -1,6 +1,7 @@
 """`zoo-reproduce table=<name> protocol=<paper|bccd|synthetic> seeds=N`: a paper's table, rerun."""
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ def main(cfg: DictConfig) -> None:
 
     load_components()
     table = OmegaConf.to_container(cfg.table, resolve=True)
+    if cfg.launch != "here":
+        _print_launch_commands(cfg, table)
+        return
     rows = reproduce(table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides),
                      report_only=bool(cfg.report_only), reuse=bool(cfg.reuse), archive=cfg.archive)
     command = "zoo-reproduce " + " ".join(sys.argv[1:])
@@ -30,6 +34,23 @@ def main(cfg: DictConfig) -> None:
             shutil.copy(path, Path(cfg.archive) / Path(path).name)
         print(f"and copied them to {cfg.archive}")
 
+
+def _print_launch_commands(cfg: DictConfig, table: dict) -> None:
+    from zoo.engine.table_launch import launch_commands
+
+    if cfg.report_only:
+        raise ValueError("launch= prints the commands that train the runs; report_only=true (which trains nothing "
+                         "and writes the table) goes without it")
+    commands = launch_commands(cfg.launch, table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides),
+                               reuse=bool(cfg.reuse), archive=cfg.archive)
+    again = shlex.join(["zoo-reproduce", *(a for a in sys.argv[1:] if not a.startswith("launch="))])
+    script = Path(cfg.out) / f"launch_{cfg.launch}.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"# What table {table['name']} ({cfg.protocol}) still lacks, a line per "
+                      f"{'run' if cfg.launch == 'commands' else 'row'}: run them in any order, in parallel too.\n"
+                      f"# Then `{again}` reads the runs back and writes the table.\n" + "".join(f"{c}\n" for c in commands))
+    print(script.read_text() + ("" if commands else "# nothing to train: every run is finished\n")
+          + f"wrote {script}")
 
 if __name__ == "__main__":
     main()

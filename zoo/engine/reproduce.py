@@ -151,10 +151,53 @@ def _compose(config_name: str, overrides: Sequence[str]):
         return compose(config_name, overrides=list(overrides))
 
 
+def train_overrides(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
+                    group: str = "experiment") -> list[str]:
+    """The ``zoo-train`` overrides of one row x seed, in the order that composes it."""
+    return [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides]
+
+
 def compose_row(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
                 group: str = "experiment"):
     """The row's config exactly as ``zoo-train <group>=<row> <protocol overrides> seed=<seed> ...``."""
-    return _compose("train", [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides])
+    return _compose("train", train_overrides(row, protocol_overrides, seed, overrides, group))
+
+
+@dataclass(frozen=True)
+class TableRun:
+    """One row x seed of a table under a protocol, and the folder it trains in."""
+    number: int  # the row's place in the table, from 1
+    experiment: str
+    seed: int
+    run_dir: Path
+    protocol_overrides: tuple[str, ...]  # the protocol's, then its overrides for this row alone
+    group: str  # experiment, or model for a table of models
+
+    def overrides(self, extra: Sequence[str] = ()) -> list[str]:
+        return train_overrides(self.experiment, self.protocol_overrides, self.seed, extra, self.group)
+
+    def compose(self, extra: Sequence[str] = ()):
+        return _compose("train", self.overrides(extra))
+
+
+def table_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path) -> list[TableRun]:
+    """Every row x seed the table runs under ``protocol`` (rows the protocol skips left out), row by row."""
+    check_table(table, protocol)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    spec = table["protocols"][protocol]
+    group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
+    rows = [r for r in table["rows"] if r not in (spec.get("skip") or [])]
+    return [TableRun(number, experiment, seed, Path(out_dir) / experiment / f"seed{seed}",
+                     (*spec.get("overrides", []), *_row_overrides(spec, experiment)), group)
+            for number, experiment in enumerate(rows, start=1) for seed in range(seeds)]
+
+
+def restore_archived(run: TableRun, cfg, archive: str | Path | None) -> None:
+    """A run with nothing under its folder yet gets its archived figures back, if ``archive`` has them."""
+    if archive is not None and not (run.run_dir / "results.json").is_file() and not (run.run_dir / "checkpoints").exists():
+        restore_run(Path(archive), archived_name(run.experiment, run.seed), run.run_dir,
+                    lambda stored: _config_differences(cfg, stored))
 
 
 def train_row(cfg, run_dir: Path) -> dict[str, Any]:
@@ -302,18 +345,25 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
     return results
 
 
+def twin_to_take(cfg, run_dir: Path, twins_under: Path | None) -> Path | None:
+    """For a run not finished: the twin an interrupted take was taking, else (``twins_under`` given and
+    nothing trained yet) a finished twin to take, else None."""
+    if (run_dir / "twin.json").is_file():
+        twin = run_dir / json.loads((run_dir / "twin.json").read_text())["from"]  # an absolute path stays as it is
+        _check_twin_still_fits(cfg, twin, run_dir)
+        return twin
+    if twins_under is not None and not (run_dir / "checkpoints" / "last.pt").is_file():
+        return find_twin(cfg, run_dir, twins_under)
+    return None
+
+
 def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dict[str, Any]],
                 twins_under: Path | None) -> dict[str, Any]:
     """One row x seed: taken from a finished twin run under ``twins_under`` (or finishing an interrupted
     take), read back when finished, else trained (continuing from its last.pt)."""
     done = (run_dir / "results.json").is_file()
     started = (run_dir / "checkpoints" / "last.pt").is_file()
-    twin = None
-    if (run_dir / "twin.json").is_file() and not done:
-        twin = run_dir / json.loads((run_dir / "twin.json").read_text())["from"]  # an absolute path stays as it is
-        _check_twin_still_fits(cfg, twin, run_dir)
-    elif twins_under is not None and not done and not started:
-        twin = find_twin(cfg, run_dir, twins_under)
+    twin = None if done else twin_to_take(cfg, run_dir, twins_under)
     if twin is not None:
         log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
         return take_twin(twin, run_dir)
@@ -336,34 +386,28 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     one (under ``out_dir``'s parent) whose config is the row's, instead of training it again. ``archive``
     (a folder, see zoo.engine.run_archive) receives each run's figures as soon as it finishes, and gives back
     the runs missing under ``out_dir``."""
-    check_table(table, protocol)
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    runs_by_row: dict[str, list[TableRun]] = {}
+    for run in table_runs(table, protocol, seeds, out_dir):
+        runs_by_row.setdefault(run.experiment, []).append(run)
     spec = table["protocols"][protocol]
-    protocol_overrides = list(spec.get("overrides", []))
     metric = spec.get("metric") or table["metric"]
-    group = "experiment" if table.get("rows_are", "experiments") == "experiments" else "model"
     tta, also_tta = table_tta(table, protocol), table.get("also_tta")
-    rows = []
-    run_rows = [r for r in table["rows"] if r not in (spec.get("skip") or [])]
     if not report_only:  # a report trains nothing, so there is nothing to stop early
-        _check_before_training(table, protocol, seeds, out_dir, overrides, run_rows, group)
-    for number, experiment in enumerate(run_rows, start=1):
+        check_before_training(runs_by_row, protocol, overrides, table["name"])
+    rows = []
+    for experiment, row_runs in runs_by_row.items():
         runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
-        row_overrides = _row_overrides(spec, experiment)
-        for seed in range(seeds):
-            run_dir = Path(out_dir) / experiment / f"seed{seed}"
+        for run in row_runs:
+            run_dir, seed = run.run_dir, run.seed
             done = run_dir / "results.json"
-            cfg = compose_row(experiment, protocol_overrides + row_overrides, seed, overrides, group)
-            if seed == 0 and group == "experiment":
-                check_row_switches(cfg, run_rows)
+            cfg = run.compose(overrides)
+            if seed == 0 and run.group == "experiment":
+                check_row_switches(cfg, list(runs_by_row))
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
-            if archive is not None and not done.is_file() and not (run_dir / "checkpoints").exists():
-                restore_run(Path(archive), archived_name(experiment, seed), run_dir,
-                            lambda stored: _config_differences(cfg, stored))
+            restore_archived(run, cfg, archive)
             if report_only and not (done.is_file() and all(t is None or cached_tta(run_dir, t) for t in (tta, also_tta))):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
-            where = f"{table['name']}: row {number}/{len(run_rows)} {experiment}, seed {seed + 1}/{seeds}"
+            where = f"{table['name']}: row {run.number}/{len(runs_by_row)} {experiment}, seed {seed + 1}/{seeds}"
             results = run_results(cfg, run_dir, where, train, Path(out_dir).parent if reuse else None)
             scored = score_tta(run_dir, tta) if tta is not None else results
             if metric not in scored.get("metrics", {}):
@@ -379,7 +423,8 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
                 ms = latency(run_dir)  # timed now, while the checkpoint is here
             if archive is not None:
                 save_run(run_dir, Path(archive), archived_name(experiment, seed), _archived_config(run_dir))
-        settings = _settings(experiment, cfg) if group == "experiment" else f"model={experiment}"
+        row_overrides = _row_overrides(spec, experiment)
+        settings = _settings(experiment, cfg) if row_runs[0].group == "experiment" else f"model={experiment}"
         settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
         train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
         timing = Path(out_dir) / experiment / "seed0" / "latency.json"
@@ -389,24 +434,21 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     return rows
 
 
-def _check_before_training(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
-                           overrides: Sequence[str], run_rows: Sequence[str], group: str) -> None:
+def check_before_training(runs_by_row: Mapping[str, Sequence[TableRun]], protocol: str, overrides: Sequence[str],
+                           table_name: str) -> None:
     """What would stop the table midway, checked before anything trains: under the paper protocol every row's
     pretrained weights, and every finished run against the config its row composes now (``read_back`` refuses
     a run trained with another), so that a table does not stop at its fifth row after hours on the first four."""
-    spec = table["protocols"][protocol]
-    for experiment in run_rows:
-        extra = list(spec.get("overrides", [])) + _row_overrides(spec, experiment)
-        for seed in range(seeds):
-            run_dir = Path(out_dir) / experiment / f"seed{seed}"
-            finished = (run_dir / "results.json").is_file() and not (run_dir / "twin.json").is_file()
-            if not finished and not (seed == 0 and protocol == "paper"):
+    for experiment, row_runs in runs_by_row.items():
+        for run in row_runs:
+            finished = (run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
+            if not finished and not (run.seed == 0 and protocol == "paper"):
                 continue
-            cfg = compose_row(experiment, extra, seed, overrides, group)
-            if seed == 0 and protocol == "paper":
-                check_pretrained(cfg, f"table {table['name']}, row {experiment}")
+            cfg = run.compose(overrides)
+            if run.seed == 0 and protocol == "paper":
+                check_pretrained(cfg, f"table {table_name}, row {experiment}")
             if finished:
-                read_back(cfg, run_dir)
+                read_back(cfg, run.run_dir)
 
 
 def _row_overrides(spec: Mapping[str, Any], experiment: str) -> list[str]:

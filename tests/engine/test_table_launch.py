@@ -1,0 +1,77 @@
+"""zoo-reproduce launch=commands|multirun: what a table still lacks, as zoo-train commands that train each run
+where zoo-reproduce reads it back."""
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TINY
+from tests.engine.test_reproduce import _table
+from zoo.engine.checkpoint import save_checkpoint
+from zoo.engine.reproduce import compose_row, reproduce
+from zoo.engine.table_launch import launch_commands
+
+
+def _overrides_of(command: str) -> list[str]:
+    """The task overrides of a printed zoo-train command (Hydra's own and the launch words dropped)."""
+    return [w for w in shlex.split(command)[1:] if w != "-m" and not w.startswith(("hydra.", "resume="))]
+
+
+def test_each_unfinished_run_gets_the_command_that_composes_its_config_in_its_folder(tmp_path):
+    table = _table("refinedet_table3")
+    (tmp_path / "refinedet320_table3_full" / "seed0").mkdir(parents=True)  # finished: not trained again
+    (tmp_path / "refinedet320_table3_full" / "seed0" / "results.json").write_text('{"metrics": {}}')
+    started = tmp_path / "refinedet320_table3_no_tcb" / "seed1"  # interrupted: continues
+    save_checkpoint({"config": ""}, started / "checkpoints" / "last.pt")
+    commands = launch_commands("commands", table, "synthetic", 2, tmp_path, overrides=["trainer.max_epochs=3"])
+    assert len(commands) == 7
+    assert commands[0].startswith("zoo-train experiment=refinedet320_table3_full model=refinedet_lite ")
+    assert commands[-1].endswith(f"seed=1 trainer.max_epochs=3 hydra.run.dir={started} resume=true")
+    assert sum("resume=true" in c for c in commands) == 1
+    plain = table["protocols"]["synthetic"]["overrides"]
+    no_tcb = commands[-2]  # the row's ablation switches come from its experiment file, as in zoo-reproduce
+    from hydra import compose, initialize_config_dir
+
+    from zoo.cli import CONF_DIR
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        assert compose("train", overrides=_overrides_of(no_tcb)) == compose_row(
+            "refinedet320_table3_no_tcb", plain, 0, ["trainer.max_epochs=3"])
+
+
+def test_multirun_sweeps_a_rows_fresh_seeds_and_leaves_an_interrupted_run_its_own_command(tmp_path):
+    table = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full", "refinedet320_table3_no_tcb"]}
+    save_checkpoint({"config": ""}, tmp_path / "refinedet320_table3_no_tcb" / "seed0" / "checkpoints" / "last.pt")
+    commands = launch_commands("multirun", table, "synthetic", 2, tmp_path)
+    assert len(commands) == 3 and "resume=true" in commands[0]
+    assert " seed=0,1 " in commands[1] and f"hydra.sweep.dir={tmp_path / 'refinedet320_table3_full'}" in commands[1]
+    assert commands[2].endswith("seed=1 " f"hydra.sweep.dir={tmp_path / 'refinedet320_table3_no_tcb'} "
+                                "'hydra.sweep.subdir=seed${seed}'")
+
+
+def test_a_bad_launch_mode_names_the_choices(tmp_path):
+    with pytest.raises(ValueError, match=r"launch='parallel': expected one of \['here', 'commands', 'multirun'\]"):
+        launch_commands("parallel", _table("refinedet_table3"), "synthetic", 1, tmp_path)
+
+
+def test_a_swept_row_lands_where_the_table_reads_it_back_without_training(tmp_path):
+    """The printed sweep, run by Hydra, trains both seeds into out/<row>/seed<k>; zoo-reproduce then trains nothing."""
+    table = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_no_tcb"]}
+    overrides = [*TINY, "model.input_size=128", "trainer.max_iters=1", "trainer.eval_every=0"]
+    printed = subprocess.run([sys.executable, "-m", "zoo.cli.reproduce", "table=refinedet_table3", "protocol=synthetic",
+                              "seeds=2", f"out={tmp_path}", "launch=multirun", "table.rows=[refinedet320_table3_no_tcb]",
+                              f"overrides=[{','.join(map(json.dumps, overrides))}]"], capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    script = (tmp_path / "launch_multirun.sh").read_text().splitlines()
+    assert script[1].startswith("# Then `zoo-reproduce table=refinedet_table3") and len(script) == 3
+    words = shlex.split(script[2])
+    assert words[:2] == ["zoo-train", "-m"]
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.train", *words[1:]], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = reproduce(table, "synthetic", 2, tmp_path, overrides=overrides,
+                     train=lambda cfg, run_dir: pytest.fail(f"trained {run_dir} again"))
+    stored = [json.loads((tmp_path / "refinedet320_table3_no_tcb" / f"seed{k}" / "results.json").read_text())
+              for k in (0, 1)]
+    assert rows[0].runs == [pytest.approx(100 * s["metrics"]["voc07_map50"]) for s in stored]

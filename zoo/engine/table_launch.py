@@ -1,0 +1,84 @@
+"""A table's runs as ``zoo-train`` commands, to train them anywhere (one GPU each, cluster jobs, a Hydra
+launcher) instead of one after another in ``zoo-reproduce``'s process. Each command trains its run in the
+folder where ``zoo-reproduce`` looks for it, so running the same ``zoo-reproduce`` again afterwards reads the
+runs back (checking each against the config its row composes) and writes the table."""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo.engine.reproduce import TableRun, check_before_training, restore_archived, table_runs, take_twin, twin_to_take
+
+LAUNCH_MODES = ("here", "commands", "multirun")
+
+
+def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
+                 overrides: Sequence[str] = (), reuse: bool = True, archive: str | Path | None = None
+                 ) -> list[TableRun]:
+    """The runs the table still has to train. What needs no training happens first, as ``zoo-reproduce``
+    would do it: archived runs are restored and finished twins taken; finished runs are checked against
+    their rows' configs, and the paper protocol's pretrained weights are checked."""
+    out_dir = Path(out_dir).resolve()  # the commands may run from another folder
+    runs = table_runs(table, protocol, seeds, out_dir)
+    by_row: dict[str, list[TableRun]] = {}
+    for run in runs:
+        by_row.setdefault(run.experiment, []).append(run)
+    check_before_training(by_row, protocol, overrides, table["name"])
+    pending = []
+    for run in runs:
+        if (run.run_dir / "results.json").is_file():
+            continue
+        cfg = run.compose(overrides)
+        restore_archived(run, cfg, archive)
+        if (run.run_dir / "results.json").is_file():
+            continue
+        twin = twin_to_take(cfg, run.run_dir, out_dir.parent if reuse else None)
+        if twin is not None:
+            take_twin(twin, run.run_dir)
+            continue
+        pending.append(run)
+    return pending
+
+
+def _started(run: TableRun) -> bool:
+    return (run.run_dir / "checkpoints" / "last.pt").is_file()
+
+
+def _line(words: Sequence[str]) -> str:
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def run_commands(pending: Sequence[TableRun], overrides: Sequence[str] = ()) -> list[str]:
+    """One ``zoo-train`` command per run; an interrupted run continues from its last checkpoint."""
+    return [_line(["zoo-train", *run.overrides(overrides), f"hydra.run.dir={run.run_dir}",
+                   *(["resume=true"] if _started(run) else [])]) for run in pending]
+
+
+def multirun_commands(pending: Sequence[TableRun], overrides: Sequence[str] = ()) -> list[str]:
+    """One ``zoo-train -m`` sweep per row over the seeds it has not started (a Hydra launcher can spread it:
+    append ``hydra/launcher=...``), and an interrupted run as its own command, continuing."""
+    commands, fresh = [], {}
+    for run in pending:
+        if _started(run):
+            commands += run_commands([run], overrides)
+        else:
+            fresh.setdefault(run.experiment, []).append(run)
+    for runs in fresh.values():
+        seeds = ",".join(str(run.seed) for run in runs)
+        words = runs[0].overrides(overrides)
+        words[words.index(f"seed={runs[0].seed}")] = f"seed={seeds}"
+        commands.append(_line(["zoo-train", "-m", *words, f"hydra.sweep.dir={runs[0].run_dir.parent}",
+                               "hydra.sweep.subdir=seed${seed}"]))
+    return commands
+
+
+def launch_commands(mode: str, table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
+                    overrides: Sequence[str] = (), reuse: bool = True, archive: str | Path | None = None) -> list[str]:
+    """The commands that train what the table still lacks, one per run (``mode=commands``) or one sweep per
+    row (``mode=multirun``)."""
+    if mode not in LAUNCH_MODES[1:]:
+        raise ValueError(f"launch={mode!r}: expected one of {list(LAUNCH_MODES)}")
+    pending = pending_runs(table, protocol, seeds, out_dir, overrides, reuse, archive)
+    return (run_commands if mode == "commands" else multirun_commands)(pending, overrides)
