@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import TINY
 from zoo.cli import CONF_DIR
-from zoo.engine.reproduce import Row, ordering_holds, pairs_in_papers_order, reproduce, write_table
+from zoo.engine.reproduce import reproduce
+from zoo.engine.table_report import Row, ordering_holds, pairs_in_papers_order, write_table
 
 
 def _table(name):
@@ -158,7 +159,7 @@ def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
 
 
 def test_rows_compose_inside_a_running_hydra_app():
-    from zoo.engine.reproduce import compose_row
+    from zoo.engine.table_runs import compose_row
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):  # as under zoo-reproduce's @hydra.main
         cfg = compose_row("refinedet320_table3_no_tcb", ["model=refinedet_lite"], 1)
@@ -333,7 +334,7 @@ def test_a_row_takes_a_finished_run_of_another_table_with_its_config(tmp_path):
 
 
 def test_an_interrupted_take_is_finished_not_trained_and_survives_moving_the_runs(tmp_path):
-    from zoo.engine.reproduce import take_twin
+    from zoo.engine.table_runs import take_twin
 
     tables = tmp_path / "tables"
     full = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full"]}
@@ -374,7 +375,8 @@ def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):
 
 
 def test_a_data_set_may_not_set_the_transform_switch_a_table_compares():
-    from zoo.engine.reproduce import check_row_switches, compose_row
+    from zoo.engine.reproduce import check_row_switches
+    from zoo.engine.table_runs import compose_row
 
     table = _table("ssd_table2")
     rows = [r for r in table["rows"] if r not in table["protocols"]["synthetic"]["skip"]]
@@ -387,7 +389,7 @@ def test_a_data_set_may_not_set_the_transform_switch_a_table_compares():
 
 
 def test_a_misspelt_skip_is_refused_before_anything_trains(tmp_path):
-    from zoo.engine.reproduce import check_table
+    from zoo.engine.table_runs import check_table
 
     table = _table("ssd_table2")
     table["protocols"]["bccd"]["skip"] = ["ssd300_table2_no_atrus"]
@@ -452,7 +454,7 @@ def test_the_command_restores_archived_runs_and_leaves_the_table_beside_them(tmp
 @pytest.mark.parametrize("name,mode", [("ssd_table2", "object"), ("refinedet_table3", "object"),
                                        ("faster_rcnn_table8", "drop"), ("faster_rcnn_training", "drop")])
 def test_paper_protocols_train_on_difficult_objects_as_the_authors_code_does(name, mode):
-    from zoo.engine.reproduce import compose_row
+    from zoo.engine.table_runs import compose_row
 
     table = _table(name)
     for row in table["rows"]:
@@ -584,6 +586,6 @@ def test_a_finished_run_that_no_longer_fits_stops_the_table_before_anything_trai
 
 
 def compose_row_for_test(table, row):
-    from zoo.engine.reproduce import compose_row
+    from zoo.engine.table_runs import compose_row
 
     return compose_row(row, table["protocols"]["synthetic"]["overrides"], 0, [], "experiment")

@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import TINY
 from tests.engine.test_reproduce import _table
 from zoo.engine.checkpoint import save_checkpoint
-from zoo.engine.reproduce import compose_row, reproduce
+from zoo.engine.reproduce import reproduce
+from zoo.engine.table_runs import compose_row
 from zoo.engine.table_launch import launch_commands
 
 

@@ -15,7 +15,8 @@ from zoo.cli import CONF_DIR, reports_bad_input
 @hydra.main(config_path=CONF_DIR, config_name="reproduce", version_base="1.3")
 @reports_bad_input("zoo-reproduce")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.reproduce import reproduce, write_table
+    from zoo.engine.reproduce import reproduce
+    from zoo.engine.table_report import write_table
     from zoo.registry import load_components
 
     load_components()

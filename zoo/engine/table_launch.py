@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.reproduce import TableRun, check_before_training, restore_archived, table_runs, take_twin, twin_to_take
+from zoo.engine.reproduce import check_before_training
+from zoo.engine.table_runs import TableRun, restore_archived, table_runs, take_twin, twin_to_take
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 
