@@ -76,3 +76,13 @@ def test_a_swept_row_lands_where_the_table_reads_it_back_without_training(tmp_pa
     stored = [json.loads((tmp_path / "refinedet320_table3_no_tcb" / f"seed{k}" / "results.json").read_text())
               for k in (0, 1)]
     assert rows[0].runs == [pytest.approx(100 * s["metrics"]["voc07_map50"]) for s in stored]
+
+
+def test_archived_runs_are_restored_not_listed(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()  # an archived run without a stored config is restored as it is
+    (archive / "refinedet320_table3_full_seed0.json").write_text(json.dumps({"metrics": {"voc07_map50": 0.8}}))
+    commands = launch_commands("commands", _table("refinedet_table3"), "synthetic", 1, tmp_path / "runs",
+                               archive=archive)
+    assert len(commands) == 3 and not any("table3_full" in c for c in commands)
+    assert (tmp_path / "runs" / "refinedet320_table3_full" / "seed0" / "results.json").is_file()
