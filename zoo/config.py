@@ -53,6 +53,9 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     size_divisor: int = 1
     num_workers: int = 2
+    # Keep the training images in memory once loaded (num_images x H x W x 3 bytes in each loading process):
+    # later epochs skip decoding or drawing them. The samples are the same either way.
+    cache: bool = False
     # Keyed by transform type and merged into the model's train transform of that type, since
     # augmentation strength depends on the data: synthetic shapes already span every scale, so they
     # set {ssd_train: {expand: false, min_iou_crop: false}}; other recipes are left as they are.

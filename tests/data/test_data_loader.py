@@ -45,3 +45,25 @@ def test_datasets_are_registered_and_split_is_wired_in():
         build_dataset({"type": "synthetic", "split": "val"}, "train")
     with pytest.raises(ConfigError, match="known dataset types: coco, synthetic, voc"):
         build_dataset({"type": "nope"}, "train")
+
+
+def test_a_cached_data_set_loads_each_image_once_and_hands_out_the_same_samples():
+    def build():
+        return build_dataset(OmegaConf.create({"type": "synthetic", "num_images": 4, "image_size": 64}), "train",
+                             OmegaConf.create({"type": "ssd_train", "size": 64}))
+
+    plain, cached = build(), build()
+    cached.cache = {}
+    loads = []
+    load = cached.load
+    cached.load = lambda index: loads.append(index) or load(index)
+    for epoch in range(2):
+        for index in range(4):
+            a, b = plain[(index, epoch)], cached[(index, epoch)]
+            torch.testing.assert_close(torch.as_tensor(a["image"]), torch.as_tensor(b["image"]))
+            torch.testing.assert_close(a["boxes"], b["boxes"])
+    assert loads == [0, 1, 2, 3]  # the second epoch came from memory
+    image, ann = cached.load_cached(0)
+    image[:] = 0  # a transform writing into its input leaves the kept copy alone
+    ann["boxes"][:] = -1
+    assert cached.cache[0][0].any() and (cached.cache[0][1]["boxes"] >= 0).all()

@@ -73,6 +73,7 @@ class DetectionDataset(Dataset):
         # where a repeat would be scored twice (evaluation splits: stand_in False), left out: the sample
         # is None, Collate drops it and counts it in Batch.skipped.
         self.stand_in = True
+        self.cache: dict[int, tuple[np.ndarray, dict]] | None = None  # {} keeps every loaded sample (see load_cached)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -94,6 +95,16 @@ class DetectionDataset(Dataset):
                             f"says {ann['width']}x{ann['height']} (width x height)")
         return image, ann
 
+    def load_cached(self, index: int) -> tuple[np.ndarray, dict]:
+        """``load``, kept in memory after the first time when ``cache`` is a dict, so that later epochs skip
+        decoding or drawing. Copies are handed out: transforms may write into what they are given."""
+        if self.cache is None:
+            return self.load(index)
+        if index not in self.cache:
+            self.cache[index] = self.load(index)
+        image, ann = self.cache[index]
+        return image.copy(), {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in ann.items()}
+
     def __getitem__(self, key) -> dict | None:
         index, seed = split_key(key)
         if not 0 <= index < len(self):
@@ -113,7 +124,7 @@ class DetectionDataset(Dataset):
         # JPEG costs one sample instead of a crashed run (the sample keeps the stand-in's image_id).
         for step in range(len(self)):
             try:
-                return self.load((index + step) % len(self))
+                return self.load_cached((index + step) % len(self))
             except DataError as err:
                 if not self.skip_bad:
                     raise

@@ -34,6 +34,7 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
     dataset.stand_in = split == "train"  # a stand-in image would be scored twice
+    dataset.cache = {} if data.cache and split == "train" else None  # evaluation reads each image once
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor,
                       pad_fill=model.get("pad_fill", "mean"))
     if split == "train":

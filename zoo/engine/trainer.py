@@ -52,7 +52,7 @@ def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] |
 
 # Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every"}
-_COSMETIC_DATA = {"num_workers"}  # samples are keyed by (seed, epoch, position), not by the worker that loads them
+_COSMETIC_DATA = {"num_workers", "cache"}  # samples are keyed by (seed, epoch, position), not by who loads them or when
 
 
 def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: bool = False) -> list[str]:
