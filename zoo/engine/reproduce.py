@@ -16,18 +16,8 @@ from zoo.cli import CONF_DIR
 from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.run_archive import archived_name, save_run
 from zoo.engine.table_report import Row
-from zoo.engine.table_runs import (
-    TableRun,
-    archived_config,
-    compose_config,
-    protocol_row_overrides,
-    read_back,
-    restore_archived,
-    table_runs,
-    table_tta,
-    take_twin,
-    twin_to_take,
-)
+from zoo.engine.table_runs import (TableRun, archived_config, by_row, compose_config, protocol_row_overrides, read_back,
+                                   restore_archived, table_runs, table_tta, take_twin, twin_to_take)
 from zoo.engine.timing import machine
 
 log = logging.getLogger("zoo.reproduce")
@@ -144,9 +134,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     one (under ``out_dir``'s parent) whose config is the row's, instead of training it again. ``archive``
     (a folder, see zoo.engine.run_archive) receives each run's figures as soon as it finishes, and gives back
     the runs missing under ``out_dir``."""
-    runs_by_row: dict[str, list[TableRun]] = {}
-    for run in table_runs(table, protocol, seeds, out_dir):
-        runs_by_row.setdefault(run.experiment, []).append(run)
+    runs_by_row = by_row(table_runs(table, protocol, seeds, out_dir))
     spec = table["protocols"][protocol]
     metric = spec.get("metric") or table["metric"]
     tta, also_tta = table_tta(table, protocol), table.get("also_tta")

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo.engine.reproduce import check_before_training
-from zoo.engine.table_runs import TableRun, restore_archived, table_runs, take_twin, twin_to_take
+from zoo.engine.table_runs import (TableRun, by_row, restore_archived, table_runs, take_twin, train_overrides,
+                                   twin_to_take)
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 
@@ -23,10 +24,7 @@ def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: s
     their rows' configs, and the paper protocol's pretrained weights are checked."""
     out_dir = Path(out_dir).resolve()  # the commands may run from another folder
     runs = table_runs(table, protocol, seeds, out_dir)
-    by_row: dict[str, list[TableRun]] = {}
-    for run in runs:
-        by_row.setdefault(run.experiment, []).append(run)
-    check_before_training(by_row, protocol, overrides, table["name"])
+    check_before_training(by_row(runs), protocol, overrides, table["name"])
     pending = []
     for run in runs:
         if (run.run_dir / "results.json").is_file():
@@ -47,13 +45,9 @@ def _started(run: TableRun) -> bool:
     return (run.run_dir / "checkpoints" / "last.pt").is_file()
 
 
-def _line(words: Sequence[str]) -> str:
-    return " ".join(shlex.quote(word) for word in words)
-
-
 def run_commands(pending: Sequence[TableRun], overrides: Sequence[str] = ()) -> list[str]:
     """One ``zoo-train`` command per run; an interrupted run continues from its last checkpoint."""
-    return [_line(["zoo-train", *run.overrides(overrides), f"hydra.run.dir={run.run_dir}",
+    return [shlex.join(["zoo-train", *run.overrides(overrides), f"hydra.run.dir={run.run_dir}",
                    *(["resume=true"] if _started(run) else [])]) for run in pending]
 
 
@@ -67,11 +61,10 @@ def multirun_commands(pending: Sequence[TableRun], overrides: Sequence[str] = ()
         else:
             fresh.setdefault(run.experiment, []).append(run)
     for runs in fresh.values():
-        seeds = ",".join(str(run.seed) for run in runs)
-        words = runs[0].overrides(overrides)
-        words[words.index(f"seed={runs[0].seed}")] = f"seed={seeds}"
-        commands.append(_line(["zoo-train", "-m", *words, f"hydra.sweep.dir={runs[0].run_dir.parent}",
-                               "hydra.sweep.subdir=seed${seed}"]))
+        first, seeds = runs[0], ",".join(str(run.seed) for run in runs)
+        words = train_overrides(first.experiment, first.protocol_overrides, seeds, overrides, first.group)
+        commands.append(shlex.join(["zoo-train", "-m", *words, f"hydra.sweep.dir={first.run_dir.parent}",
+                                    "hydra.sweep.subdir=seed${seed}"]))
     return commands
 
 

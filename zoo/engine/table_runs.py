@@ -90,9 +90,9 @@ def compose_config(config_name: str, overrides: Sequence[str]):
         return compose(config_name, overrides=list(overrides))
 
 
-def train_overrides(row: str, protocol_overrides: Sequence[str], seed: int, overrides: Sequence[str] = (),
+def train_overrides(row: str, protocol_overrides: Sequence[str], seed: int | str, overrides: Sequence[str] = (),
                     group: str = "experiment") -> list[str]:
-    """The ``zoo-train`` overrides of one row x seed, in the order that composes it."""
+    """The ``zoo-train`` overrides of one row x seed (or of a sweep, seed ``"0,1"``), in the order that composes it."""
     return [f"{group}={row}", *protocol_overrides, f"seed={seed}", *overrides]
 
 
@@ -130,6 +130,14 @@ def table_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str
     return [TableRun(number, experiment, seed, Path(out_dir) / experiment / f"seed{seed}",
                      (*spec.get("overrides", []), *protocol_row_overrides(spec, experiment)), group)
             for number, experiment in enumerate(rows, start=1) for seed in range(seeds)]
+
+
+def by_row(runs: Sequence[TableRun]) -> dict[str, list[TableRun]]:
+    """The runs grouped by row, rows in table order."""
+    rows: dict[str, list[TableRun]] = {}
+    for run in runs:
+        rows.setdefault(run.experiment, []).append(run)
+    return rows
 
 
 def restore_archived(run: TableRun, cfg, archive: str | Path | None) -> None:
