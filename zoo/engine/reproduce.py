@@ -134,12 +134,13 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     one (under ``out_dir``'s parent) whose config is the row's, instead of training it again. ``archive``
     (a folder, see zoo.engine.run_archive) receives each run's figures as soon as it finishes, and gives back
     the runs missing under ``out_dir``."""
-    runs_by_row = by_row(table_runs(table, protocol, seeds, out_dir))
+    runs = table_runs(table, protocol, seeds, out_dir)
+    runs_by_row = by_row(runs)
     spec = table["protocols"][protocol]
     metric = spec.get("metric") or table["metric"]
     tta, also_tta = table_tta(table, protocol), table.get("also_tta")
     if not report_only:  # a report trains nothing, so there is nothing to stop early
-        check_before_training(runs_by_row, protocol, overrides, table["name"])
+        check_before_training(runs, protocol, overrides, table["name"])
     rows = []
     for experiment, row_runs in runs_by_row.items():
         runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
@@ -180,21 +181,19 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     return rows
 
 
-def check_before_training(runs_by_row: Mapping[str, Sequence[TableRun]], protocol: str, overrides: Sequence[str],
-                           table_name: str) -> None:
+def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:
     """What would stop the table midway, checked before anything trains: under the paper protocol every row's
     pretrained weights, and every finished run against the config its row composes now (``read_back`` refuses
     a run trained with another), so that a table does not stop at its fifth row after hours on the first four."""
-    for experiment, row_runs in runs_by_row.items():
-        for run in row_runs:
-            finished = (run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
-            if not finished and not (run.seed == 0 and protocol == "paper"):
-                continue
-            cfg = run.compose(overrides)
-            if run.seed == 0 and protocol == "paper":
-                check_pretrained(cfg, f"table {table_name}, row {experiment}")
-            if finished:
-                read_back(cfg, run.run_dir)
+    for run in runs:
+        finished = (run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
+        if not finished and not (run.seed == 0 and protocol == "paper"):
+            continue
+        cfg = run.compose(overrides)
+        if run.seed == 0 and protocol == "paper":
+            check_pretrained(cfg, f"table {table_name}, row {run.experiment}")
+        if finished:
+            read_back(cfg, run.run_dir)
 
 
 def _settings(experiment: str, cfg) -> str:

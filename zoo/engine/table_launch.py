@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.engine.reproduce import check_before_training
-from zoo.engine.table_runs import (TableRun, by_row, restore_archived, table_runs, take_twin, train_overrides,
-                                   twin_to_take)
+from zoo.engine.table_runs import TableRun, restore_archived, table_runs, take_twin, train_overrides, twin_to_take
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 
@@ -24,7 +23,7 @@ def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: s
     their rows' configs, and the paper protocol's pretrained weights are checked."""
     out_dir = Path(out_dir).resolve()  # the commands may run from another folder
     runs = table_runs(table, protocol, seeds, out_dir)
-    check_before_training(by_row(runs), protocol, overrides, table["name"])
+    check_before_training(runs, protocol, overrides, table["name"])
     pending = []
     for run in runs:
         if (run.run_dir / "results.json").is_file():
