@@ -59,3 +59,20 @@ def test_bad_stages_are_explained(stages, message):
     model.rpn = nn.Linear(1, 1)
     with pytest.raises(ValueError, match=message):
         StageSchedule(stages, model)
+
+
+class _TwoStageParts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.neck, self.rpn, self.roi_head = (nn.Linear(1, 1) for _ in range(4))
+
+
+def test_paper_four_step_runs_the_authors_step_lengths_and_the_cpu_protocol_splits_its_budget(compose_cfg):
+    paper = compose_cfg("experiment=faster_rcnn_training_four_step")
+    steps = StageSchedule(paper.trainer.stages, _TwoStageParts())._bounds(paper.trainer.max_iters)
+    assert [end - start for start, end in steps] == [80000, 40000, 80000, 40000]  # py-faster-rcnn's solvers
+    assert compose_cfg("experiment=faster_rcnn_training_joint").trainer.max_iters == 80000
+    cpu = compose_cfg("experiment=faster_rcnn_training_four_step", "model=faster_rcnn_lite", "data=bccd",
+                      "trainer=cpu_bccd")
+    assert [s.name for s in StageSchedule(cpu.trainer.stages, _TwoStageParts()).stages][-1] == "detector_finetune"
+    assert cpu.trainer.max_iters is None and cpu.trainer.max_epochs == 160

@@ -99,8 +99,11 @@ def test_rois_are_pooled_from_p2_to_p5_unless_told_otherwise(compose_cfg):
     fpn = FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8)
     assert fpn.roi_strides == [4, 8, 16, 32]  # P6 is the RPN's alone
     assert FPN([8, 16, 32, 64], [4, 8, 16, 32], channels=8, finest_only=True).roi_strides == [4]
-    model, _ = _model(compose_cfg, "fpn_lite", "~model.roi_head.pooler.strides")
+    model, _ = _model(compose_cfg, "fpn_lite")
     assert model.neck.strides == [8, 16, 32, 64] and model.roi_head.pooler.strides == [8, 16, 32]
+    p2_only, _ = _model(compose_cfg, "fpn_lite", "model.neck.finest_only=true",  # no pooler override needed
+                        "model.rpn.priors.sizes=[[32,64,128,256]]")
+    assert p2_only.roi_head.pooler.strides == [8]
     assert RoIPooler([4, 8, 16, 32, 64], roi_strides=[4, 8, 16, 32], strides=[8, 16]).strides == [8, 16]
 
 
