@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torchvision
+from torchvision.ops import MultiScaleRoIAlign
 
 from tests.conftest import TINY
 from zoo.config import model_node
@@ -75,8 +76,18 @@ def test_roi_level_assignment_follows_k0_4(kind):
     boxes = torch.tensor([[0.0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 56, 56], [0, 0, 28, 28], [0, 0, 255, 255],
                           [0, 0, 10, 10], [0, 0, 448, 448], [0, 0, 511, 511]])
     features[1][1] = -1.0  # the second image's P3: its RoIs there must be pooled from its own map
-    pooled = pooler(features, [boxes, boxes[:2]], (512, 512))
+    pooled = pooler(features, [boxes, boxes[:2]])
     assert pooled.mean(dim=(1, 2, 3)).tolist() == [4.0, 3.0, 2.0, 2.0, 4.0, 2.0, 5.0, 5.0, 4.0, -1.0]
+
+
+def test_roi_align_pools_as_torchvisions_multiscale_roi_align():
+    torch.manual_seed(0)
+    features = [torch.randn(2, 4, 64 // s, 80 // s) for s in (4, 8, 16, 32)]
+    xy = torch.rand(2, 30, 2) * torch.tensor([70.0, 56.0])
+    rois = list(torch.cat([xy, xy + torch.rand(2, 30, 2) * 60 + 1], dim=-1))
+    ours = RoIPooler([4, 8, 16, 32], output_size=7, sampling_ratio=2)(features, rois)
+    reference = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)(dict(zip("0123", features)), rois, [(64, 80)] * 2)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=0)
 
 
 def test_roi_pool_over_several_levels_needs_doubling_strides():

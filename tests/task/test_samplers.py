@@ -63,10 +63,10 @@ def test_roi_head_ohem_keeps_the_rois_with_the_highest_loss(compose_cfg):
     proposals = [torch.tensor([[0.0, 0, 40, 40], [100, 100, 200, 180], [10, 12, 44, 50], [200, 30, 300, 90]]
                               * 5) + torch.arange(20.0)[:, None]]
     target = {"boxes": torch.tensor([[5.0, 5, 45, 45], [105, 100, 205, 190]]), "labels": torch.tensor([0, 2])}
-    rois, _, _ = head._sample(features, proposals, [target], (320, 320))
+    rois, _, _ = head._sample(features, proposals, [target])
     candidates, all_labels, box_targets = head._label(proposals[0], target)
     with torch.no_grad():
-        scores, deltas = head._predict(features, [candidates], (320, 320))
+        scores, deltas = head._predict(features, [candidates])
         cls, loc = head._roi_losses(scores, deltas, all_labels, box_targets)
     hardest = (cls + loc).topk(8).indices
     assert sorted(map(tuple, rois[0].tolist())) == sorted(map(tuple, candidates[hardest].tolist()))

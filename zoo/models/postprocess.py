@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torchvision.ops import batched_nms
+from zoo.ops.class_nms import class_nms
 
 
 def build_test_settings(test: Mapping[str, Any] | None, defaults: Mapping[str, Any],
@@ -33,5 +33,5 @@ def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: f
     labels = keep.nonzero()[:, 1]
     cand_scores = top_scores[keep]
     cand_boxes = boxes[anchor_idx] if boxes.dim() == 2 else boxes[anchor_idx, labels]
-    kept = batched_nms(cand_boxes.float(), cand_scores.float(), labels, nms_threshold)[:max_detections]
+    kept = class_nms(cand_boxes.float(), cand_scores.float(), labels, nms_threshold)[:max_detections]
     return {"boxes": cand_boxes[kept], "scores": cand_scores[kept], "labels": labels[kept]}

@@ -100,7 +100,7 @@ def _soft_nms(boxes, scores, labels, valid, method, sigma, iou_threshold, score_
         best, idx = torch.where(unpicked, current, neg_inf).max(dim=1)
         # Scores only ever decrease, so an image whose best falls below the threshold is finished.
         done |= ~(best >= score_threshold)
-        if bool(done.all()):
+        if not torch.compiler.is_exporting() and bool(done.all()):  # the rest would change nothing: an export runs it
             break
         take = ~done
         keep[:, step] = torch.where(take, idx, -1)

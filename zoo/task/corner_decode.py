@@ -40,9 +40,11 @@ def decode_corners(heat: torch.Tensor, embed: torch.Tensor, offset: torch.Tensor
              & (xs[:, 1, None, :] > xs[:, 0, :, None]) & (ys[:, 1, None, :] > ys[:, 0, :, None]))
     score = torch.where(valid, score, torch.full_like(score, -1.0))
     best, pair = score.flatten(1).topk(min(num_pairs, k * k))
-    # Rejected pairs sort last; cut the columns no image has a valid pair in (soft-NMS is quadratic).
-    kept = max(int((best >= 0).sum(1).max()), 1)
-    best, pair = best[:, :kept], pair[:, :kept]
+    # Rejected pairs sort last; cut the columns no image has a valid pair in (soft-NMS is quadratic), except
+    # while exporting, where the cut's size would depend on the data: they stay, marked invalid.
+    if not torch.compiler.is_exporting():
+        kept = max(int((best >= 0).sum(1).max()), 1)
+        best, pair = best[:, :kept], pair[:, :kept]
     tl, br = pair // k, pair % k
     boxes = torch.stack([xs[:, 0].gather(1, tl), ys[:, 0].gather(1, tl),
                          xs[:, 1].gather(1, br), ys[:, 1].gather(1, br)], dim=-1)

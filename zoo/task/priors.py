@@ -34,6 +34,8 @@ class _CachedPriors:
     def __call__(self, feature_sizes: Sequence[tuple[int, int]], image_size: tuple[int, int],
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
         key = (tuple(map(tuple, feature_sizes)), tuple(image_size), str(device), dtype)
+        if torch.compiler.is_exporting():  # traced tensors must not outlive the export in the cache
+            return torch.cat([self._level(k, fs, image_size) for k, fs in enumerate(feature_sizes)]).to(device, dtype)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]

@@ -35,8 +35,8 @@ class TwoStageDetector(nn.Module):
         sizes = per_image_sizes(images, image_sizes)
         features, proposals, rpn_losses = self._propose(images, sizes, targets)
         if not self.training:
-            return self.roi_head(features, proposals, tuple(images.shape[-2:]), sizes)
-        roi_losses = self.roi_head(features, proposals, tuple(images.shape[-2:]), sizes, targets)
+            return self.roi_head(features, proposals, sizes)
+        roi_losses = self.roi_head(features, proposals, sizes, targets)
         return {**{f"rpn/{k}": v for k, v in rpn_losses.items()}, **{f"roi/{k}": v for k, v in roi_losses.items()}}
 
     def propose(self, images: torch.Tensor, max_proposals: int | None = None,

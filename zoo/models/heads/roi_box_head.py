@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, roi_pool
+from torchvision.ops import clip_boxes_to_image, roi_align, roi_pool
 from torchvision.ops.poolers import LevelMapper
 
 from zoo.models.postprocess import build_test_settings, multiclass_nms
@@ -21,10 +20,12 @@ DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections":
 
 class RoIPooler(nn.Module):
     """Each RoI is pooled from the level k = floor(k0 + log2(sqrt(wh) / 224)), k0 = 4, clamped to the
-    levels given (one level: that one): ``roi_align`` through torchvision's MultiScaleRoIAlign, or
-    ``roi_pool`` (torchvision.ops.roi_pool, as Faster R-CNN and the FPN paper pool) level by level with
-    the same level rule (torchvision's LevelMapper). ``strides`` picks the feature levels to pool from;
-    unset, the neck's ``roi_strides`` (FPN: P2..P5, leaving P6 to the RPN), else every level."""
+    levels given (torchvision's LevelMapper; one level: that one), by ``roi_align``
+    (torchvision.ops.roi_align) or ``roi_pool`` (torchvision.ops.roi_pool, as Faster R-CNN and the FPN
+    paper pool). ``strides`` picks the feature levels to pool from; unset, the neck's ``roi_strides``
+    (FPN: P2..P5, leaving P6 to the RPN), else every level. The levels are pooled in a loop written here
+    rather than by torchvision's MultiScaleRoIAlign, which serves RoIAlign only and, counting the RoIs as
+    a Python int, cannot be exported."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
                  sampling_ratio: int = 2, strides: Sequence[int] | None = None,
@@ -43,29 +44,26 @@ class RoIPooler(nn.Module):
         self.indices = [list(in_strides).index(s) for s in strides]
         self.strides = strides
         self.output_size = output_size
-        names = [str(i) for i in self.indices]
-        self.align = MultiScaleRoIAlign(names, output_size, sampling_ratio) if type == "roi_align" else None
-        self.levels = LevelMapper(int(levels[0]), int(levels[-1])) if type == "roi_pool" and len(strides) > 1 else None
+        self.sampling_ratio = sampling_ratio
+        self.levels = LevelMapper(int(levels[0]), int(levels[-1])) if len(strides) > 1 else None
 
-    def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor],
-                image_size: tuple[int, int]) -> torch.Tensor:
-        if self.type == "roi_pool":
-            if self.levels is None:
-                return roi_pool(features[self.indices[0]], rois, self.output_size, 1.0 / self.strides[0])
-            return self._pool_by_level(features, rois)
-        maps = OrderedDict((str(i), features[i]) for i in self.indices)
-        return self.align(maps, rois, [tuple(image_size)] * len(rois))
-
-    def _pool_by_level(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
-        level = self.levels(rois)
-        batch = torch.cat([torch.full((len(r), 1), i, dtype=r.dtype, device=r.device) for i, r in enumerate(rois)])
+    def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
+        batch = torch.cat([torch.full_like(r[:, :1], i) for i, r in enumerate(rois)])
         indexed = torch.cat([batch, torch.cat(rois)], dim=1)  # (R, 5): image index, x1, y1, x2, y2
+        if self.levels is None:
+            return self._pool(features[self.indices[0]], indexed, self.strides[0])
+        level = self.levels(rois)
         first = features[self.indices[0]]
-        out = first.new_zeros(len(indexed), first.shape[1], self.output_size, self.output_size)
+        out = first.new_zeros(indexed.shape[0], first.shape[1], self.output_size, self.output_size)
         for k, (i, stride) in enumerate(zip(self.indices, self.strides)):
             chosen = torch.nonzero(level == k).squeeze(1)
-            out[chosen] = roi_pool(features[i], indexed[chosen], self.output_size, 1.0 / stride).to(out.dtype)
+            out[chosen] = self._pool(features[i], indexed[chosen], stride).to(out.dtype)
         return out
+
+    def _pool(self, feature: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
+        if self.type == "roi_pool":
+            return roi_pool(feature, rois, self.output_size, 1.0 / stride)
+        return roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio)
 
 
 @HEADS.register("roi_box_head")
@@ -99,35 +97,34 @@ class RoIBoxHead(nn.Module):
         self.beta = smooth_l1_beta
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
 
-    def forward(self, features: Sequence[torch.Tensor], proposals: list[torch.Tensor], image_size: tuple[int, int],
+    def forward(self, features: Sequence[torch.Tensor], proposals: list[torch.Tensor],
                 image_sizes: Sequence[tuple[int, int]], targets: Sequence[dict[str, torch.Tensor]] | None = None):
-        """``image_size``: the padded batch's (the pooler's scale); ``image_sizes``: each image's before
-        padding (detections are clipped to it)."""
+        """``image_sizes``: each image's before padding (detections are clipped to it)."""
         if self.training:
             if targets is None:
                 raise ValueError("roi_box_head: training forward needs targets")
-            rois, labels, box_targets = self._sample(features, proposals, targets, image_size)
+            rois, labels, box_targets = self._sample(features, proposals, targets)
         else:
             rois = proposals
-        scores, deltas = self._predict(features, rois, image_size)
+        scores, deltas = self._predict(features, rois)
         if self.training:
             return self._losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
         return self._detections(scores, deltas, rois, image_sizes)
 
-    def _predict(self, features, rois, image_size):
+    def _predict(self, features, rois):
         # RoIs stay fp32 under autocast: bf16 coordinates would be off by up to 4 px past 512.
-        pooled = self.pooler(features, [r.float() for r in rois], image_size)
+        pooled = self.pooler(features, [r.float() for r in rois])
         vectors = self.features(pooled)
         return self.cls(vectors), self.box(vectors)
 
-    def _sample(self, features, proposals, targets, image_size):
+    def _sample(self, features, proposals, targets):
         candidates, labels, box_targets = zip(*(self._label(p, t) for p, t in zip(proposals, targets)))
         losses = [None] * len(candidates)
         if self.sampler.needs_losses:  # OHEM: rank every candidate by its loss, read-only
             training = self.features.training
             self.features.eval()  # no dropout in the ranking pass (vgg_fc)
             with torch.no_grad():
-                scores, deltas = self._predict(features, list(candidates), image_size)
+                scores, deltas = self._predict(features, list(candidates))
                 cls, loc = self._roi_losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
                 losses = (cls + loc).split([c.shape[0] for c in candidates])
             self.features.train(training)

@@ -7,10 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import clip_boxes_to_image, remove_small_boxes
 
 from zoo.models.heads.ssd_head import flatten_levels
 from zoo.models.postprocess import build_test_settings
+from zoo.ops.class_nms import class_nms
 from zoo.registry import CODERS, HEADS, MATCHERS, PRIORS, SAMPLERS
 from zoo.task.assign import assign_targets
 
@@ -110,7 +111,7 @@ class RPN(nn.Module):
         boxes, scores = clip_boxes_to_image(boxes[keep], image_size), scores[keep]
         valid = remove_small_boxes(boxes, max(settings["min_size"], 1e-3))
         boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
-        kept = batched_nms(boxes, scores, levels, settings["nms_threshold"])[: settings["post_nms_top_n"]]
+        kept = class_nms(boxes, scores, levels, settings["nms_threshold"])[: settings["post_nms_top_n"]]
         return boxes[kept]
 
     def _losses(self, logits, deltas, anchors, targets, image_sizes):

@@ -1,0 +1,83 @@
+"""zoo-export: every detector's whole test-time path as one torch.export program that computes what the model does."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+from zoo.cli import CONF_DIR
+from zoo.engine.evaluate import load_run
+from zoo.engine.export import PixelDetector, export_size, same_detections
+from zoo.engine.trainer import model_node
+from zoo.models.detectors.build import build_detector
+
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+
+@pytest.mark.parametrize("name", ["ssd_lite", "refinedet_lite", "faster_rcnn_lite", "fpn_lite", "cornernet_lite"])
+def test_every_detector_exports_and_the_program_reproduces_it(compose_cfg, name):
+    torch.manual_seed(0)
+    cfg = compose_cfg(f"model={name}")
+    model = PixelDetector(build_detector(model_node(cfg.model), 3), MEAN, STD, channels_last=True).eval()
+    with torch.no_grad():
+        program = torch.export.export(model, (torch.rand(1, 3, 320, 320) * 255,), strict=False).module()
+        # Other inputs than the traced one: noise, faint noise around the mean colour, and that with a bright
+        # patch (no flat image: untrained weights would give exactly tied scores, ranked in no defined order).
+        faint = torch.tensor(MEAN).view(1, 3, 1, 1) + torch.randn(1, 3, 320, 320) * 5
+        patch = faint.clone()
+        patch[..., 100:180, 60:200] += 100.0
+        for pixels in (torch.rand(1, 3, 320, 320) * 255, faint, patch):
+            eager, exported = model(pixels), program(pixels)
+            assert same_detections(eager, exported) is None
+            assert eager[0]["boxes"].shape[1] == 4
+
+
+def test_the_export_size_follows_the_test_transform():
+    assert export_size({"transforms": {"test": {"type": "resize", "size": 320}}}, None) == (320, 320)
+    assert export_size({"transforms": {"test": {"type": "keep_ratio_resize", "short_side": 320, "max_size": 533}}},
+                       None) == (533, 533)
+    assert export_size({"transforms": {"test": {"type": "resize", "size": 320}}}, [256, 384]) == (256, 384)
+    with pytest.raises(ValueError, match=r"image_size must be \[height, width\], got \[320\]"):
+        export_size({"transforms": {"test": {"type": "resize", "size": 320}}}, [320])
+
+
+def test_same_detections_names_what_differs():
+    a = [{"boxes": torch.zeros(2, 4), "scores": torch.ones(2), "labels": torch.zeros(2, dtype=torch.long)}]
+    b = [{"boxes": torch.zeros(1, 4), "scores": torch.ones(1), "labels": torch.zeros(1, dtype=torch.long)}]
+    c = [{"boxes": torch.full((2, 4), 0.5), "scores": torch.ones(2), "labels": torch.zeros(2, dtype=torch.long)}]
+    assert same_detections(a, a) is None
+    assert same_detections(a, b) == "image 0: 2 detections against 1"
+    assert same_detections(a, c) == "image 0: boxes differ by up to 5.00e-01"
+
+
+def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from zoo.engine.trainer import Trainer
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "trainer.max_iters=2", "trainer.eval_every=0"])
+    Trainer(cfg, tmp_path / "run").fit()
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={checkpoint}", "batch_size=2",
+                           f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "run" / "export" / "last.pt2"
+    assert "the program reproduces the model on the first 2 test images" in done.stdout and str(path) in done.stdout
+    info = json.loads(path.with_suffix(".json").read_text())
+    model, loader, run_cfg, _ = load_run(str(checkpoint), "val", 2, "cpu")
+    assert info["input_shape"] == [2, 3, 320, 320] and info["class_names"] == list(loader.dataset.class_names)
+    # The program alone (torch and torchvision, no zoo import needed) against the checkpoint's model.
+    pixels = torch.rand(2, 3, 320, 320) * 255
+    with torch.no_grad():
+        exported = torch.export.load(path).module()(pixels)
+        eager = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, channels_last=True)(pixels)
+    assert same_detections(eager, exported) is None and len(exported) == 2
+
+
+def test_zoo_export_names_a_missing_checkpoint(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={tmp_path / 'none.pt'}",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True)
+    assert done.returncode == 2 and "zoo-export: error:" in done.stderr and "none.pt" in done.stderr

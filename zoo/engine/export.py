@@ -1,0 +1,127 @@
+"""A trained detector as one ``torch.export`` program (``.pt2``): the API behind ``zoo-export``.
+
+The program holds the whole test-time path (normalisation, network, decoding, NMS) for one input shape,
+and runs without the zoo: ``torch.export.load(path).module()(pixels)``, with torchvision imported (its NMS
+and RoI ops). Input: RGB pixels 0-255, float32 (B, 3, H, W), already resized as the test transform would
+(the sidecar JSON says how); output: per image a dict of ``boxes`` (N, 4) xyxy in input pixels, ``scores``
+(N,) and ``labels`` (N,) class indices, N varying with the image.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from zoo.engine.evaluate import load_run, trained_channels_last
+
+log = logging.getLogger("zoo.export")
+
+
+class PixelDetector(nn.Module):
+    """A detector taking RGB pixels 0-255: normalised with its training statistics, in the memory layout
+    it trained with (so the program computes what ``zoo-eval`` computes), the whole canvas as the image."""
+
+    def __init__(self, detector: nn.Module, mean: Sequence[float], std: Sequence[float], channels_last: bool):
+        super().__init__()
+        self.detector = detector.eval()
+        self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, 3, 1, 1))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def forward(self, pixels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        images = ((pixels - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        return self.detector(images)
+
+
+def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None) -> tuple[int, int]:
+    """(H, W) the program takes: ``image_size`` if given; else the square the test transform produces
+    (``resize``: its size; ``keep_ratio_resize``: its ``max_size``, every resized image fitting in it)."""
+    if image_size is not None:
+        if len(image_size) != 2 or min(image_size) < 1:
+            raise ValueError(f"export: image_size must be [height, width], got {list(image_size)}")
+        return int(image_size[0]), int(image_size[1])
+    test = model_cfg["transforms"]["test"]
+    side = {"resize": "size", "keep_ratio_resize": "max_size"}.get(test["type"])
+    if side is None or test.get(side) is None:
+        raise ValueError(f"export: no fixed input size follows from the test transform {dict(test)}; "
+                         f"pass image_size=[height,width]")
+    return int(test[side]), int(test[side])
+
+
+def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]]) -> str | None:
+    """None if the two outputs agree (boxes and scores to 1e-5, labels exactly), else what differs. Detections
+    of exactly equal score may come in either order (their ranking is not defined), so both sides are
+    compared in one order: by score, then label, then box."""
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x["labels"].shape != y["labels"].shape:
+            return f"image {i}: {x['labels'].shape[0]} detections against {y['labels'].shape[0]}"
+        x, y = _canonical(x), _canonical(y)
+        if not torch.equal(x["labels"], y["labels"]):
+            return f"image {i}: labels differ"
+        for key in ("boxes", "scores"):
+            if not torch.allclose(x[key].float(), y[key].float(), rtol=0, atol=1e-5):
+                return f"image {i}: {key} differ by up to {(x[key].float() - y[key].float()).abs().max():.2e}"
+    return None
+
+
+def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    order = torch.arange(found["scores"].shape[0])
+    keys = [-found["scores"].float(), found["labels"].float(), *found["boxes"].float().unbind(1)]
+    for key in reversed(keys):  # stable sorts from the last key to the first: a lexicographic order
+        order = order[key[order].argsort(stable=True)]
+    return {k: v[order] for k, v in found.items()}
+
+
+def _check_pixels(loader, data_cfg, size: tuple[int, int], batch: int) -> torch.Tensor:
+    """The split's first images as pixels on a canvas of ``size`` filled with the mean colour, the padding
+    the data pipeline would add."""
+    images = next(iter(loader)).images[:batch].float()
+    mean = torch.tensor(list(data_cfg.mean)).view(1, 3, 1, 1)
+    std = torch.tensor(list(data_cfg.std)).view(1, 3, 1, 1)
+    canvas = mean.expand(images.shape[0], 3, *size).clone()
+    h, w = min(images.shape[-2], size[0]), min(images.shape[-1], size[1])
+    canvas[..., :h, :w] = (images * std + mean)[..., :h, :w]
+    return canvas
+
+
+def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg``: checkpoint, out (None: ``<run>/export/<checkpoint stem>.pt2``), image_size, batch_size, split,
+    data_root. Exports on the CPU, checks the program against the eager model on the split's first images (the
+    run's data must be readable; ``data_root`` repoints it), writes the program and a JSON sidecar; returns the
+    sidecar."""
+    model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, int(cfg.batch_size), "cpu", cfg.data_root)
+    size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),
+                       OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None)
+    wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained_channels_last(run_cfg)).eval()
+    example = torch.rand(int(cfg.batch_size), 3, *size) * 255
+    started = time.perf_counter()
+    with torch.no_grad():
+        program = torch.export.export(wrapped, (example,), strict=False)
+    seconds = time.perf_counter() - started
+    check = _check_pixels(loader, run_cfg.data, size, int(cfg.batch_size))
+    if check.shape[0] < example.shape[0]:  # a split smaller than the batch: top up with random pixels
+        check = torch.cat([check, example[check.shape[0]:]])
+    with torch.no_grad():
+        differs = same_detections(wrapped(check), program.module()(check))
+    if differs is not None:
+        raise ValueError(f"export: the exported program does not reproduce the model on {cfg.split} images ({differs})")
+    out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).resolve().parents[1] / "export" / f"{Path(cfg.checkpoint).stem}.pt2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, out)
+    info = {"program": str(out), "checkpoint": str(cfg.checkpoint),
+            "class_names": list(state["class_names"]), "input_shape": [int(cfg.batch_size), 3, *size],
+            "input": "RGB pixels 0-255, float32, resized by the test transform below and padded at the bottom/right "
+                     "with the mean colour to input_shape",
+            "test_transform": OmegaConf.to_container(run_cfg.model.transforms.test, resolve=True),
+            "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
+            "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}",
+            "export_seconds": round(seconds, 2), "checked_on": f"the first {check.shape[0]} {cfg.split} images"}
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2))
+    return info
