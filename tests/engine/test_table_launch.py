@@ -71,6 +71,10 @@ def test_a_swept_row_lands_where_the_table_reads_it_back_without_training(tmp_pa
     done = subprocess.run([sys.executable, "-m", "zoo.cli.train", *words[1:]], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    # Asked again, nothing is left to train, and the finished runs are archived with their configs.
+    assert launch_commands("commands", table, "synthetic", 2, tmp_path, overrides, archive=tmp_path / "archive") == []
+    archived = json.loads((tmp_path / "archive" / "refinedet320_table3_no_tcb_seed1.json").read_text())
+    assert archived["seed"] == 1 and archived["config"]["model"]["refine"] is not None
     rows = reproduce(table, "synthetic", 2, tmp_path, overrides=overrides,
                      train=lambda cfg, run_dir: pytest.fail(f"trained {run_dir} again"))
     stored = [json.loads((tmp_path / "refinedet320_table3_no_tcb" / f"seed{k}" / "results.json").read_text())

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.engine.reproduce import check_before_training
-from zoo.engine.table_runs import TableRun, restore_archived, table_runs, take_twin, train_overrides, twin_to_take
+from zoo.engine.run_archive import archived_name, save_run
+from zoo.engine.table_runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides,
+                                   twin_to_take)
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 
@@ -20,13 +22,17 @@ def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: s
                  ) -> list[TableRun]:
     """The runs the table still has to train. What needs no training happens first, as ``zoo-reproduce``
     would do it: archived runs are restored and finished twins taken; finished runs are checked against
-    their rows' configs, and the paper protocol's pretrained weights are checked."""
+    their rows' configs, and the paper protocol's pretrained weights are checked. With ``archive``, the runs
+    earlier commands finished are archived, as zoo-reproduce archives a run it trains: running this again
+    between commands keeps what is done safe from losing the runs folder."""
     out_dir = Path(out_dir).resolve()  # the commands may run from another folder
     runs = table_runs(table, protocol, seeds, out_dir)
     check_before_training(runs, protocol, overrides, table["name"])
     pending = []
     for run in runs:
         if (run.run_dir / "results.json").is_file():
+            if archive is not None:
+                save_run(run.run_dir, Path(archive), archived_name(run.experiment, run.seed), archived_config(run.run_dir))
             continue
         cfg = run.compose(overrides)
         restore_archived(run, cfg, archive)
