@@ -14,6 +14,7 @@ from zoo.cli import CONF_DIR, reports_bad_input
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
 @reports_bad_input("zoo-eval")
 def main(cfg: DictConfig) -> None:
+    from zoo.engine.checkpoint import write_text_atomically
     from zoo.engine.evaluate import evaluate_checkpoint
     from zoo.registry import load_components
 
@@ -21,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     results = evaluate_checkpoint(cfg)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     tables = results.pop("tables")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_text_atomically(out_dir / "results.json", json.dumps(results, indent=2))  # never half a file
     print("\n\n".join(tables))
     print(f"results: {out_dir / 'results.json'}")
 

@@ -14,6 +14,7 @@ from zoo.cli import CONF_DIR, reports_bad_input
 @hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
 @reports_bad_input("zoo-predict")
 def main(cfg: DictConfig) -> None:
+    from zoo.engine.checkpoint import write_text_atomically
     from zoo.engine.predict import Predictor, as_json, draw_found
     from zoo.data.image_list import image_files
     from zoo.registry import load_components
@@ -26,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     found = predictor(files)
     out = Path(cfg.out or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps(as_json(found), indent=1))
+    write_text_atomically(out / "predictions.json", json.dumps(as_json(found), indent=1))
     if cfg.draw:
         draw_found(found, predictor.class_names, out / "drawn")
     total = sum(len(f["scores"]) for f in found)

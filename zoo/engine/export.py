@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.evaluate import load_run, trained_channels_last
 
 log = logging.getLogger("zoo.export")
@@ -123,5 +124,5 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
             "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}",
             "export_seconds": round(seconds, 2), "checked_on": f"the first {check.shape[0]} {cfg.split} images"}
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2))
+    write_text_atomically(out.with_suffix(".json"), json.dumps(info, indent=2))
     return info
