@@ -69,10 +69,18 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
     info = json.loads(path.with_suffix(".json").read_text())
     model, loader, run_cfg, _ = load_run(str(checkpoint), "val", 2, "cpu")
     assert info["input_shape"] == [2, 3, 320, 320] and info["class_names"] == list(loader.dataset.class_names)
-    # The program alone (torch and torchvision, no zoo import needed) against the checkpoint's model.
+    # The program alone, in a process that imports torch and torchvision only, against the checkpoint's model.
     pixels = torch.rand(2, 3, 320, 320) * 255
+    torch.save(pixels, tmp_path / "pixels.pt")
+    alone = subprocess.run([sys.executable, "-c", (
+        "import sys, torch, torchvision\n"
+        f"found = torch.export.load({str(path)!r}).module()(torch.load({str(tmp_path / 'pixels.pt')!r}))\n"
+        f"torch.save(found, {str(tmp_path / 'found.pt')!r})\n"
+        "assert not [m for m in sys.modules if m == 'zoo' or m.startswith('zoo.')]")],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    exported = torch.load(tmp_path / "found.pt")
     with torch.no_grad():
-        exported = torch.export.load(path).module()(pixels)
         eager = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, channels_last=True)(pixels)
     assert same_detections(eager, exported) is None and len(exported) == 2
 
