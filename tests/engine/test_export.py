@@ -89,3 +89,19 @@ def test_zoo_export_names_a_missing_checkpoint(tmp_path):
     done = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={tmp_path / 'none.pt'}",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True)
     assert done.returncode == 2 and "zoo-export: error:" in done.stderr and "none.pt" in done.stderr
+
+
+def test_class_nms_while_exporting_keeps_classes_apart_even_with_negative_coordinates(monkeypatch):
+    from zoo.ops.class_nms import class_nms
+
+    class Keep(torch.nn.Module):
+        def forward(self, boxes, scores, classes):
+            return class_nms(boxes, scores, classes, 0.5)
+
+    boxes = torch.tensor([[-50.0, -50, 300, 300], [-50, -50, 300, 300], [0, 0, 10, 10]])
+    scores, classes = torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0, 1, 1])
+    program = torch.export.export(Keep(), (boxes, scores, classes), strict=False).module()
+    assert program(boxes, scores, classes).tolist() == [0, 1, 2]  # the same box in two classes: both kept
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)  # the exporting path, run eagerly
+    assert class_nms(boxes[:0], scores[:0], classes[:0], 0.5).tolist() == []
+    assert class_nms(boxes, scores, torch.tensor([0, 0, 1]), 0.5).tolist() == [0, 2]

@@ -1,6 +1,8 @@
 """`zoo-export checkpoint=...`: a trained detector as one torch.export program (.pt2), checked before it is written."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -17,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     info = export_checkpoint(cfg)
     shape = "x".join(map(str, info["input_shape"]))
     print(f"exported in {info['export_seconds']} s, input {shape}; the program reproduces the model on "
-          f"{info['checked_on']}: {info['program']} (what goes in and out: {info['program'][:-4]}.json)")
+          f"{info['checked_on']}: {info['program']} (what goes in and out: {Path(info['program']).with_suffix('.json')})")
 
 
 if __name__ == "__main__":

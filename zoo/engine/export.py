@@ -9,7 +9,6 @@ and RoI ops). Input: RGB pixels 0-255, float32 (B, 3, H, W), already resized as 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +20,6 @@ from torch import nn
 
 from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.evaluate import load_run, trained_channels_last
-
-log = logging.getLogger("zoo.export")
 
 
 class PixelDetector(nn.Module):

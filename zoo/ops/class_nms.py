@@ -15,6 +15,7 @@ def class_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, 
     """Indices of the boxes kept, by decreasing score; boxes of different ``classes`` never suppress each other."""
     if not torch.compiler.is_exporting():
         return batched_nms(boxes, scores, classes, iou_threshold)
-    extent = torch.cat([boxes.flatten(), boxes.new_zeros(1)]).max() + 1  # an empty input needs no branch
+    coords = torch.cat([boxes.flatten(), boxes.new_zeros(1)])  # the zero: an empty input needs no branch
+    extent = coords.max() - coords.min() + 1  # wider than every box, negative coordinates included
     shifted = boxes + (classes.to(boxes) * extent)[:, None]
     return nms(shifted, scores, iou_threshold)
