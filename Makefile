@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all bench clean
+.PHONY: install train test test-all test-gpu bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not gpu" $(ARGS)
+
+# The CUDA paths (tests/gpu/); skipped where torch sees no CUDA device.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu tests/gpu $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ssd_inference.py $(ARGS)
