@@ -88,3 +88,20 @@ def test_an_experiment_runs_on_the_cpu_protocol_with_its_ablation_kept(compose_c
     cfg = compose_cfg("experiment=refinedet320_table3_no_tcb", "model=refinedet_lite", "data=bccd", "trainer=cpu_bccd")
     assert cfg.model.name == "refinedet_lite" and cfg.model.neck.type == "none"
     assert not cfg.model.refine.cascade and not cfg.model.refine.filter_negatives
+
+
+def test_a_stored_config_from_before_a_key_moved_reads_as_todays(compose_cfg):
+    """Hard-negative mining was the multibox loss's own (neg_pos_ratio) before it became a registered sampler."""
+    from omegaconf import OmegaConf
+
+    from zoo.config import stored_run_config
+    from zoo.engine.trainer import run_config_differences
+
+    today = compose_cfg("model=ssd_lite")
+    old = OmegaConf.to_container(today, resolve=True)
+    old["model"]["loss"] = {"type": "multibox", "neg_pos_ratio": 3.0, "loc_weight": 1.0}
+    assert run_config_differences(today, OmegaConf.create(old)) == ["model"]
+    assert run_config_differences(today, stored_run_config(old)) == []
+    old["model"]["loss"]["neg_pos_ratio"] = 2.0  # a real difference stays one
+    assert run_config_differences(today, stored_run_config(old)) == ["model"]
+    assert stored_run_config(old).model.loss.sampler == {"type": "hard_negative", "neg_pos_ratio": 2.0}

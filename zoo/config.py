@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from zoo.registry import ConfigError
@@ -90,3 +90,16 @@ def model_node(model_cfg: Any) -> dict[str, Any]:
         return {k: OmegaConf.to_container(model_cfg[k], resolve=True) if OmegaConf.is_config(model_cfg[k])
                 else model_cfg[k] for k in keys}
     return {k: model_cfg[k] for k in keys}
+
+
+def stored_run_config(stored: Any) -> DictConfig:
+    """A run config stored by a checkpoint or an archived run, in today's keys: the keys that moved since it
+    was written are moved, so old runs still load, resume and compare as the runs they were.
+    - multibox ``neg_pos_ratio``/``min_negatives`` -> its ``sampler: {type: hard_negative, ...}``."""
+    cfg = OmegaConf.create(OmegaConf.to_container(stored) if OmegaConf.is_config(stored) else stored)
+    loss = OmegaConf.select(cfg, "model.loss")
+    if isinstance(loss, DictConfig) and loss.get("type") == "multibox" and "sampler" not in loss:
+        with open_dict(loss):
+            moved = {key: loss.pop(key) for key in ("neg_pos_ratio", "min_negatives") if key in loss}
+            loss.sampler = {"type": "hard_negative", **moved}
+    return cfg

@@ -1,9 +1,10 @@
-"""OHEM: the hardest candidates by loss, within quotas, near-duplicates suppressed; and through both heads."""
+"""Samplers: OHEM (the hardest candidates by loss, within quotas, near-duplicates suppressed; and through both
+heads), SSD's hard-negative mining, and any sampler over a batch of dense predictions."""
 import pytest
 import torch
 
 from zoo.registry import SAMPLERS
-from zoo.task.samplers import OHEMSampler, RandomSampler
+from zoo.task.samplers import HardNegativeSampler, OHEMSampler, RandomSampler, sample_masks
 
 # labels: 3 positives, 4 negatives, 1 ignored (whose loss is the largest and must never be taken)
 LABELS = torch.tensor([1, 0, 2, 0, 0, 1, 0, -1])
@@ -89,3 +90,38 @@ def test_ohem_nms_sees_only_the_hardest_pool():
     boxes = torch.tensor([[0.0, 0, 10, 10]] * 6) + torch.arange(6.0)[:, None] * 100  # no overlaps
     _, neg = OHEMSampler(num=2, nms_pool=1)(labels, losses, boxes)
     assert neg.tolist() == [0, 1]
+
+
+def test_hard_negatives_are_three_per_positive_by_loss_never_the_ignored():
+    pos, neg = HardNegativeSampler()(LABELS, LOSSES)
+    assert pos.tolist() == [0, 2, 5] and neg.tolist() == [1, 3, 4, 6]  # 9 wanted, 4 there; never the ignored 7
+    _, neg = HardNegativeSampler(neg_pos_ratio=1.0)(LABELS, LOSSES)
+    assert neg.tolist() == [1, 3, 6]
+    _, neg = HardNegativeSampler(neg_pos_ratio=0.5)(LABELS, LOSSES)
+    assert neg.tolist() == [1]  # 0.5 x 3 positives = 1 (rounded down)
+
+
+def test_hard_negative_quota_is_capped_by_the_negatives_and_zero_without_positives_unless_a_minimum():
+    labels = torch.tensor([[1, 1, 0, 0, -1, -1], [0, 0, 0, 0, 0, 0]])
+    losses = torch.rand(2, 6)
+    pos, neg = HardNegativeSampler().masks(labels, losses)
+    assert pos.sum(1).tolist() == [2, 0] and neg.sum(1).tolist() == [2, 0]
+    _, neg = HardNegativeSampler(min_negatives=2).masks(labels, losses)
+    assert neg[1].sum() == 2 and neg[1, losses[1].topk(2).indices].all()
+    with pytest.raises(ValueError, match="neg_pos_ratio >= 0"):
+        SAMPLERS.build({"type": "hard_negative", "neg_pos_ratio": -1})
+
+
+@pytest.mark.parametrize("node", [{"type": "hard_negative"}, {"type": "random", "num": 4},
+                                  {"type": "ohem", "num": 4, "nms_threshold": None}])
+def test_sample_masks_equals_the_sampler_image_by_image(node):
+    sampler = SAMPLERS.build(node)
+    labels = torch.stack([LABELS, LABELS.flip(0)])
+    losses = torch.stack([LOSSES, LOSSES.flip(0)])
+    torch.manual_seed(0)
+    pos, neg = sample_masks(sampler, labels, losses)
+    torch.manual_seed(0)
+    for i in range(2):
+        p, n = sampler(labels[i], losses[i])
+        assert sorted(torch.nonzero(pos[i]).squeeze(1).tolist()) == sorted(p.tolist())
+        assert sorted(torch.nonzero(neg[i]).squeeze(1).tolist()) == sorted(n.tolist())

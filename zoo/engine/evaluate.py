@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from zoo.config import DataConfig, model_node, validate_section
+from zoo.config import DataConfig, model_node, stored_run_config, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
 from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model
@@ -46,7 +46,7 @@ def load_run(checkpoint: str, split: str, batch_size: int | None, device: str = 
     run's own, which the trainer evaluated with (with keep-ratio data the batch sets each image's
     padding, and so the anchors' grid)."""
     state = load_checkpoint(checkpoint)
-    run_cfg = OmegaConf.create(state["config"])
+    run_cfg = stored_run_config(state["config"])
     with open_dict(run_cfg):
         if data_root:
             _reroot(run_cfg.data, data_root)

@@ -16,6 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from zoo.cli import CONF_DIR
+from zoo.config import stored_run_config
 from zoo.data import Collate, build_loader, build_transform, read_image, to_original
 from zoo.data.image_list import ImageList
 from zoo.engine.checkpoint import load_checkpoint
@@ -46,7 +47,7 @@ class Predictor:
         tta = named_tta(tta) if isinstance(tta, str) else tta
         parse_tta(tta)  # a bad node fails before the checkpoint is loaded
         state = load_checkpoint(checkpoint)
-        run_cfg = OmegaConf.create(state["config"])
+        run_cfg = stored_run_config(state["config"])
         self.class_names = list(state["class_names"])
         self.device = local_device(device)
         self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()

@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from zoo.cli import CONF_DIR
+from zoo.config import stored_run_config
 from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.run_archive import archived_name, restore_run
 
@@ -193,7 +194,7 @@ def _differences(cfg, run_dir: Path) -> list[str]:
 def _config_differences(cfg, stored) -> list[str]:
     from zoo.engine.trainer import run_config_differences
 
-    return run_config_differences(cfg, OmegaConf.create(stored), shared_only=True)
+    return run_config_differences(cfg, stored_run_config(stored), shared_only=True)
 
 
 def archived_config(run_dir: Path) -> dict[str, Any] | None:

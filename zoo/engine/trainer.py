@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from zoo.config import DataConfig, TrainerConfig, model_node, validate_section
+from zoo.config import DataConfig, TrainerConfig, model_node, stored_run_config, validate_section
 from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                    write_text_atomically)
 from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
@@ -160,7 +160,7 @@ class Trainer:
             raise FileNotFoundError(f"resume: no checkpoint at '{path}' (resume=true continues a run_dir's last.pt; "
                                     "resume=/path/to/ckpt.pt names one)")
         state = load_checkpoint(path, required=RESUME_KEYS)
-        self._check_same_run(OmegaConf.create(state["config"]), path)
+        self._check_same_run(stored_run_config(state["config"]), path)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

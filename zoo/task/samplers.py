@@ -3,7 +3,8 @@
 Every sampler is called as ``sampler(labels, losses=None, boxes=None)`` with ``labels`` (N,): > 0 positive,
 0 negative, < 0 ignored, and returns (positive indices, negative indices). A sampler whose
 ``needs_losses`` is true chooses by each candidate's current loss (N,), which the head computes without
-gradient before sampling; the others ignore ``losses`` and ``boxes``.
+gradient before sampling; the others ignore ``losses`` and ``boxes``. ``sample_masks`` applies any of them
+to a batch of dense predictions (B, A), as the SSD and RefineDet losses need.
 """
 from __future__ import annotations
 
@@ -85,3 +86,49 @@ class OHEMSampler:
         positive = candidates[is_pos][: int(self.num * self.pos_fraction)]
         negative = candidates[~is_pos][: self.num - positive.numel()]
         return positive, negative
+
+
+@SAMPLERS.register("hard_negative")
+class HardNegativeSampler:
+    """SSD's hard-negative mining (Liu et al., 2016): every positive, and the ``neg_pos_ratio`` x positives
+    negatives of highest loss in the same image (at least ``min_negatives``, at most all of them)."""
+
+    needs_losses = True
+
+    def __init__(self, neg_pos_ratio: float = 3.0, min_negatives: int = 0):
+        if neg_pos_ratio < 0 or min_negatives < 0:
+            raise ValueError(f"hard_negative sampler: need neg_pos_ratio >= 0 and min_negatives >= 0, got "
+                             f"{neg_pos_ratio}, {min_negatives}")
+        self.neg_pos_ratio = neg_pos_ratio
+        self.min_negatives = min_negatives
+
+    def masks(self, labels: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image of a batch at once: ``labels``, ``losses`` (B, A) -> positive and negative masks (B, A).
+        Each negative's rank within its image comes from a double argsort."""
+        positives, negatives = labels > 0, labels == 0
+        ranked = losses.detach().masked_fill(~negatives, float("-inf"))
+        rank = ranked.argsort(dim=1, descending=True).argsort(dim=1)
+        quota = (positives.sum(dim=1) * self.neg_pos_ratio).long().clamp(min=self.min_negatives)
+        quota = torch.minimum(quota, negatives.sum(dim=1))
+        return positives, (rank < quota[:, None]) & negatives
+
+    def __call__(self, labels: torch.Tensor, losses: torch.Tensor | None = None,
+                 boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if losses is None or losses.shape != labels.shape:
+            raise ValueError("hard_negative sampler: needs one loss per candidate")
+        positives, negatives = self.masks(labels[None], losses[None])
+        return torch.nonzero(positives[0]).squeeze(1), torch.nonzero(negatives[0]).squeeze(1)
+
+
+def sample_masks(sampler, labels: torch.Tensor, losses: torch.Tensor | None = None,
+                 boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Any sampler over a batch of dense predictions: ``labels`` (B, A), ``losses`` (B, A), ``boxes`` (B, A, 4)
+    or None -> the chosen positives' and negatives' masks (B, A). A sampler with a batched ``masks`` method
+    (hard_negative) runs once; the others run image by image."""
+    if hasattr(sampler, "masks"):
+        return sampler.masks(labels, losses)
+    positives, negatives = torch.zeros_like(labels, dtype=torch.bool), torch.zeros_like(labels, dtype=torch.bool)
+    for i in range(labels.shape[0]):
+        pos, neg = sampler(labels[i], None if losses is None else losses[i], None if boxes is None else boxes[i])
+        positives[i, pos], negatives[i, neg] = True, True
+    return positives, negatives

@@ -1,51 +1,38 @@
-"""SSD's multibox loss: softmax cross-entropy with hard-negative mining plus smooth L1 on positives."""
+"""SSD's multibox loss: softmax cross-entropy on the sampled anchors plus smooth L1 on the sampled positives."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 
-from zoo.registry import LOSSES
-
-
-def hard_negative_mask(neg_loss: torch.Tensor, negatives: torch.Tensor, num_pos: torch.Tensor,
-                       neg_pos_ratio: float, min_negatives: int = 0) -> torch.Tensor:
-    """Per image, keep the ``neg_pos_ratio * num_pos`` highest-loss candidates among ``negatives``.
-
-    neg_loss, negatives: (B, A); num_pos: (B,). Vectorised: rank by a double argsort."""
-    loss = neg_loss.detach().masked_fill(~negatives, float("-inf"))
-    order = loss.argsort(dim=1, descending=True)
-    rank = order.argsort(dim=1)
-    quota = (num_pos * neg_pos_ratio).long().clamp(min=min_negatives)
-    quota = torch.minimum(quota, negatives.sum(dim=1))
-    return (rank < quota[:, None]) & negatives
+from zoo.registry import LOSSES, SAMPLERS
+from zoo.task.samplers import sample_masks
 
 
 @LOSSES.register("multibox")
 class MultiBoxLoss:
-    """Loss = (L_conf + alpha * L_loc) / N with N the matched anchors in the batch (0 when N = 0).
+    """Loss = (L_conf + alpha * L_loc) / N with N the sampled positives in the batch (0 when N = 0).
 
-    ``labels`` (B, A): 0 background, 1..C foreground, -1 ignored. ``exclude`` (B, A) removes
-    anchors from hard-negative mining only (RefineDet's negative anchor filtering)."""
+    ``labels`` (B, A): 0 background, 1..C foreground, -1 ignored. ``sampler`` chooses the anchors the loss
+    sees from their current classification loss: SSD's and RefineDet's ``hard_negative`` (3 negatives per
+    positive) by default; ``random`` or ``ohem`` (with ``nms_threshold: null``, as the loss has no boxes) swap
+    in. ``exclude`` (B, A) removes negatives from sampling (RefineDet's negative anchor filtering)."""
 
-    def __init__(self, neg_pos_ratio: float = 3.0, loc_weight: float = 1.0, min_negatives: int = 0,
-                 smooth_l1_beta: float = 1.0):
-        self.neg_pos_ratio = neg_pos_ratio
+    def __init__(self, loc_weight: float = 1.0, smooth_l1_beta: float = 1.0,
+                 sampler: Mapping | None = None):
         self.loc_weight = loc_weight
-        self.min_negatives = min_negatives
         self.beta = smooth_l1_beta
+        self.sampler = SAMPLERS.build(sampler or {"type": "hard_negative"})
 
     def __call__(self, scores: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor,
                  box_targets: torch.Tensor, exclude: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        positives = labels > 0
-        negatives = labels == 0
-        if exclude is not None:
-            negatives &= ~exclude
-        num_pos = positives.sum(dim=1)
         ce = F.cross_entropy(scores.float().flatten(0, 1), labels.clamp(min=0).flatten(), reduction="none")
         ce = ce.view_as(labels)
-        mined = hard_negative_mask(ce, negatives, num_pos, self.neg_pos_ratio, self.min_negatives)
-        normaliser = num_pos.sum().clamp(min=1).float()
-        cls_loss = ce[positives | mined].sum() / normaliser
+        candidates = labels if exclude is None else labels.masked_fill(exclude & (labels == 0), -1)
+        positives, negatives = sample_masks(self.sampler, candidates, ce.detach())
+        normaliser = positives.sum().clamp(min=1).float()
+        cls_loss = ce[positives | negatives].sum() / normaliser
         loc_loss = F.smooth_l1_loss(deltas[positives].float(), box_targets[positives], beta=self.beta,
                                     reduction="sum") / normaliser
         return {"cls": cls_loss, "loc": self.loc_weight * loc_loss}
