@@ -69,6 +69,7 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
     info = json.loads(path.with_suffix(".json").read_text())
     model, loader, run_cfg, _ = load_run(str(checkpoint), "val", 2, "cpu")
     assert info["input_shape"] == [2, 3, 320, 320] and info["class_names"] == list(loader.dataset.class_names)
+    assert info["pad_pixel"] == list(run_cfg.data.mean)
     # The program alone, in a process that imports torch and torchvision only, against the checkpoint's model.
     pixels = torch.rand(2, 3, 320, 320) * 255
     torch.save(pixels, tmp_path / "pixels.pt")
@@ -105,3 +106,13 @@ def test_class_nms_while_exporting_keeps_classes_apart_even_with_negative_coordi
     monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)  # the exporting path, run eagerly
     assert class_nms(boxes[:0], scores[:0], classes[:0], 0.5).tolist() == []
     assert class_nms(boxes, scores, torch.tensor([0, 0, 1]), 0.5).tolist() == [0, 2]
+
+
+def test_the_pad_pixel_is_the_one_the_model_trained_with():
+    from omegaconf import OmegaConf
+
+    from zoo.engine.export import pad_pixel
+
+    data = OmegaConf.create({"mean": [1.0, 2.0, 3.0]})
+    assert pad_pixel(data, OmegaConf.create({})) == [1.0, 2.0, 3.0]
+    assert pad_pixel(data, OmegaConf.create({"pad_fill": "black"})) == [0.0, 0.0, 0.0]

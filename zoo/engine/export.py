@@ -77,13 +77,19 @@ def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[order] for k, v in found.items()}
 
 
-def _check_pixels(loader, data_cfg, size: tuple[int, int], batch: int) -> torch.Tensor:
-    """The split's first images as pixels on a canvas of ``size`` filled with the mean colour, the padding
-    the data pipeline would add."""
+def pad_pixel(data_cfg, model_cfg) -> list[float]:
+    """The RGB value the data pipeline pads with: the mean colour, or black for a model trained on black
+    padding (``pad_fill: black``)."""
+    return list(data_cfg.mean) if model_cfg.get("pad_fill", "mean") == "mean" else [0.0, 0.0, 0.0]
+
+
+def _check_pixels(loader, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
+    """The split's first images as pixels on a canvas of ``size`` filled with ``pad``, the padding the data
+    pipeline would add."""
     images = next(iter(loader)).images[:batch].float()
     mean = torch.tensor(list(data_cfg.mean)).view(1, 3, 1, 1)
     std = torch.tensor(list(data_cfg.std)).view(1, 3, 1, 1)
-    canvas = mean.expand(images.shape[0], 3, *size).clone()
+    canvas = torch.tensor(pad).view(1, 3, 1, 1).expand(images.shape[0], 3, *size).clone()
     h, w = min(images.shape[-2], size[0]), min(images.shape[-1], size[1])
     canvas[..., :h, :w] = (images * std + mean)[..., :h, :w]
     return canvas
@@ -103,7 +109,8 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     with torch.no_grad():
         program = torch.export.export(wrapped, (example,), strict=False)
     seconds = time.perf_counter() - started
-    check = _check_pixels(loader, run_cfg.data, size, int(cfg.batch_size))
+    pad = pad_pixel(run_cfg.data, run_cfg.model)
+    check = _check_pixels(loader, run_cfg.data, pad, size, int(cfg.batch_size))
     if check.shape[0] < example.shape[0]:  # a split smaller than the batch: top up with random pixels
         check = torch.cat([check, example[check.shape[0]:]])
     with torch.no_grad():
@@ -116,7 +123,8 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     info = {"program": str(out), "checkpoint": str(cfg.checkpoint),
             "class_names": list(state["class_names"]), "input_shape": [int(cfg.batch_size), 3, *size],
             "input": "RGB pixels 0-255, float32, resized by the test transform below and padded at the bottom/right "
-                     "with the mean colour to input_shape",
+                     "with pad_pixel to input_shape",
+            "pad_pixel": pad,
             "test_transform": OmegaConf.to_container(run_cfg.model.transforms.test, resolve=True),
             "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
             "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}",
