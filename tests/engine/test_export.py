@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,10 +110,13 @@ def test_class_nms_while_exporting_keeps_classes_apart_even_with_negative_coordi
 
 
 def test_the_pad_pixel_is_the_one_the_model_trained_with():
-    from omegaconf import OmegaConf
+    from zoo.data.collate import Collate
 
-    from zoo.engine.export import pad_pixel
-
-    data = OmegaConf.create({"mean": [1.0, 2.0, 3.0]})
-    assert pad_pixel(data, OmegaConf.create({})) == [1.0, 2.0, 3.0]
-    assert pad_pixel(data, OmegaConf.create({"pad_fill": "black"})) == [0.0, 0.0, 0.0]
+    sample = {"image": np.full((2, 2, 3), 7, np.uint8), "boxes": np.zeros((0, 4), np.float32),
+              "labels": np.zeros(0, np.int64), "ignore": np.zeros(0, bool), "image_id": 0, "orig_size": (2, 2),
+              "scale": (1.0, 1.0), "file": "x.jpg"}
+    for pad_fill, pixel in (("mean", [1.0, 2.0, 3.0]), ("black", [0.0, 0.0, 0.0])):
+        collate = Collate([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], size_divisor=4, pad_fill=pad_fill)
+        assert collate.pad_pixel == pixel
+        padded = collate([sample]).images[0, :, 3, 3]  # outside the 2x2 image: the padding, normalised
+        assert padded.tolist() == [(p - m) / 2.0 for p, m in zip(pixel, [1.0, 2.0, 3.0])]

@@ -27,7 +27,9 @@ class Collate:
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         self.size_divisor = size_divisor
-        self.fill = np.zeros((3, 1, 1), np.float32) if pad_fill == "mean" else -self.mean / self.std
+        # The padding's RGB pixel (what an exported model's caller pads with) and its normalised value.
+        self.pad_pixel = [float(v) for v in np.ravel(mean)] if pad_fill == "mean" else [0.0, 0.0, 0.0]
+        self.fill = (np.asarray(self.pad_pixel, np.float32).reshape(3, 1, 1) - self.mean) / self.std
 
     def __call__(self, samples: list[dict | None]) -> Batch:
         kept = [s for s in samples if s is not None]  # None: an unreadable image left out (skip_bad)

@@ -77,12 +77,6 @@ def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[order] for k, v in found.items()}
 
 
-def pad_pixel(data_cfg, model_cfg) -> list[float]:
-    """The RGB value the data pipeline pads with: the mean colour, or black for a model trained on black
-    padding (``pad_fill: black``)."""
-    return list(data_cfg.mean) if model_cfg.get("pad_fill", "mean") == "mean" else [0.0, 0.0, 0.0]
-
-
 def _check_pixels(loader, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
     """The split's first images as pixels on a canvas of ``size`` filled with ``pad``, the padding the data
     pipeline would add."""
@@ -109,7 +103,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     with torch.no_grad():
         program = torch.export.export(wrapped, (example,), strict=False)
     seconds = time.perf_counter() - started
-    pad = pad_pixel(run_cfg.data, run_cfg.model)
+    pad = loader.collate_fn.pad_pixel  # the pixel the model trained with: the mean, or black (pad_fill: black)
     check = _check_pixels(loader, run_cfg.data, pad, size, int(cfg.batch_size))
     if check.shape[0] < example.shape[0]:  # a split smaller than the batch: top up with random pixels
         check = torch.cat([check, example[check.shape[0]:]])
