@@ -15,6 +15,7 @@ from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
 from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model
 from zoo.engine.loaders import build_split, scored_split
+from zoo.engine.preflight import check_components
 from zoo.evaluation import build_evaluators
 from zoo.evaluation.proposal_recall import ProposalRecallEvaluator
 from zoo.models.detectors import build_detector
@@ -71,7 +72,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
     tta = cfg.get("tta")
     tta = OmegaConf.to_container(tta, resolve=True) if tta else None
-    parse_tta(tta)  # a bad tta node fails before the model and the data are loaded
+    parse_tta(tta)  # a bad tta or evaluator node fails before the model and the data are loaded
+    check_components(None, cfg.get("evaluator"))
     model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, cfg.batch_size, cfg.device,
                                              cfg.get("data_root"))
     class_names = list(loader.dataset.class_names)

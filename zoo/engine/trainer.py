@@ -22,6 +22,7 @@ from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_f
 from zoo.engine.inference import autocast_context, cpu_has_native_bfloat16, evaluate_model
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
+from zoo.engine.preflight import check_components
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.stages import Stage, StageSchedule
 from zoo.engine.timing import code_version, machine
@@ -97,6 +98,7 @@ class Trainer:
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
         torch.manual_seed(int(cfg.seed) + self.rank)
+        check_components(cfg.model, cfg.evaluator, self.dcfg.classes)  # config typos fail before the data loads
 
         self.train_loader, self.train_sampler = build_split(self.dcfg, cfg.model, "train", self.tcfg.batch_size,
                                                             seed=int(cfg.seed), rank=self.rank,

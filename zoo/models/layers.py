@@ -1,6 +1,8 @@
 """Small layers shared by several components."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
@@ -58,6 +60,10 @@ def resnet_norm_layer(norm: str, what: str) -> type[nn.Module]:
 def load_weights(module: nn.Module, path: str | None, what: str) -> None:
     """Load a state dict from a local file (no downloads: machines may be offline)."""
     if not path:
+        return
+    if any(p.is_meta for p in module.parameters()):  # a preflight build: only check the file is there
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what}: weights file '{path}' not found")
         return
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
