@@ -3,7 +3,7 @@ import json
 import cv2
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import TINY
 from zoo.engine.checkpoint import load_checkpoint
@@ -25,6 +25,8 @@ def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
         state = load_checkpoint(tmp_path / "checkpoints" / name)
         assert state["class_names"][0] == "circle"
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 8
+    resolved = OmegaConf.load(tmp_path / "config.yaml")
+    assert resolved.data.train.image_size == 128 and "${" not in (tmp_path / "config.yaml").read_text()
     assert list((tmp_path / "plots").glob("*.png")) and cv2.imread(str(tmp_path / "plots" / "detections.png")) is not None
 
 

@@ -136,6 +136,8 @@ class Trainer:
         self.step = 0
         self.best: dict[str, Any] = {}
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=self.tcfg.tensorboard)
+        if self.is_main:  # .hydra/config.yaml keeps the interpolations; this is what the run runs with
+            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.get("resume"):
             self._resume(cfg.resume)
 
