@@ -51,6 +51,15 @@ def test_multirun_sweeps_a_rows_fresh_seeds_and_leaves_an_interrupted_run_its_ow
                                 "'hydra.sweep.subdir=seed${seed}'")
 
 
+def test_launching_refuses_a_protocol_whose_data_sets_a_switch_the_rows_compare(tmp_path):
+    table = _table("ssd_table2")
+    plain = ["model=ssd_lite", "data=synthetic", "trainer=synthetic", "evaluator=voc07"]  # keeps data.augment
+    table = {**table, "protocols": {"synthetic": {**table["protocols"]["synthetic"], "overrides": plain}}}
+    with pytest.raises(ValueError, match=r"augment.ssd_train.*~data.augment.ssd_train"):
+        launch_commands("commands", table, "synthetic", 1, tmp_path)  # not after the commands have trained
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_bad_launch_mode_names_the_choices(tmp_path):
     with pytest.raises(ValueError, match=r"launch='parallel': expected one of \['here', 'commands', 'multirun'\]"):
         launch_commands("parallel", _table("refinedet_table3"), "synthetic", 1, tmp_path)

@@ -148,8 +148,6 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
             run_dir, seed = run.run_dir, run.seed
             done = run_dir / "results.json"
             cfg = run.compose(overrides)
-            if seed == 0 and run.group == "experiment":
-                check_row_switches(cfg, list(runs_by_row))
             paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             restore_archived(run, cfg, archive)
             if report_only and not (done.is_file() and all(t is None or cached_tta(run_dir, t) for t in (tta, also_tta))):
@@ -182,14 +180,19 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
 
 
 def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:
-    """What would stop the table midway, checked before anything trains: under the paper protocol every row's
-    pretrained weights, and every finished run against the config its row composes now (``read_back`` refuses
-    a run trained with another), so that a table does not stop at its fifth row after hours on the first four."""
+    """What would stop the table midway, checked before anything trains (by ``zoo-reproduce`` and by its
+    ``launch=`` commands alike): every row's switches against the protocol's data, under the paper protocol
+    every row's pretrained weights, and every finished run against the config its row composes now
+    (``read_back`` refuses a run trained with another), so that a table does not stop at its fifth row after
+    hours on the first four."""
+    rows = list(dict.fromkeys(run.experiment for run in runs))
     for run in runs:
         finished = (run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
-        if not finished and not (run.seed == 0 and protocol == "paper"):
+        if not finished and run.seed != 0:
             continue
         cfg = run.compose(overrides)
+        if run.seed == 0 and run.group == "experiment":
+            check_row_switches(cfg, rows)
         if run.seed == 0 and protocol == "paper":
             check_pretrained(cfg, f"table {table_name}, row {run.experiment}")
         if finished:
