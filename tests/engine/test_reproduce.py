@@ -158,6 +158,25 @@ def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
     assert checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=3, warmup=1) > 0
 
 
+def test_checkpoint_latency_feeds_the_model_as_evaluation_does(compose_cfg, tmp_path, monkeypatch):
+    from zoo.engine import latency
+    from zoo.engine.trainer import Trainer
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "trainer.channels_last=false"),
+            tmp_path).fit()
+    seen, load = [], latency.load_run
+
+    def recording_load(*args, **kwargs):
+        model, *rest = load(*args, **kwargs)
+        model.register_forward_pre_hook(lambda m, a, kw: seen.append((a[0].is_contiguous(), kw.get("image_sizes"))),
+                                        with_kwargs=True)
+        return (model, *rest)
+
+    monkeypatch.setattr(latency, "load_run", recording_load)
+    latency.checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=2, warmup=1)
+    assert len(seen) == 3 and all(plain and sizes == [(320, 320)] for plain, sizes in seen)  # NCHW, as it trained
+
+
 def test_rows_compose_inside_a_running_hydra_app():
     from zoo.engine.table_runs import compose_row
 

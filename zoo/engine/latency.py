@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from zoo.engine.evaluate import load_run
+from zoo.engine.evaluate import load_run, trained_channels_last
 
 
 @torch.inference_mode()
@@ -14,18 +14,19 @@ def checkpoint_latency(checkpoint: str, split: str = "test", num_images: int = 2
                        device: str = "cpu") -> float:
     """Median milliseconds of one forward (network and post-processing, batch 1) over the first
     ``num_images`` images of ``split``, after ``warmup`` untimed ones."""
-    model, loader, _, _ = load_run(checkpoint, split, 1, device)
+    model, loader, run_cfg, _ = load_run(checkpoint, split, 1, device)
     model.eval()
     param = next(model.parameters())
+    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format  # as zoo-eval runs it
     batches = []
     for batch in (b for b in loader if len(b)):  # an empty batch: its image was unreadable (skip_bad)
-        batches.append(batch.images.to(param.device).contiguous(memory_format=torch.channels_last))
+        batches.append((batch.images.to(param.device).contiguous(memory_format=layout), batch.image_sizes))
         if len(batches) == num_images + warmup:
             break
     times = []
-    for i, images in enumerate(batches):
+    for i, (images, sizes) in enumerate(batches):
         start = time.perf_counter()
-        model(images)
+        model(images, image_sizes=sizes)
         if param.device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:

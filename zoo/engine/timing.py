@@ -1,5 +1,5 @@
-"""Timing shared by the benchmark scripts and the speed column of the paper tables: several callables
-timed in alternating rounds, and the machine header every figure is printed under."""
+"""Timing shared by the benchmark scripts and the paper tables: several callables timed in alternating
+rounds, the machine header every figure is printed under, and the code version each figure comes from."""
 from __future__ import annotations
 
 import functools
