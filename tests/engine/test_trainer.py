@@ -187,6 +187,23 @@ def test_resume_with_another_config_is_refused(compose_cfg, tmp_path):
     assert resumed.step == 1
 
 
+def test_resume_across_a_code_change_that_added_a_key_warns_and_continues(compose_cfg, tmp_path, caplog):
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    path = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    stored = OmegaConf.create(state["config"])
+    del stored.model.test["topk_per_class"]  # as if the run started before the key existed
+    state["config"] = OmegaConf.to_yaml(stored)
+    torch.save(state, path)
+    resumed = Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "resume=true"), tmp_path)
+    assert resumed.step == 1 and "['model']" in caplog.text and "do not share" in caplog.text
+    stored.model.test.nms_threshold = 0.3  # a key both have, with another value: another run
+    state["config"] = OmegaConf.to_yaml(stored)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"resume: the config differs .*\['model'\]"):
+        Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "resume=true"), tmp_path)
+
+
 def test_resume_from_a_checkpoint_without_training_state_names_what_is_missing(compose_cfg, tmp_path):
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")

@@ -189,12 +189,19 @@ class Trainer:
         return states[self.rank] if self.rank < len(states) else states[0]
 
     def _check_same_run(self, stored: DictConfig, path: Path) -> None:
-        """Resuming with another model, data set, seed or schedule would silently mix two runs."""
-        differ = run_config_differences(self.cfg, stored)
+        """Resuming with another model, data set, seed or schedule would silently mix two runs. A key that only
+        one side has (the code gained or dropped it since the run started) is warned about, not refused: the
+        overrides cannot supply it."""
+        differ = run_config_differences(self.cfg, stored, shared_only=True)
         if differ:
             raise ValueError(f"resume: the config differs from the one stored in {path} in {differ}; the run was "
                              f"started with the overrides {list(stored.get('overrides') or [])}: pass them again "
                              "with resume=true")
+        one_sided = run_config_differences(self.cfg, stored)
+        if one_sided:
+            log.warning("resume: %s in %s hold keys that this code's config and the stored one do not share (the "
+                        "code changed since the run started); resuming with this code's values for them",
+                        one_sided, path)
 
     def state_dict(self) -> dict[str, Any]:
         """Every rank must call it: the random state is gathered from each (rank 0's alone would restart the
