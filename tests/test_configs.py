@@ -67,9 +67,11 @@ def test_eval_data_root_moves_every_path():
     from zoo.engine.evaluate import _reroot
 
     data = OmegaConf.create({"root": "/old", "val": {"type": "coco", "ann_file": "/old/a.json", "image_dir": "/old/im",
-                                                      "split": "val"}, "train": {"type": "voc", "root": "/old"}})
+                                                      "split": "val"}, "train": {"type": "voc", "root": "/old"},
+                              "test": {"type": "voc", "root": ["/old/VOC2007", "/old/VOC2012", "/older/x"]}})
     _reroot(data, "/new")
     assert data.val.ann_file == "/new/a.json" and data.val.image_dir == "/new/im" and data.train.root == "/new"
+    assert list(data.test.root) == ["/new/VOC2007", "/new/VOC2012", "/older/x"]  # a sibling folder is not under root
 
 
 NO_PAPER_FIGURE = {"faster_rcnn_training_joint"}  # the paper describes the result without printing it

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from zoo.config import DataConfig, model_node, stored_run_config, validate_section
 from zoo.engine.checkpoint import load_checkpoint
@@ -120,14 +120,20 @@ def proposal_recall(checkpoint: str, split: str = "test", limits: Sequence[int] 
 
 
 def _reroot(data: DictConfig, root: str) -> None:
-    """Stored configs hold resolved paths: swap the old ``data.root`` prefix for the new folder in
-    every path of every split (VOC ``root``, COCO ``ann_file`` and ``image_dir``)."""
+    """Stored configs hold resolved paths: swap the old ``data.root`` folder for the new one in every
+    path of every split (VOC ``root``, one or a list, COCO ``ann_file`` and ``image_dir``)."""
     old = data.get("root")
     if not old:
         raise ValueError("data_root: the stored data config has no 'root' to replace")
+    old = old.rstrip("/")
+
+    def moved(value):
+        if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+            return root + value[len(old):]
+        return value
+
     data.root = root
     for split in ("train", "val", "test"):
         node = data.get(split)
         for key, value in (node or {}).items():
-            if isinstance(value, str) and value.startswith(old):
-                node[key] = root + value[len(old):]
+            node[key] = [moved(v) for v in value] if isinstance(value, ListConfig) else moved(value)
