@@ -85,6 +85,14 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
     with torch.no_grad():
         eager = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, channels_last=True)(pixels)
     assert same_detections(eager, exported) is None and len(exported) == 2
+    # A batch larger than the split (8 images): the check is topped up with random pixels, and says so.
+    from omegaconf import OmegaConf
+
+    from zoo.engine.export import export_checkpoint
+    info = export_checkpoint(OmegaConf.create({"checkpoint": str(checkpoint), "out": str(tmp_path / "b10.pt2"),
+                                               "image_size": None, "batch_size": 10, "split": "test",
+                                               "data_root": None}))
+    assert info["checked_on"] == "the first 8 test images and 2 of random pixels"
 
 
 def test_zoo_export_names_a_missing_checkpoint(tmp_path):

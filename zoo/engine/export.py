@@ -105,8 +105,11 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     pad = loader.collate_fn.pad_pixel  # the pixel the model trained with: the mean, or black (pad_fill: black)
     check = _check_pixels(loader, run_cfg.data, pad, size, int(cfg.batch_size))
-    if check.shape[0] < example.shape[0]:  # a split smaller than the batch: top up with random pixels
-        check = torch.cat([check, example[check.shape[0]:]])
+    real = check.shape[0]
+    if real < example.shape[0]:  # a split smaller than the batch: top up with random pixels
+        check = torch.cat([check, example[real:]])
+    checked_on = f"the first {real} {cfg.split} images" + (
+        f" and {check.shape[0] - real} of random pixels" if real < check.shape[0] else "")
     with torch.no_grad():
         differs = same_detections(wrapped(check), program.module()(check))
     if differs is not None:
@@ -122,6 +125,6 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             "test_transform": OmegaConf.to_container(run_cfg.model.transforms.test, resolve=True),
             "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
             "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}",
-            "export_seconds": round(seconds, 2), "checked_on": f"the first {check.shape[0]} {cfg.split} images"}
+            "export_seconds": round(seconds, 2), "checked_on": checked_on}
     write_text_atomically(out.with_suffix(".json"), json.dumps(info, indent=2))
     return info
