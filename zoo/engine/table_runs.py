@@ -117,7 +117,7 @@ class TableRun:
         return train_overrides(self.experiment, self.protocol_overrides, self.seed, extra, self.group)
 
     def compose(self, extra: Sequence[str] = ()):
-        return compose_config("train", self.overrides(extra))
+        return compose_row(self.experiment, self.protocol_overrides, self.seed, extra, self.group)
 
 
 def table_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path) -> list[TableRun]:
