@@ -35,7 +35,7 @@ class TrainerConfig:
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU (oneDNN) and tensor cores
     eval_every: int = 1  # epochs between evaluations on the val split; 0: only at the end
     log_every: int = 20  # iterations between metrics.jsonl lines
-    checkpoint_every: int = 0  # iterations between last.pt saves; 0: at the end of each epoch
+    checkpoint_every: int = 0  # extra last.pt saves every N iterations within an epoch; each epoch's end always saves
     progress: bool = True
     tensorboard: bool = True
     plots: bool = True

@@ -66,7 +66,8 @@ def load_run(checkpoint: str, split: str, batch_size: int | None, device: str = 
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg``: checkpoint, split, device, batch_size, data_root, plots and an optional evaluator node."""
+    """``cfg``: checkpoint, split, device, batch_size, data_root, plots, precision (fp32, bf16, fp16), compile,
+    and optional tta and evaluator nodes."""
     precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if cfg.get("precision", "fp32") not in precisions:
         raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")

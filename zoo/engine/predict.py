@@ -36,8 +36,9 @@ def named_tta(name: str) -> dict[str, Any]:
 
 
 class Predictor:
-    """A checkpoint's detector with the test transform and normalisation it was trained with, so a
-    picture is seen exactly as the evaluation saw its test images. ``tta`` is a ``tta`` config node
+    """A checkpoint's detector with the test transform, normalisation and padding it was trained with, so a
+    picture is prepared as the evaluation prepared its test images (with keep-ratio data, each batch pads its
+    images to the largest: ``batch_size=1`` gives every picture its own size). ``tta`` is a ``tta`` config node
     (views, merge) or the name of one in conf/tta ('flip'); detections below ``score_threshold`` are dropped."""
 
     def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | str | None = None,
