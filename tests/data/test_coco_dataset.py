@@ -145,6 +145,9 @@ def test_coco_data_config_builds_its_splits_from_a_coco_folder(tmp_path, compose
     (lambda d: d["categories"].append({"id": 9}), r"category \{'id': 9\} needs an 'id' and a 'name'"),
     (lambda d: d["annotations"].append({"id": 9, "image_id": 99, "category_id": 7, "bbox": [1, 1, 2, 2]}),
      r"1 image id\(s\) have annotations but no image entry, e.g. \[99\]"),
+    (lambda d: d["categories"].append({"id": 7, "name": "horse"}), r"category id 7 is used by both 'dog' and 'horse'"),
+    (lambda d: d["categories"].append({"id": 8, "name": "dog"}), r"category name\(s\) \['dog'\] are used by more than one"),
+    (lambda d: d.pop("annotations"), r"has no 'annotations' list"),
 ])
 def test_what_the_coco_index_would_hide_fails_naming_the_file(tmp_path, edit, message):
     data = tiny()

@@ -67,3 +67,18 @@ def test_a_cached_data_set_loads_each_image_once_and_hands_out_the_same_samples(
     image[:] = 0  # a transform writing into its input leaves the kept copy alone
     ann["boxes"][:] = -1
     assert cached.cache[0][0].any() and (cached.cache[0][1]["boxes"] >= 0).all()
+
+
+def test_a_split_whose_classes_are_not_the_training_splits_is_refused(compose_cfg, tmp_path, write_voc):
+    from zoo.config import DataConfig, validate_section
+    from zoo.engine.loaders import build_split
+
+    write_voc(tmp_path, {"a": dict(objects=[("cat", (1, 1, 9, 9))])}, split="test")
+    cfg = compose_cfg("data=bccd", f"data.root={tmp_path}", "data.classes=[cat,dog]",
+                      "data.val.class_names=[dog,cat]")  # labels would mean the other class
+    data = validate_section(cfg, "data", DataConfig)
+    with pytest.raises(ValueError, match=r"data.val: voc\[test\] has the classes \['dog', 'cat'\], the training split "
+                                         r"\['cat', 'dog'\]; they must be the same, in the same order"):
+        build_split(data, cfg.model, "val", 2, class_names=["cat", "dog"])
+    loader, _ = build_split(data, cfg.model, "test", 2, class_names=["cat", "dog"])
+    assert len(loader.dataset) == 1

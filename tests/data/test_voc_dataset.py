@@ -135,6 +135,18 @@ def test_missing_split_lists_the_splits_there(small_voc, voc_classes):
         VOCDataset(str(small_voc), "test", voc_classes)
 
 
+def test_an_empty_split_file_is_refused_and_a_repeated_line_kept_once(small_voc, voc_classes):
+    split = small_voc / "ImageSets" / "Main" / "trainval.txt"
+    ids = split.read_text().split()
+    split.write_text("\n\n")
+    with pytest.raises(DataError, match=r"trainval\.txt lists no images"):
+        VOCDataset(str(small_voc), "trainval", voc_classes)
+    split.write_text("\n".join([*ids, ids[0], ids[0]]) + "\n")
+    with pytest.warns(DataWarning, match=rf"trainval\.txt: 2 repeated line\(s\) dropped, each image kept once \({ids[0]}\)"):
+        ds = VOCDataset(str(small_voc), "trainval", voc_classes)
+    assert len(ds) == len(ids)
+
+
 def test_several_roots_are_concatenated(tmp_path, voc_classes, write_voc):
     first = write_voc(tmp_path / "2007", {"a": dict(objects=[("cat", (1, 1, 9, 9))])})
     second = write_voc(tmp_path / "2012", {"b": dict(), "c": dict()})

@@ -105,6 +105,10 @@ def test_the_command_writes_predictions(checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     listed = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert listed[0]["file"].endswith("x.png") and (tmp_path / "out" / "drawn" / "0000_x.png").is_file()
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.predict", f"checkpoint={checkpoint}",
+                           f"inputs=[{tmp_path / 'x.png'}]", f"out={tmp_path / 'out' / 'predictions.json'}"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "predictions.json is a file; out names the folder" in done.stderr
 
 
 def test_paths_may_be_pathlib_and_other_objects_are_refused(tmp_path):

@@ -1,5 +1,6 @@
 """zoo-visualize writes one PNG grid of the requested number of tiles."""
 import cv2
+import pytest
 
 from tests.conftest import TINY
 from zoo.engine.trainer import Trainer
@@ -15,3 +16,10 @@ def test_grid_of_predictions_and_ground_truth(compose_cfg, tmp_path):
     # 5 tiles of 96 px in a 3-column grid (2 rows), 4 px padding around each
     assert image.shape == (2 * 96 + 3 * 4, 3 * 96 + 4 * 4, 3)
     assert image.std() > 0  # something was drawn
+
+
+def test_a_bad_out_or_tile_is_refused_before_the_checkpoint_loads(tmp_path):
+    with pytest.raises(ValueError, match=r"out=.*somedir must name an image file \(\.jpg.*e\.g\. grid\.png"):
+        visualize_checkpoint(str(tmp_path / "none.pt"), str(tmp_path / "somedir"))
+    with pytest.raises(ValueError, match="tile is each image's size in pixels in the grid, at least 16; got 0"):
+        visualize_checkpoint(str(tmp_path / "none.pt"), str(tmp_path / "grid.png"), tile=0)

@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+from omegaconf.errors import MissingMandatoryValue
+
 import zoo.config  # noqa: F401  (registers the config schemas with Hydra)
 
 # conf/ sits beside the package in the source tree (installed with `pip install -e .`).
@@ -18,10 +20,24 @@ def reports_bad_input(command: str):
         def run(*args, **kwargs):
             try:
                 return main(*args, **kwargs)
-            except (ValueError, FileNotFoundError) as err:
+            except (ValueError, FileNotFoundError, MissingMandatoryValue) as err:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                print(f"{command}: error: {err}\n(HYDRA_FULL_ERROR=1 shows where it was raised)", file=sys.stderr)
+                print(f"{command}: error: {_message(err)}\n(HYDRA_FULL_ERROR=1 shows where it was raised)",
+                      file=sys.stderr)
                 sys.exit(2)
         return run
     return wrap
+
+
+def _message(err: Exception) -> str:
+    """The error's own words: a missing required option named as the override that gives it, and an error raised
+    in a data-loader worker without the worker's traceback, which torch writes into the message."""
+    if isinstance(err, MissingMandatoryValue):
+        key = getattr(err, "full_key", None) or "?"
+        return f"'{key}' is required: pass {key}=<value>"
+    text = str(err)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last else last  # "zoo.data.errors.DataError: <its message>"
+    return text

@@ -22,10 +22,14 @@ def main(cfg: DictConfig) -> None:
     load_components()
     inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [str(cfg.inputs)]
     files = image_files([str(path) for path in inputs])
+    if not files:
+        raise ValueError(f"inputs={inputs}: no image to predict on")
+    out = Path(cfg.out or HydraConfig.get().runtime.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={out} is a file; out names the folder predictions.json (and drawn/) go to")
     predictor = Predictor(cfg.checkpoint, cfg.device, OmegaConf.to_container(cfg.tta, resolve=True) if cfg.get("tta")
                           else None, cfg.score_threshold, cfg.batch_size)
     found = predictor(files)
-    out = Path(cfg.out or HydraConfig.get().runtime.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "predictions.json", json.dumps(as_json(found), indent=1))
     if cfg.draw:

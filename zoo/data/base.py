@@ -51,7 +51,9 @@ def require_path(path: str, what: str) -> str:
     """Fail early, and say where we looked: a relative root is resolved against the run's cwd."""
     if not os.path.exists(path):
         where = "" if os.path.isabs(path) else f" (relative to the current directory {os.getcwd()})"
-        raise DataError(f"{what} {path!r} does not exist{where}; pass data.root=/path/to/the/data set")
+        raise DataError(f"{what} {path!r} does not exist{where}; point at the data set with data.root=<folder> "
+                        "(zoo-train, zoo-reproduce's overrides) or data_root=<folder> (zoo-eval, zoo-export, "
+                        "zoo-visualize)")
     return path
 
 

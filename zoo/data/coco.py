@@ -25,6 +25,9 @@ def load_coco(path: str) -> COCO:
     missing = [k for k in ("images", "categories") if not isinstance(data, dict) or k not in data]
     if missing:
         raise DataError(f"{path}: not a COCO detection file, missing key(s) {missing}")
+    if "annotations" not in data:  # an image list alone (test-dev): nothing to train on or score against
+        raise DataError(f"{path}: has no 'annotations' list, so it can be neither trained on nor scored (an image "
+                        "list such as test-dev); an annotated split with no objects has 'annotations': []")
     _check_ids(data, path)
     coco = COCO()
     coco.dataset = data
@@ -38,7 +41,8 @@ def load_coco(path: str) -> COCO:
 
 def _check_ids(data: dict, path: str) -> None:
     """What pycocotools' index would hide: a repeated image id (the later entry silently replaces the
-    earlier one), ids of mixed types (they cannot be ordered), categories without a name, and
+    earlier one), ids of mixed types (they cannot be ordered), categories without a name or sharing an id
+    or a name (one category's boxes would be labelled as the other's), and
     annotations of images the file does not list (they would be left out uncounted)."""
     ids = [image.get("id") if isinstance(image, dict) else None for image in data["images"]]
     if None in ids:
@@ -51,9 +55,17 @@ def _check_ids(data: dict, path: str) -> None:
             raise DataError(f"{path}: image id {image['id']!r} is used by both {seen[image['id']]!r} and "
                             f"{image.get('file_name')!r}")
         seen[image["id"]] = image.get("file_name")
+    named: dict = {}
     for cat in data["categories"]:
         if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
             raise DataError(f"{path}: category {cat!r} needs an 'id' and a 'name'")
+        if cat["id"] in named:  # the later entry would take the earlier one's boxes
+            raise DataError(f"{path}: category id {cat['id']!r} is used by both {named[cat['id']]!r} and "
+                            f"{cat['name']!r}")
+        named[cat["id"]] = cat["name"]
+    if len(set(named.values())) < len(named):
+        twice = sorted({n for n in named.values() if list(named.values()).count(n) > 1})
+        raise DataError(f"{path}: category name(s) {twice} are used by more than one category id")
     orphans = sorted({a.get("image_id") for a in data.get("annotations", []) if isinstance(a, dict)} - set(seen), key=str)
     if orphans:
         raise DataError(f"{path}: {len(orphans)} image id(s) have annotations but no image entry, "

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 import xml.etree.ElementTree as ET
 
 from zoo.data.annotations import ImageRecord, dropped_boxes_tally, make_record
 from zoo.data.base import RecordDataset, require_path
-from zoo.data.errors import DataError, Tally
+from zoo.data.errors import DataError, DataWarning, Tally
 from zoo.registry import DATASETS
 
 VOC_CLASSES = (
@@ -22,7 +23,15 @@ def read_split(root: str, split: str) -> list[str]:
         known = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".txt")) if os.path.isdir(folder) else []
         raise DataError(f"split file {path} does not exist; splits found there: {known}")
     with open(path) as f:
-        return [line.split()[0] for line in f if line.strip()]
+        listed = [line.split()[0] for line in f if line.strip()]
+    if not listed:
+        raise DataError(f"split file {path} lists no images")
+    ids = list(dict.fromkeys(listed))  # an image listed twice would be trained on, or scored, twice
+    if len(ids) < len(listed):
+        repeated = sorted({i for i in listed if listed.count(i) > 1})
+        warnings.warn(f"{path}: {len(listed) - len(ids)} repeated line(s) dropped, each image kept once "
+                      f"({', '.join(repeated[:5])}{' and more' if len(repeated) > 5 else ''})", DataWarning, stacklevel=2)
+    return ids
 
 
 def _number(element: ET.Element, tag: str, path: str) -> float:

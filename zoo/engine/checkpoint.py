@@ -49,12 +49,18 @@ def load_checkpoint(path: str | Path, required: Sequence[str] = CHECKPOINT_KEYS)
     """A checkpoint written by zoo-train, loaded with ``weights_only``; a file that cannot be read or
     lacks a ``required`` key fails naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"checkpoint '{path}' is a folder; name the file (a run's checkpoints/last.pt or "
+                                "best.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint '{path}' is empty (0 bytes): a copy or a save that did not finish")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and weights-only errors alike
-        raise ValueError(f"checkpoint '{path}' cannot be read as a torch checkpoint: {error}") from error
+        raise ValueError(f"checkpoint '{path}' cannot be read as a torch checkpoint ({type(error).__name__}: "
+                         f"{error})") from error
     missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"checkpoint '{path}' is not a zoo-train checkpoint: it lacks {missing} (a bare state_dict? "

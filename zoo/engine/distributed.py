@@ -26,9 +26,12 @@ def local_device(requested: str) -> torch.device:
     process's GPU too, so torchrun's ranks never pile onto GPU 0."""
     if requested == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
-    device = torch.device("cuda" if requested == "auto" else requested)
+    try:
+        device = torch.device("cuda" if requested == "auto" else requested)
+    except RuntimeError as err:  # torch's message lists every backend it knows; the zoo runs on two
+        raise ValueError(f"device '{requested}' is not a device: use auto, cpu, cuda or cuda:<index>") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{requested}' was asked for but CUDA is not available; use device=auto or cpu")
+        raise ValueError(f"device '{requested}' was asked for but CUDA is not available; use device=auto or cpu")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -14,10 +14,12 @@ def scored_split(data: DataConfig, split: str) -> str:
 
 
 def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
-                world_size: int = 1) -> tuple[DataLoader, TrainSampler | None]:
+                world_size: int = 1, class_names: list[str] | None = None) -> tuple[DataLoader, TrainSampler | None]:
     """The train split gets the model's train transform and a seeded, shardable, resumable sampler;
     val and test get the test transform, in order, without dropping the last batch. A split node
-    names the data set's own split (``split: trainval``) beside its constructor arguments."""
+    names the data set's own split (``split: trainval``) beside its constructor arguments. A split
+    without images, or whose classes are not ``class_names`` (the training split's, in order), is refused:
+    it would be scored as empty, or with every label meaning another class."""
     node = data.get(scored_split(data, split))
     if not node:
         raise ValueError(f"data '{data.name}' has no '{split}' split configured")
@@ -33,6 +35,11 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         transform = OmegaConf.to_container(transforms.train, resolve=True)
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
+    if len(dataset) == 0:
+        raise ValueError(f"data.{scored_split(data, split)}: {dataset.name} has no images")
+    if class_names is not None and list(dataset.class_names) != list(class_names):
+        raise ValueError(f"data.{scored_split(data, split)}: {dataset.name} has the classes {list(dataset.class_names)}, "
+                         f"the training split {list(class_names)}; they must be the same, in the same order")
     dataset.stand_in = split == "train"  # a stand-in image would be scored twice
     dataset.cache = {} if data.cache and split == "train" else None  # evaluation reads each image once
     collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor,

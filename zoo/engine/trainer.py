@@ -103,8 +103,8 @@ class Trainer:
         self.train_loader, self.train_sampler = build_split(self.dcfg, cfg.model, "train", self.tcfg.batch_size,
                                                             seed=int(cfg.seed), rank=self.rank,
                                                             world_size=self.world_size)
-        self.val_loader, _ = build_split(self.dcfg, cfg.model, "val", self.tcfg.batch_size)
         self.class_names = list(self.train_loader.dataset.class_names)
+        self.val_loader, _ = build_split(self.dcfg, cfg.model, "val", self.tcfg.batch_size, class_names=self.class_names)
         self.model = build_detector(model_node(cfg.model), num_classes=len(self.class_names)).to(self.device)
         self.memory_format = torch.channels_last if self.tcfg.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
@@ -341,7 +341,8 @@ class Trainer:
         if not self.is_main:
             return {}
         if self.dcfg.test and self.dcfg.test != self.dcfg.val:
-            test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size)
+            test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size,
+                                         class_names=self.class_names)
             metrics = evaluate_model(self.model, test_loader, self.evaluators, self.device,
                                      progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
         else:

@@ -11,6 +11,7 @@ from torchvision.transforms.functional import resize
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from zoo.data.collate import to_original
+from zoo.data.image_list import IMAGE_SUFFIXES  # what OpenCV reads, it writes too
 from zoo.engine.evaluate import load_run, trained_channels_last
 from zoo.tta import build_tta
 
@@ -33,6 +34,10 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     to ``tile`` px on its longer side, in a grid written to ``out`` (PNG). Returns the path."""
     if num_images < 1:
         raise ValueError(f"visualize: num_images must be >= 1, got {num_images}")
+    if tile < 16:
+        raise ValueError(f"visualize: tile is each image's size in pixels in the grid, at least 16; got {tile}")
+    if Path(out).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"visualize: out={out} must name an image file ({', '.join(IMAGE_SUFFIXES)}), e.g. grid.png")
     model, loader, run_cfg, _ = load_run(checkpoint, split, min(num_images, 8), device, data_root)
     model = build_tta(model, tta).eval()
     dataset, names = loader.dataset, list(loader.dataset.class_names)
