@@ -32,7 +32,9 @@ def named_tta(name: str) -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ValueError(f"tta '{name}' is not a config in conf/tta; known: {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    from zoo.engine.table_runs import compose_config  # composed as the group it is: defaults lists apply
+
+    return OmegaConf.to_container(compose_config("eval", ["checkpoint=none", f"tta={name}"]).tta, resolve=True)
 
 
 class Predictor:

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf, open_dict
 
 from zoo.cli import CONF_DIR
 from zoo.engine.checkpoint import write_text_atomically
+from zoo.engine.predict import named_tta
 from zoo.engine.run_archive import archived_name, save_run
 from zoo.engine.table_report import Row
 from zoo.engine.table_runs import (TableRun, archived_config, by_row, compose_config, protocol_row_overrides, read_back,
@@ -81,11 +82,7 @@ def cached_tta(run_dir: Path, tta: str) -> dict[str, Any] | None:
     if not cached.is_file():
         return None
     results = json.loads(cached.read_text())
-    return results if results.get("tta_node") == _tta_node(tta) else None
-
-
-def _tta_node(tta: str) -> dict[str, Any]:
-    return OmegaConf.to_container(compose_config("eval", ["checkpoint=none", f"tta={tta}"]).tta, resolve=True)
+    return results if results.get("tta_node") == named_tta(tta) else None
 
 
 def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
