@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from zoo.config import DataConfig, model_node, stored_run_config, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model
+from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model, memory_format
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.preflight import check_components
 from zoo.evaluation import build_evaluators
@@ -30,13 +30,17 @@ def load_model(state: Mapping[str, Any], run_cfg: DictConfig, num_classes: int,
     (so the recorded number is reproduced exactly)."""
     model = build_detector(model_node(run_cfg.model), num_classes=num_classes)
     model.load_state_dict(state["model"])
-    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
-    return model.to(local_device(device), memory_format=layout)
+    return model.to(local_device(device), memory_format=trained_memory_format(run_cfg))
 
 
 def trained_channels_last(run_cfg: DictConfig) -> bool:
     """Whether the run trained in the channels-last layout: its checkpoint is tested in the same one."""
     return bool(run_cfg.trainer.get("channels_last", True))
+
+
+def trained_memory_format(run_cfg: DictConfig) -> torch.memory_format:
+    """The layout the run trained in, which its checkpoint is tested in (see ``trained_channels_last``)."""
+    return memory_format(trained_channels_last(run_cfg))
 
 
 def load_run(checkpoint: str, split: str, batch_size: int | None, device: str = "auto", data_root: str | None = None,

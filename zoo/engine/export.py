@@ -20,6 +20,7 @@ from torch import nn
 
 from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.evaluate import load_run, trained_channels_last
+from zoo.engine.inference import memory_format
 
 
 class PixelDetector(nn.Module):
@@ -31,7 +32,7 @@ class PixelDetector(nn.Module):
         self.detector = detector.eval()
         self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, 3, 1, 1))
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(channels_last)
 
     def forward(self, pixels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         images = ((pixels - self.mean) / self.std).contiguous(memory_format=self.memory_format)

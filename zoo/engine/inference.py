@@ -21,6 +21,11 @@ def cpu_has_native_bfloat16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """The layout images and weights take: channels-last (NHWC convolutions are faster on the CPU) or plain."""
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
@@ -62,7 +67,7 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
     """Returns ``metrics`` (every evaluator's flat metrics), ``per_class`` keyed by each evaluator's
     primary metric (per-class keys clash between evaluators) and the printable ``tables``."""
     dataset = loader.dataset
-    fmt = torch.channels_last if channels_last else torch.contiguous_format  # NHWC convs are faster on CPU
+    fmt = memory_format(channels_last)
     was_training = model.training
     model.eval()
     for evaluator in evaluators:

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from zoo.engine.evaluate import load_run, trained_channels_last
+from zoo.engine.evaluate import load_run, trained_memory_format
 
 
 @torch.inference_mode()
@@ -17,7 +17,7 @@ def checkpoint_latency(checkpoint: str, split: str = "test", num_images: int = 2
     model, loader, run_cfg, _ = load_run(checkpoint, split, 1, device)
     model.eval()
     param = next(model.parameters())
-    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format  # as zoo-eval runs it
+    layout = trained_memory_format(run_cfg)  # as zoo-eval runs it
     batches = []
     for batch in (b for b in loader if len(b)):  # an empty batch: its image was unreadable (skip_bad)
         batches.append((batch.images.to(param.device).contiguous(memory_format=layout), batch.image_sizes))

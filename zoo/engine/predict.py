@@ -21,7 +21,7 @@ from zoo.data import Collate, build_loader, build_transform, read_image, to_orig
 from zoo.data.image_list import ImageList
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.evaluate import load_model, trained_channels_last
+from zoo.engine.evaluate import load_model, trained_memory_format
 from zoo.engine.visualize import draw_detections
 from zoo.tta import build_tta, parse_tta
 
@@ -57,7 +57,7 @@ class Predictor:
         self.transform = build_transform(run_cfg.model.transforms.test)
         self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor,
                                run_cfg.model.get("pad_fill", "mean"))
-        self.memory_format = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
+        self.memory_format = trained_memory_format(run_cfg)
         self.score_threshold, self.batch_size = score_threshold, batch_size
 
     @torch.inference_mode()

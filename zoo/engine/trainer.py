@@ -19,7 +19,7 @@ from zoo.config import DataConfig, TrainerConfig, model_node, stored_run_config,
 from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                    write_text_atomically)
 from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
-from zoo.engine.inference import autocast_context, cpu_has_native_bfloat16, evaluate_model
+from zoo.engine.inference import autocast_context, cpu_has_native_bfloat16, evaluate_model, memory_format
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.preflight import check_components
@@ -106,7 +106,7 @@ class Trainer:
         self.class_names = list(self.train_loader.dataset.class_names)
         self.val_loader, _ = build_split(self.dcfg, cfg.model, "val", self.tcfg.batch_size, class_names=self.class_names)
         self.model = build_detector(model_node(cfg.model), num_classes=len(self.class_names)).to(self.device)
-        self.memory_format = torch.channels_last if self.tcfg.channels_last else torch.contiguous_format
+        self.memory_format = memory_format(self.tcfg.channels_last)
         self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, self.tcfg.optimizer)
         self.stages = StageSchedule(self.tcfg.stages, self.model) if self.tcfg.stages else None

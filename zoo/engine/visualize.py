@@ -12,7 +12,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from zoo.data.collate import to_original
 from zoo.data.image_list import IMAGE_SUFFIXES  # what OpenCV reads, it writes too
-from zoo.engine.evaluate import load_run, trained_channels_last
+from zoo.engine.evaluate import load_run, trained_memory_format
 from zoo.tta import build_tta
 
 GROUND_TRUTH, DETECTION, IGNORED = "lime", "red", "gray"
@@ -42,7 +42,7 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
     model = build_tta(model, tta).eval()
     dataset, names = loader.dataset, list(loader.dataset.class_names)
     param = next(model.parameters())
-    layout = torch.channels_last if trained_channels_last(run_cfg) else torch.contiguous_format
+    layout = trained_memory_format(run_cfg)
 
     def predictions():
         for batch in (b for b in loader if len(b)):  # an empty batch: its images were unreadable (skip_bad)
