@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from zoo.engine.checkpoint import write_text_atomically
 from zoo.engine.table_runs import table_tta
 from zoo.engine.timing import machine
 
@@ -177,8 +178,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if protocol != "paper":
         lines += ["", f"The paper's figures are on its own data; under `{protocol}` compare the steps, not the figures."]
     paths = {"md": str(out / "table.md"), "json": str(out / "table.json"), "png": str(out / "table.png")}
-    Path(paths["md"]).write_text("\n".join(lines) + "\n")
-    Path(paths["json"]).write_text(json.dumps({
+    write_text_atomically(paths["md"], "\n".join(lines) + "\n")  # a table is read while its runs still train
+    write_text_atomically(paths["json"], json.dumps({
         "table": table["name"], "title": table["title"], "protocol": protocol, "seeds": seeds, "metric": metric,
         "command": command, "reference": reference, "finished_runs": finished, "tta": tta,
         "also_tta": table.get("also_tta"), "pairs_in_papers_order": None if of_models else pairs_in_papers_order(rows),
