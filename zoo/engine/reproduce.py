@@ -6,6 +6,7 @@ import json
 import logging
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,40 +141,64 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         check_before_training(runs, protocol, overrides, table["name"])
     rows = []
     for experiment, row_runs in runs_by_row.items():
-        runs, also_runs, minutes, codes, paper, ms = [], [], [], [], {}, None
+        figures, cfg = RowFigures(), None
         for run in row_runs:
-            run_dir, seed = run.run_dir, run.seed
-            done = run_dir / "results.json"
             cfg = run.compose(overrides)
-            paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
             restore_archived(run, cfg, archive)
-            if report_only and not (done.is_file() and all(t is None or cached_tta(run_dir, t) for t in (tta, also_tta))):
+            if report_only and not _has_figures(run.run_dir, tta, also_tta):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
-            where = f"{table['name']}: row {run.number}/{len(runs_by_row)} {experiment}, seed {seed + 1}/{seeds}"
-            results = run_results(cfg, run_dir, where, train, Path(out_dir).parent if reuse else None)
-            scored = score_tta(run_dir, tta) if tta is not None else results
-            if metric not in scored.get("metrics", {}):
-                raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated "
-                                 f"(have {sorted(scored.get('metrics', {}))})")
-            runs.append(100 * scored["metrics"][metric])
-            codes.append(results.get("code") or "not recorded")
-            if also_tta is not None:
-                also_runs.append(100 * score_tta(run_dir, also_tta)["metrics"][metric])
-            if results.get("train_seconds") is not None:
-                minutes.append(results["train_seconds"] / 60)
-            if seed == 0 and table.get("speed") and (not report_only or (run_dir / "latency.json").is_file()):
-                ms = latency(run_dir)  # timed now, while the checkpoint is here
+            where = f"{table['name']}: row {run.number}/{len(runs_by_row)} {experiment}, seed {run.seed + 1}/{seeds}"
+            results = run_results(cfg, run.run_dir, where, train, Path(out_dir).parent if reuse else None)
+            timed = run.seed == 0 and table.get("speed") and (not report_only or (run.run_dir / "latency.json").is_file())
+            figures.add(run.run_dir, results, metric, tta, also_tta, score_tta, latency if timed else None)
             if archive is not None:
-                save_run(run_dir, Path(archive), archived_name(experiment, seed), archived_config(run_dir))
-        row_overrides = protocol_row_overrides(spec, experiment)
-        settings = _settings(experiment, cfg) if row_runs[0].group == "experiment" else f"model={experiment}"
-        settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
-        train_minutes = statistics.fmean(minutes) if table.get("train_time") and minutes else None
-        timing = Path(out_dir) / experiment / "seed0" / "latency.json"
-        timed_on = json.loads(timing.read_text()).get("machine") if ms is not None and timing.is_file() else None
-        rows.append(Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), runs, ms, train_minutes,
-                        bool(paper.get("step_verified")), timed_on, also_runs, codes))
+                save_run(run.run_dir, Path(archive), archived_name(experiment, run.seed), archived_config(run.run_dir))
+        rows.append(_row(experiment, row_runs[0].group, cfg, figures, spec, protocol, table, Path(out_dir)))
     return rows
+
+
+def _has_figures(run_dir: Path, tta: str | None, also_tta: str | None) -> bool:
+    """Whether a finished run's figures, its test-time-augmented scores included, are all on disk."""
+    return (run_dir / "results.json").is_file() and all(t is None or cached_tta(run_dir, t) for t in (tta, also_tta))
+
+
+@dataclass
+class RowFigures:
+    """What a row's runs contribute to its line: the metric per seed (in percent, scored with the table's
+    ``tta`` if it has one, and with its ``also_tta``), training minutes, code versions and seed 0's latency."""
+    runs: list[float] = field(default_factory=list)
+    also_runs: list[float] = field(default_factory=list)
+    minutes: list[float] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    ms: float | None = None
+
+    def add(self, run_dir: Path, results: dict[str, Any], metric: str, tta: str | None, also_tta: str | None,
+            score_tta: Callable[[Path, str], dict[str, Any]], latency: Callable[[Path], float] | None) -> None:
+        scored = score_tta(run_dir, tta) if tta is not None else results
+        if metric not in scored.get("metrics", {}):
+            raise ValueError(f"{run_dir}: metric '{metric}' was not evaluated (have {sorted(scored.get('metrics', {}))})")
+        self.runs.append(100 * scored["metrics"][metric])
+        self.codes.append(results.get("code") or "not recorded")
+        if also_tta is not None:
+            self.also_runs.append(100 * score_tta(run_dir, also_tta)["metrics"][metric])
+        if results.get("train_seconds") is not None:
+            self.minutes.append(results["train_seconds"] / 60)
+        if latency is not None:
+            self.ms = latency(run_dir)  # timed now, while the checkpoint is here
+
+
+def _row(experiment: str, group: str, cfg, figures: RowFigures, spec: Mapping[str, Any], protocol: str,
+         table: Mapping[str, Any], out_dir: Path) -> Row:
+    """The table's line for a row: its settings, the paper's figure (from the row's config) and ours."""
+    paper = OmegaConf.to_container(cfg.paper, resolve=True) if cfg.get("paper") else {}
+    row_overrides = protocol_row_overrides(spec, experiment)
+    settings = _settings(experiment, cfg) if group == "experiment" else f"model={experiment}"
+    settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
+    train_minutes = statistics.fmean(figures.minutes) if table.get("train_time") and figures.minutes else None
+    timing = out_dir / experiment / "seed0" / "latency.json"
+    timed_on = json.loads(timing.read_text()).get("machine") if figures.ms is not None and timing.is_file() else None
+    return Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), figures.runs, figures.ms,
+               train_minutes, bool(paper.get("step_verified")), timed_on, figures.also_runs, figures.codes)
 
 
 def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:
