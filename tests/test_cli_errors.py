@@ -43,3 +43,12 @@ def test_a_bad_device_is_refused_with_the_choices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available; use device=auto or cpu"):
             local_device("cuda")
+
+
+def test_precision_names_are_one_vocabulary_for_training_and_evaluation():
+    from zoo.engine.inference import autocast_dtype
+
+    assert autocast_dtype("bf16", "precision") is autocast_dtype("bfloat16", "trainer.amp_dtype") is torch.bfloat16
+    assert autocast_dtype("fp16", "precision") is torch.float16 and autocast_dtype("float32", "precision") is None
+    with pytest.raises(ValueError, match=r"trainer.amp_dtype must be one of \['fp32', 'float32', 'bf16'.*got 'half'"):
+        autocast_dtype("half", "trainer.amp_dtype")

@@ -31,7 +31,7 @@ class TrainerConfig:
     # (trainer/stages=four_step: Faster R-CNN's alternating training); empty: everything, throughout.
     stages: list[dict[str, Any]] = field(default_factory=list)
     amp: bool = True  # autocast training steps: amp_dtype on CUDA, bfloat16 on a CPU with bfloat16 instructions, else fp32
-    amp_dtype: str = "float16"  # on CUDA: float16 (with a grad scaler) or bfloat16
+    amp_dtype: str = "float16"  # on CUDA: float16 (with a grad scaler) or bfloat16 (or fp16, bf16, as zoo-eval's precision)
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU (oneDNN) and tensor cores
     eval_every: int = 1  # epochs between evaluations on the val split; 0: only at the end
     log_every: int = 20  # iterations between metrics.jsonl lines

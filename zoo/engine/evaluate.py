@@ -13,7 +13,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from zoo.config import DataConfig, model_node, stored_run_config, validate_section
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.distributed import local_device
-from zoo.engine.inference import compile_for_inference, cpu_has_native_bfloat16, evaluate_model, memory_format
+from zoo.engine.inference import (autocast_dtype, compile_for_inference, cpu_has_native_bfloat16, evaluate_model,
+                                  memory_format)
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.preflight import check_components
 from zoo.evaluation import build_evaluators
@@ -72,9 +73,7 @@ def load_run(checkpoint: str, split: str, batch_size: int | None, device: str = 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """``cfg``: checkpoint, split, device, batch_size, data_root, plots, precision (fp32, bf16, fp16), compile,
     and optional tta and evaluator nodes."""
-    precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if cfg.get("precision", "fp32") not in precisions:
-        raise ValueError(f"precision must be one of {sorted(precisions)}, got '{cfg.precision}'")
+    amp_dtype = autocast_dtype(cfg.get("precision", "fp32"), "precision")
     tta = cfg.get("tta")
     tta = OmegaConf.to_container(tta, resolve=True) if tta else None
     parse_tta(tta)  # a bad tta or evaluator node fails before the model and the data are loaded
@@ -87,9 +86,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     evaluator_cfg = cfg.get("evaluator") or run_cfg.evaluator
     evaluators = build_evaluators(list(evaluator_cfg.values()), class_names)
     tested = build_tta(model, tta)
-    if device.type == "cpu" and cfg.get("precision") == "bf16" and not cpu_has_native_bfloat16():
-        log.warning("precision=bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so torch runs its "
-                    "reference kernels, several times slower than fp32")
+    if device.type == "cpu" and amp_dtype == torch.bfloat16 and not cpu_has_native_bfloat16():
+        log.warning(f"precision={cfg.precision}: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so "
+                    "torch runs its reference kernels, several times slower than fp32")
     compiled = bool(cfg.get("compile", False))
     if compiled:
         if all(getattr(e, "source", "detections") == "proposals" for e in evaluators):
@@ -97,7 +96,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                              "proposals (propose() runs uncompiled): drop compile=true")
         tested = compile_for_inference(tested)
     start = time.perf_counter()
-    results = evaluate_model(tested, loader, evaluators, device, amp_dtype=precisions[cfg.get("precision", "fp32")],
+    results = evaluate_model(tested, loader, evaluators, device, amp_dtype=amp_dtype,
                              channels_last=channels_last)
     seconds = time.perf_counter() - start  # the loop alone: data, forward (with any TTA), scoring
     if cfg.get("plots", True):

@@ -21,6 +21,18 @@ def cpu_has_native_bfloat16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
+# Both spellings, so zoo-eval's precision= and the trainer's amp_dtype take the same words.
+AUTOCAST_DTYPES = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+                   "fp16": torch.float16, "float16": torch.float16}
+
+
+def autocast_dtype(name: str, key: str) -> torch.dtype | None:
+    """The autocast dtype a precision name stands for (None: float32, no autocast); ``key`` names the option."""
+    if name not in AUTOCAST_DTYPES:
+        raise ValueError(f"{key} must be one of {list(AUTOCAST_DTYPES)}, got '{name}'")
+    return AUTOCAST_DTYPES[name]
+
+
 def memory_format(channels_last: bool) -> torch.memory_format:
     """The layout images and weights take: channels-last (NHWC convolutions are faster on the CPU) or plain."""
     return torch.channels_last if channels_last else torch.contiguous_format

@@ -19,7 +19,8 @@ from zoo.config import DataConfig, TrainerConfig, model_node, stored_run_config,
 from zoo.engine.checkpoint import (RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                    write_text_atomically)
 from zoo.engine.distributed import all_reduce_mean, barrier, from_main, gather_from_all, init_distributed, local_device
-from zoo.engine.inference import autocast_context, cpu_has_native_bfloat16, evaluate_model, memory_format
+from zoo.engine.inference import (autocast_context, autocast_dtype, cpu_has_native_bfloat16, evaluate_model,
+                                  memory_format)
 from zoo.engine.loaders import build_split, scored_split
 from zoo.engine.logging import RunLogger
 from zoo.engine.preflight import check_components
@@ -147,11 +148,9 @@ class Trainer:
         hardware (AVX-512 BF16, AMX), float32 elsewhere (float16 autocast is slow on every CPU)."""
         if not self.tcfg.amp:
             return None
-        dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-        if self.tcfg.amp_dtype not in dtypes:
-            raise ValueError(f"trainer.amp_dtype must be one of {sorted(dtypes)}, got '{self.tcfg.amp_dtype}'")
+        dtype = autocast_dtype(self.tcfg.amp_dtype, "trainer.amp_dtype")
         if self.device.type == "cuda":
-            return dtypes[self.tcfg.amp_dtype]
+            return dtype
         if cpu_has_native_bfloat16():
             return torch.bfloat16
         log.info("trainer.amp: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so training runs in "
