@@ -127,6 +127,7 @@ def test_an_image_is_scored_on_its_100_best_detections_over_all_classes(backend)
     res = evaluate(["a", "b"], gts, preds, backend=backend)
     assert res["coco_ar100"] == pytest.approx(0.5) and res["per_class"]["b"]["ap"] == pytest.approx(0.0)
     assert res["per_class"]["a"]["ap"] == pytest.approx(1.0)
+    assert (res["per_class"]["a"]["num_det"], res["per_class"]["b"]["num_det"]) == (100, 0)  # what was scored
 
 
 def test_size_ranges_use_the_sources_area_when_given():

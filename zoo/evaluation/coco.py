@@ -55,7 +55,9 @@ class COCOEvaluator(Evaluator):
         ids = self.image_ids()
         gts = [self.ground_truth(i) for i in ids]
         detections = coco_detections(ids, [self.prediction(i) for i in ids])
-        num_gt, num_det = self.class_counts()
+        num_gt, _ = self.class_counts()
+        # the detections scored: each image's 100 best (category ids are labels + 1), not all that were processed
+        num_det = np.bincount(detections[:, 6].astype(np.int64) - 1, minlength=self.num_classes)
 
         if len(detections) == 0:
             # pycocotools' loadRes cannot read an empty result list; nothing was detected, so every AP/AR is 0
