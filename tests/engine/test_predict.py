@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from zoo.data import DataError
+from zoo.data import DataError, DataWarning
 from zoo.data.collate import to_original
 from zoo.data.image_list import ImageList, image_files
 from zoo.engine.evaluate import load_run
@@ -77,6 +77,16 @@ def test_bad_inputs_name_the_problem(checkpoint, tmp_path):
     broken.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="broken.jpg"):
         Predictor(checkpoint, device="cpu")([str(broken)])
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.full((40, 50, 3), 90, np.uint8))
+    with pytest.warns(DataWarning, match="broken.jpg"):  # skip_bad: the bad one keeps its place, as an error
+        predictor = Predictor(checkpoint, device="cpu", batch_size=2, skip_bad=True)
+        found = predictor([str(good), str(broken), str(good)])
+    assert [f["file"] for f in found] == [str(good), str(broken), str(good)]
+    assert "error" in found[1] and found[0]["size"] == found[2]["size"] == (40, 50)
+    assert as_json(found)[1] == {"file": str(broken), "error": "unreadable (skip_bad: left out)"}
+    assert draw_found(found, predictor.class_names, tmp_path / "drawn") == [str(tmp_path / "drawn" / "0000_good.png"),
+                                                           str(tmp_path / "drawn" / "0002_good.png")]
     with pytest.raises(ValueError, match="tta 'flipp' is not a config in conf/tta; known: .*flip"):
         Predictor(checkpoint, device="cpu", tta="flipp")
     bare = tmp_path / "weights.pt"

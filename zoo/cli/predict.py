@@ -28,14 +28,16 @@ def main(cfg: DictConfig) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file; out names the folder predictions.json (and drawn/) go to")
     predictor = Predictor(cfg.checkpoint, cfg.device, OmegaConf.to_container(cfg.tta, resolve=True) if cfg.get("tta")
-                          else None, cfg.score_threshold, cfg.batch_size)
+                          else None, cfg.score_threshold, cfg.batch_size, cfg.skip_bad)
     found = predictor(files)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "predictions.json", json.dumps(as_json(found), indent=1))
     if cfg.draw:
         draw_found(found, predictor.class_names, out / "drawn")
-    total = sum(len(f["scores"]) for f in found)
-    print(f"{total} detections scoring >= {cfg.score_threshold} on {len(files)} images: {out / 'predictions.json'}"
+    total = sum(len(f["scores"]) for f in found if "error" not in f)
+    unread = sum("error" in f for f in found)
+    print(f"{total} detections scoring >= {cfg.score_threshold} on {len(files) - unread} images"
+          + (f" ({unread} unreadable, listed with their error)" if unread else "") + f": {out / 'predictions.json'}"
           + (f"; drawn in {out / 'drawn'}" if cfg.draw else ""))
 
 

@@ -40,8 +40,10 @@ class ImageList(DetectionDataset):
     """``images``: paths (str or os.PathLike), or (H, W, 3) uint8 RGB arrays; no ground truth (every
     annotation is empty)."""
 
-    def __init__(self, images: Sequence[str | os.PathLike | np.ndarray], class_names: Sequence[str], transform=None):
-        super().__init__("images", transform)
+    def __init__(self, images: Sequence[str | os.PathLike | np.ndarray], class_names: Sequence[str], transform=None,
+                 skip_bad: bool = False):
+        super().__init__("images", transform, skip_bad)
+        self.stand_in = False  # an unreadable image is left out, never replaced by another
         self.images = [image if isinstance(image, np.ndarray) else _path(i, image) for i, image in enumerate(images)]
         self.class_names = list(class_names)
         for i, image in enumerate(self.images):

@@ -44,7 +44,7 @@ class Predictor:
     (views, merge) or the name of one in conf/tta ('flip'); detections below ``score_threshold`` are dropped."""
 
     def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | str | None = None,
-                 score_threshold: float = 0.0, batch_size: int = 8):
+                 score_threshold: float = 0.0, batch_size: int = 8, skip_bad: bool = False):
         if batch_size < 1:
             raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
         tta = named_tta(tta) if isinstance(tta, str) else tta
@@ -58,29 +58,34 @@ class Predictor:
         self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor,
                                run_cfg.model.get("pad_fill", "mean"))
         self.memory_format = trained_memory_format(run_cfg)
-        self.score_threshold, self.batch_size = score_threshold, batch_size
+        self.score_threshold, self.batch_size, self.skip_bad = score_threshold, batch_size, skip_bad
 
     @torch.inference_mode()
     def __call__(self, images: Sequence[str | np.ndarray]) -> list[dict[str, Any]]:
         """Per image: ``boxes`` (N, 4) float32 xyxy in its own pixels, ``scores`` (N,), ``labels`` (N,)
-        class indices, ``classes`` their names, ``file`` and ``size`` (height, width), best first."""
-        dataset = ImageList(images, self.class_names, self.transform)
-        found = []
+        class indices, ``classes`` their names, ``file`` and ``size`` (height, width), best first. With
+        ``skip_bad`` an image that cannot be read keeps its place as ``{file, error}`` (and a warning)
+        instead of stopping the whole call."""
+        dataset = ImageList(images, self.class_names, self.transform, skip_bad=self.skip_bad)
+        found = {}
         for batch in build_loader(dataset, self.batch_size, self.collate):
             x = batch.images.to(self.device).contiguous(memory_format=self.memory_format)
             for out, meta in zip(self.model(x, image_sizes=batch.image_sizes), batch.metas):
                 keep = out["scores"].float().cpu() >= self.score_threshold
                 labels = out["labels"].cpu()[keep]
-                found.append({"file": meta.file, "size": tuple(meta.orig_size),
-                              "boxes": to_original(out["boxes"].float().cpu()[keep], meta).numpy(),
-                              "scores": out["scores"].float().cpu()[keep].numpy(), "labels": labels.numpy(),
-                              "classes": [self.class_names[int(c)] for c in labels]})
-        return found
+                found[meta.image_id] = {"file": meta.file, "size": tuple(meta.orig_size),
+                                        "boxes": to_original(out["boxes"].float().cpu()[keep], meta).numpy(),
+                                        "scores": out["scores"].float().cpu()[keep].numpy(), "labels": labels.numpy(),
+                                        "classes": [self.class_names[int(c)] for c in labels]}
+        return [found.get(i) or {"file": dataset.file(i), "error": "unreadable (skip_bad: left out)"}
+                for i in range(len(dataset))]
 
 
 def as_json(found: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Predictions as plain JSON: per image its file, size and a list of {box, score, label, class}."""
-    return [{"file": f["file"], "height": int(f["size"][0]), "width": int(f["size"][1]),
+    """Predictions as plain JSON: per image its file, size and a list of {box, score, label, class}; an image
+    left out by skip_bad as its file and the error."""
+    return [{"file": f["file"], "error": f["error"]} if "error" in f else
+            {"file": f["file"], "height": int(f["size"][0]), "width": int(f["size"][1]),
              "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 5),
                              "label": int(label), "class": name}
                             for box, score, label, name in zip(f["boxes"], f["scores"], f["labels"], f["classes"])]}
@@ -94,6 +99,8 @@ def draw_found(found: Sequence[Mapping[str, Any]], class_names: list[str], out_d
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, f in enumerate(found):
+        if "error" in f:  # left out by skip_bad: nothing to draw on
+            continue
         image = torch.from_numpy(read_image(f["file"])).permute(2, 0, 1).contiguous()
         drawn = draw_detections(image, torch.from_numpy(f["boxes"]), torch.from_numpy(f["scores"]),
                                 torch.from_numpy(f["labels"]), class_names)
