@@ -60,6 +60,11 @@ def test_class_names_from_config_set_the_label_order(tmp_path):
 def test_unknown_class_names_file_class_and_known_classes(tmp_path):
     with pytest.raises(DataError, match=r"instances\.json: image a\.jpg: unknown class 'cat'; known classes: dog"):
         COCODataset(*write_coco(tmp_path, tiny()), class_names=["dog"])
+    data = tiny()
+    data["annotations"][0]["category_id"] = "7"  # the id as text: no category of the file
+    with pytest.raises(DataError, match=r"annotation 1 of image a\.jpg has category_id '7', not one of the file's "
+                                        r"category ids \[3, 7\]"):
+        COCODataset(*write_coco(tmp_path, data))
 
 
 def test_split_placeholder_and_root(tmp_path):

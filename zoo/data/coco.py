@@ -101,8 +101,12 @@ def read_coco(coco: COCO, path: str, image_dir: str, class_names: list[str], cat
         boxes, labels, ignore, area = [], [], [], []
         for ann in coco.imgToAnns.get(image_id, []):
             if ann.get("category_id") not in cat_to_label:
-                cat = coco.cats.get(ann.get("category_id"), {}).get("name", ann.get("category_id"))
-                raise DataError(f"{path}: image {file}: unknown class '{cat}'; known classes: {', '.join(class_names)}")
+                cat_id = ann.get("category_id")
+                if cat_id not in coco.cats:  # not a category of the file at all (a typo, or an id given as text)
+                    raise DataError(f"{path}: annotation {ann.get('id')} of image {file} has category_id {cat_id!r}, "
+                                    f"not one of the file's category ids {sorted(coco.cats, key=str)}")
+                raise DataError(f"{path}: image {file}: unknown class '{coco.cats[cat_id]['name']}'; known classes: "
+                                f"{', '.join(class_names)}")
             boxes.append(_xyxy(ann, f"{path}: annotation {ann.get('id')} of image {file}"))
             labels.append(cat_to_label[ann["category_id"]])
             ignore.append(bool(ann.get("iscrowd", 0)))
