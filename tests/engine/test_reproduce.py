@@ -150,15 +150,9 @@ def test_a_table_of_models_carries_their_speed(tmp_path):
     assert "| fpn_lite | model=fpn_lite | - | 70.00 | - | - | - | 9.0 |" in Path(paths["md"]).read_text()
 
 
-def test_checkpoint_latency_times_real_images(compose_cfg, tmp_path):
-    from zoo.engine.latency import checkpoint_latency
-    from zoo.engine.trainer import Trainer
+def test_checkpoint_latency_times_real_images_as_evaluation_feeds_them(compose_cfg, tmp_path, monkeypatch):
+    from types import SimpleNamespace
 
-    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
-    assert checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=3, warmup=1) > 0
-
-
-def test_checkpoint_latency_feeds_the_model_as_evaluation_does(compose_cfg, tmp_path, monkeypatch):
     from zoo.engine import latency
     from zoo.engine.trainer import Trainer
 
@@ -173,7 +167,10 @@ def test_checkpoint_latency_feeds_the_model_as_evaluation_does(compose_cfg, tmp_
         return (model, *rest)
 
     monkeypatch.setattr(latency, "load_run", recording_load)
-    latency.checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=2, warmup=1)
+    ticks = iter([0.0, 10.0, 10.004, 20.0, 20.006])  # the warm-up forward's start, then forwards of 4 and 6 ms
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))  # latency's clock alone
+    ms = latency.checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=2, warmup=1)
+    assert ms == pytest.approx(5.0)  # the median of the timed forwards; the warm-up is not timed
     assert len(seen) == 3 and all(plain and sizes == [(320, 320)] for plain, sizes in seen)  # NCHW, as it trained
 
 

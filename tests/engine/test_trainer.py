@@ -43,16 +43,26 @@ class _StopAt:
             raise _Interrupt
 
 
+class _Draw:
+    def after_step(self, trainer):
+        torch.rand(1)
+
+
 def test_resume_after_interrupt_matches_an_uninterrupted_run(compose_cfg, tmp_path):
     common = (*TINY, "trainer.max_epochs=2", "trainer.eval_every=0", "trainer.checkpoint_every=1")
     whole = Trainer(compose_cfg(*common), tmp_path / "whole")
     whole.fit()
 
-    cut = Trainer(compose_cfg(*common), tmp_path / "cut", hooks=[_StopAt(6)])  # mid-way through epoch 2
+    # mid-way through epoch 2; each step also draws from torch's stream (ssd_lite's training itself does not), so the
+    # checkpoint's random state is not the one a fresh start reaches
+    cut = Trainer(compose_cfg(*common), tmp_path / "cut", hooks=[_Draw(), _StopAt(6)])
     with pytest.raises(_Interrupt):
         cut.fit()
+    torch.manual_seed(123)  # another stream: the resume must bring back the checkpoint's
     resumed = Trainer(compose_cfg(*common, "resume=true"), tmp_path / "cut")
     assert resumed.step == 6
+    saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["rng"]
+    assert torch.equal(torch.get_rng_state(), (saved[0] if isinstance(saved, list) else saved)["torch"])
     resumed.fit()
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name

@@ -4,11 +4,23 @@ import torch
 from zoo.models.losses.multibox import MultiBoxLoss
 
 
-def test_loss_is_zero_without_positives_and_normalised_by_matches():
+def test_loss_is_zero_without_positives():
     scores = torch.randn(1, 10, 3)
     labels = torch.zeros(1, 10, dtype=torch.long)
     out = MultiBoxLoss()(scores, torch.randn(1, 10, 4), labels, torch.zeros(1, 10, 4))
     assert out["cls"].item() == 0 and out["loc"].item() == 0
+
+
+def test_the_box_loss_is_smooth_l1_on_positives_over_their_count_times_the_weight():
+    labels = torch.tensor([[1, 2, 0, -1]])
+    deltas = torch.zeros(1, 4, 4)
+    deltas[0, 0, 0] = 0.5  # smooth L1 (beta 1): 0.5 * 0.5^2 = 0.125
+    deltas[0, 1, 3] = -3.0  # |x| - 0.5 = 2.5
+    deltas[0, 2:] = 9.0  # a negative's and an ignored anchor's offsets never count
+    out = MultiBoxLoss(loc_weight=2.0)(torch.zeros(1, 4, 3), deltas, labels, torch.zeros(1, 4, 4))
+    assert out["loc"].item() == pytest.approx(2.0 * (0.125 + 2.5) / 2)
+    half_beta = MultiBoxLoss(smooth_l1_beta=0.5)(torch.zeros(1, 4, 3), deltas, labels, torch.zeros(1, 4, 4))
+    assert half_beta["loc"].item() == pytest.approx((0.25 + 2.75) / 2)  # 0.5-0.25, 3-0.25: both past beta
 
 
 def test_ignored_and_excluded_anchors_never_count():

@@ -31,7 +31,11 @@ def test_variances_scale_the_targets():
     assert torch.allclose(deltas, torch.tensor([[1.0, 5.0, 0.0, torch.log(torch.tensor(2.0)) / 0.2]]))
 
 
-def test_decode_clamps_huge_size_deltas():
-    anchor = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
-    decoded = DeltaXYWHCoder((0.1, 0.2)).decode(torch.tensor([[0.0, 0.0, 1e4, 1e4]]), anchor)
-    assert torch.isfinite(decoded).all()
+def test_decode_clamps_huge_size_deltas_both_ways():
+    """The log size ratio is clamped at +-log(1000/16): a box grows at most 62.5x and, symmetrically, shrinks at
+    most 62.5x (a refined anchor that RefineDet's ODM decodes again must not collapse to nothing)."""
+    coder = DeltaXYWHCoder((0.1, 0.2))
+    grown = coder.decode(torch.tensor([[0.0, 0.0, 1e4, 1e4]]), torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
+    assert torch.allclose(grown, torch.tensor([[-307.5, -307.5, 317.5, 317.5]]))
+    shrunk = coder.decode(torch.tensor([[0.0, 0.0, -1e4, -1e4]]), torch.tensor([[0.0, 0.0, 32.0, 32.0]]))
+    assert torch.allclose(shrunk, torch.tensor([[15.744, 15.744, 16.256, 16.256]]))
