@@ -258,3 +258,22 @@ def test_cpu_autocast_only_where_the_cpu_has_bfloat16_instructions(compose_cfg, 
     monkeypatch.setattr("zoo.engine.trainer.cpu_has_native_bfloat16", lambda: native)
     assert Trainer(compose_cfg(*TINY), tmp_path).amp_dtype == expected
     assert Trainer(compose_cfg(*TINY, "trainer.amp=false"), tmp_path / "off").amp_dtype is None
+
+
+class _GradNorm:
+    def __init__(self):
+        self.norms = []
+
+    def after_step(self, trainer):  # the step's gradients stay until the next step zeroes them
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        self.norms.append(float(torch.nn.utils.get_total_norm(grads)))
+
+
+def test_gradients_are_clipped_to_the_total_norm_given(compose_cfg, tmp_path):
+    seen = {}
+    for clip in (0.0, 0.01):
+        hook = _GradNorm()
+        Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", f"trainer.grad_clip={clip}"),
+                tmp_path / str(clip), hooks=[hook]).fit()
+        seen[clip] = hook.norms[0]
+    assert seen[0.0] > 0.01 and seen[0.01] == pytest.approx(0.01, rel=1e-3)

@@ -28,6 +28,19 @@ def test_box_voting_averages_a_cluster_by_score_and_keeps_its_best_score():
     assert torch.equal(out["boxes"][1:], boxes[[2, 3]]) and out["labels"].tolist() == [0, 1, 0]
 
 
+def test_nms_and_soft_nms_merges_suppress_across_views_within_a_class():
+    # the same object from two views (IoU 8/12), the second view's copy of another class, and a lone box
+    boxes = torch.tensor([[0.0, 0, 10, 10], [2.0, 0, 12, 10], [2.0, 0, 12, 10], [50.0, 50, 60, 60]])
+    scores, labels = torch.tensor([0.9, 0.7, 0.6, 0.5]), torch.tensor([0, 0, 1, 0])
+    out = MERGES.build({"type": "nms", "iou_threshold": 0.45})(boxes, scores, labels)
+    assert out["scores"].tolist() == pytest.approx([0.9, 0.6, 0.5]) and out["labels"].tolist() == [0, 1, 0]
+    soft = MERGES.build({"type": "soft_nms", "method": "linear", "iou_threshold": 0.45})(boxes, scores, labels)
+    assert soft["scores"].tolist() == pytest.approx([0.9, 0.6, 0.5, 0.7 * (1 - 8 / 12)])  # decayed, not dropped
+    voted = MERGES.build({"type": "soft_nms", "method": "linear", "iou_threshold": 0.45, "merge_exponent": 1.0})(
+        boxes, scores, labels)  # CornerNet's multi-scale merge: the kept box moves toward what it decayed
+    assert 0.0 < voted["boxes"][0, 0].item() < 2.0 and voted["boxes"][0, 2].item() > 10.0
+
+
 def test_soft_box_voting_also_keeps_decayed_members():
     boxes = torch.tensor([[0.0, 0, 10, 10], [2.0, 0, 12, 10]])
     out = MERGES.build({"type": "soft_box_voting", "iou_threshold": 0.45, "score_threshold": 0.01})(
