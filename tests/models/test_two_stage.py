@@ -224,3 +224,30 @@ def test_boxes_stay_inside_each_image_not_the_padded_batch(compose_cfg):
     for boxes, (h, w) in zip([proposals[1], detections[1]["boxes"]], [sizes[1]] * 2):
         assert len(boxes) and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
     assert (model.propose(images)[1][:, 2] > 128).any()  # without sizes: the whole canvas, pad included
+
+
+def test_roi_losses_take_each_rois_own_class_offsets_and_detections_decode_with_the_class_row():
+    from types import SimpleNamespace
+
+    from zoo.models.heads.roi_box_head import DEFAULT_TEST, RoIBoxHead
+    from zoo.task.coders import DeltaXYWHCoder
+
+    # Losses: RoI 0 is class 1 (label 2), RoI 1 background; 3 classes + background = 4 scores, 4 offset rows.
+    scores, deltas = torch.zeros(2, 4), torch.zeros(2, 4, 4)
+    deltas[0, 2, 0] = 0.5  # its own class row: smooth L1 0.125
+    deltas[0, 1] = 9.0  # another class's row: never counted
+    deltas[1] = 5.0  # a background RoI has no box loss
+    head = SimpleNamespace(beta=1.0)
+    cls, loc = RoIBoxHead._roi_losses(head, scores, deltas.view(2, 16), torch.tensor([2, 0]), torch.zeros(2, 4))
+    assert cls.tolist() == pytest.approx([torch.log(torch.tensor(4.0)).item()] * 2)
+    assert loc.tolist() == pytest.approx([0.125, 0.0])
+
+    # Detections: only class 1 (label 2) scores; its row shifts the box by one width, class 0's row would not.
+    head = SimpleNamespace(coder=DeltaXYWHCoder((1.0, 1.0, 1.0, 1.0)),
+                           test_cfg={**DEFAULT_TEST, "score_threshold": 0.5})
+    logits = torch.tensor([[0.0, 0.0, 10.0, 0.0]])
+    offsets = torch.zeros(1, 4, 4)
+    offsets[0, 2, 0] = 1.0
+    found = RoIBoxHead._detections(head, logits, offsets.view(1, 16), [torch.tensor([[10.0, 10.0, 20.0, 20.0]])],
+                                   [(100, 100)])[0]
+    assert found["labels"].tolist() == [1] and found["boxes"].tolist() == [[20.0, 10.0, 30.0, 20.0]]
