@@ -13,7 +13,9 @@ from zoo.registry import ConfigError
 @pytest.mark.parametrize("model", sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml")))
 def test_every_shipped_model_passes_the_preflight(compose_cfg, model):
     cfg = compose_cfg(f"model={model}")
+    before = torch.get_rng_state()
     check_components(cfg.model, cfg.evaluator, cfg.data.get("classes"))
+    assert torch.equal(torch.get_rng_state(), before)  # the seeded model built next gets the weights it always did
 
 
 def test_a_typo_in_the_model_or_evaluator_is_named(compose_cfg):

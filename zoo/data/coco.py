@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+from collections import Counter
 
 from pycocotools.coco import COCO
 
@@ -64,7 +65,7 @@ def _check_ids(data: dict, path: str) -> None:
                             f"{cat['name']!r}")
         named[cat["id"]] = cat["name"]
     if len(set(named.values())) < len(named):
-        twice = sorted({n for n in named.values() if list(named.values()).count(n) > 1})
+        twice = sorted(n for n, count in Counter(named.values()).items() if count > 1)
         raise DataError(f"{path}: category name(s) {twice} are used by more than one category id")
     orphans = sorted({a.get("image_id") for a in data.get("annotations", []) if isinstance(a, dict)} - set(seen), key=str)
     if orphans:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 import xml.etree.ElementTree as ET
 
 from zoo.data.annotations import ImageRecord, dropped_boxes_tally, make_record
@@ -28,7 +29,7 @@ def read_split(root: str, split: str) -> list[str]:
         raise DataError(f"split file {path} lists no images")
     ids = list(dict.fromkeys(listed))  # an image listed twice would be trained on, or scored, twice
     if len(ids) < len(listed):
-        repeated = sorted({i for i in listed if listed.count(i) > 1})
+        repeated = sorted(i for i, n in Counter(listed).items() if n > 1)
         warnings.warn(f"{path}: {len(listed) - len(ids)} repeated line(s) dropped, each image kept once "
                       f"({', '.join(repeated[:5])}{' and more' if len(repeated) > 5 else ''})", DataWarning, stacklevel=2)
     return ids
