@@ -4,6 +4,7 @@ Component nodes (model parts, datasets, transforms, evaluators) are checked by t
 against the constructors' signatures; the plain settings below are checked here."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -15,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from zoo.registry import ConfigError
 
 # Keys of a model node that describe its input pipeline rather than the detector's constructor.
-MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill")
+MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill", "size_divisor")
 
 
 @dataclass
@@ -81,6 +82,13 @@ def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:
     except OmegaConfBaseException as err:
         raise ConfigError(f"config section '{key}': {err.msg if hasattr(err, 'msg') else err}") from err
     return merged
+
+
+def batch_size_divisor(data_cfg: Any, model_cfg: Any) -> int:
+    """What a batch's height and width are padded to a multiple of: the data's ``size_divisor`` and the model's
+    own (FPN's 32, so every pyramid level is exactly half the one below, as Detectron pads), whichever both
+    divide."""
+    return math.lcm(int(data_cfg.get("size_divisor", 1) or 1), int(model_cfg.get("size_divisor", 1) or 1))
 
 
 def model_node(model_cfg: Any) -> dict[str, Any]:

@@ -82,3 +82,15 @@ def test_a_split_whose_classes_are_not_the_training_splits_is_refused(compose_cf
         build_split(data, cfg.model, "val", 2, class_names=["cat", "dog"])
     loader, _ = build_split(data, cfg.model, "test", 2, class_names=["cat", "dog"])
     assert len(loader.dataset) == 1
+
+
+def test_a_model_may_ask_for_batches_padded_to_its_stride(compose_cfg):
+    from zoo.config import DataConfig, batch_size_divisor, validate_section
+    from zoo.engine.loaders import build_split
+
+    assert batch_size_divisor({"size_divisor": 1}, {"size_divisor": 32}) == 32
+    assert batch_size_divisor({"size_divisor": 3}, {"size_divisor": 32}) == 96  # both divide it
+    assert batch_size_divisor({"size_divisor": 8}, {}) == 8
+    cfg = compose_cfg("model=fpn_r50", "model.input_size=810", "data.val.num_images=2", "data.val.image_size=100")
+    batch = next(iter(build_split(validate_section(cfg, "data", DataConfig), cfg.model, "val", 2)[0]))
+    assert batch.images.shape[-2:] == (832, 832) and batch.image_sizes == [(810, 810)] * 2  # 810 rounded up to 32

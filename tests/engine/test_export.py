@@ -43,6 +43,9 @@ def test_the_export_size_follows_the_test_transform():
     assert export_size({"transforms": {"test": {"type": "keep_ratio_resize", "short_side": 320, "max_size": 533}}},
                        None) == (533, 533)
     assert export_size({"transforms": {"test": {"type": "resize", "size": 320}}}, [256, 384]) == (256, 384)
+    fpn = {"transforms": {"test": {"type": "keep_ratio_resize", "short_side": 800, "max_size": 1333}}}
+    assert export_size(fpn, None, divisor=32) == (1344, 1344)  # as FPN's batches are padded
+    assert export_size(fpn, [800, 1333], divisor=32) == (800, 1344)
     with pytest.raises(ValueError, match=r"image_size must be \[height, width\], got \[320\]"):
         export_size({"transforms": {"test": {"type": "resize", "size": 320}}}, [320])
 

@@ -39,19 +39,22 @@ class PixelDetector(nn.Module):
         return self.detector(images)
 
 
-def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None) -> tuple[int, int]:
+def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None, divisor: int = 1) -> tuple[int, int]:
     """(H, W) the program takes: ``image_size`` if given; else the square the test transform produces
-    (``resize``: its size; ``keep_ratio_resize``: its ``max_size``, every resized image fitting in it)."""
+    (``resize``: its size; ``keep_ratio_resize``: its ``max_size``, every resized image fitting in it); rounded
+    up to a multiple of ``divisor``, as the data pipeline pads a batch for the model."""
     if image_size is not None:
         if len(image_size) != 2 or min(image_size) < 1:
             raise ValueError(f"export: image_size must be [height, width], got {list(image_size)}")
-        return int(image_size[0]), int(image_size[1])
-    test = model_cfg["transforms"]["test"]
-    side = {"resize": "size", "keep_ratio_resize": "max_size"}.get(test["type"])
-    if side is None or test.get(side) is None:
-        raise ValueError(f"export: no fixed input size follows from the test transform {dict(test)}; "
-                         f"pass image_size=[height,width]")
-    return int(test[side]), int(test[side])
+        size = int(image_size[0]), int(image_size[1])
+    else:
+        test = model_cfg["transforms"]["test"]
+        side = {"resize": "size", "keep_ratio_resize": "max_size"}.get(test["type"])
+        if side is None or test.get(side) is None:
+            raise ValueError(f"export: no fixed input size follows from the test transform {dict(test)}; "
+                             f"pass image_size=[height,width]")
+        size = int(test[side]), int(test[side])
+    return tuple(-(-side // divisor) * divisor for side in size)
 
 
 def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]]) -> str | None:
@@ -97,7 +100,8 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     sidecar."""
     model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, int(cfg.batch_size), "cpu", cfg.data_root)
     size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),
-                       OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None)
+                       OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None,
+                       loader.collate_fn.size_divisor)
     wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained_channels_last(run_cfg)).eval()
     example = torch.rand(int(cfg.batch_size), 3, *size) * 255
     started = time.perf_counter()

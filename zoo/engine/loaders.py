@@ -4,7 +4,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from zoo.config import DataConfig
+from zoo.config import DataConfig, batch_size_divisor
 from zoo.data import Collate, TrainSampler, build_dataset, build_loader
 
 
@@ -42,7 +42,7 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
                          f"the training split {list(class_names)}; they must be the same, in the same order")
     dataset.stand_in = split == "train"  # a stand-in image would be scored twice
     dataset.cache = {} if data.cache and split == "train" else None  # evaluation reads each image once
-    collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=data.size_divisor,
+    collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=batch_size_divisor(data, model),
                       pad_fill=model.get("pad_fill", "mean"))
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)

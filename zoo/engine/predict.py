@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 
 from zoo.cli import CONF_DIR
-from zoo.config import stored_run_config
+from zoo.config import batch_size_divisor, stored_run_config
 from zoo.data import Collate, build_loader, build_transform, read_image, to_original
 from zoo.data.image_list import ImageList
 from zoo.engine.checkpoint import load_checkpoint
@@ -55,8 +55,8 @@ class Predictor:
         self.device = local_device(device)
         self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()
         self.transform = build_transform(run_cfg.model.transforms.test)
-        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std), run_cfg.data.size_divisor,
-                               run_cfg.model.get("pad_fill", "mean"))
+        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std),
+                               batch_size_divisor(run_cfg.data, run_cfg.model), run_cfg.model.get("pad_fill", "mean"))
         self.memory_format = trained_memory_format(run_cfg)
         self.score_threshold, self.batch_size, self.skip_bad = score_threshold, batch_size, skip_bad
 
