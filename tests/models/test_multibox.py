@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from zoo.models.losses.multibox import MultiBoxLoss
+from zoo.registry import SAMPLERS
+from zoo.task.samplers import sample_masks
 
 
 def test_loss_is_zero_without_positives():
@@ -46,10 +48,13 @@ def test_the_sampler_swaps_with_one_config_line():
     expected = (ce[0, :4].sum() + ce[1, [0, 1, 2, 3, 4, 5, 7]].sum()) / 3
     assert mined["cls"].item() == pytest.approx(expected.item())
 
+    random_sampler = {"type": "random", "num": 2, "pos_fraction": 0.5}
     torch.manual_seed(0)
-    sampled = MultiBoxLoss(sampler={"type": "random", "num": 2, "pos_fraction": 0.5})(
-        scores, torch.zeros(2, 8, 4), labels, torch.zeros(2, 8, 4))
-    assert sampled["cls"].item() < mined["cls"].item()  # 2 anchors an image, normalised by its 2 positives
+    sampled = MultiBoxLoss(sampler=random_sampler)(scores, torch.zeros(2, 8, 4), labels, torch.zeros(2, 8, 4))
+    torch.manual_seed(0)  # the same draw: 2 anchors an image, a positive and a negative each
+    positives, negatives = sample_masks(SAMPLERS.build(random_sampler), labels, ce)
+    assert positives.sum(dim=1).tolist() == [1, 1] and negatives.sum(dim=1).tolist() == [1, 1]
+    assert sampled["cls"].item() == pytest.approx((ce[positives | negatives].sum() / 2).item())
     ohem = MultiBoxLoss(sampler={"type": "ohem", "num": 2, "nms_threshold": None})(
         scores, torch.zeros(2, 8, 4), labels, torch.zeros(2, 8, 4))
     hardest = ce.masked_fill(labels < 0, -1).topk(2, dim=1).values.sum()

@@ -9,6 +9,7 @@ from zoo.config import model_node
 from zoo.engine.trainer import Trainer
 from zoo.models.detectors import build_detector
 from zoo.models.detectors.refinedet import RefineSettings, apply_negative_filter, filtered_anchors
+from zoo.models.losses.multibox import MultiBoxLoss
 from zoo.models.necks.tcb import TransferConnectionBlock
 
 
@@ -123,10 +124,14 @@ def test_filtered_anchors_never_count_in_the_odm_loss_as_ruled(compose_cfg, mode
         assert losses["odm/cls"] == 0 and losses["odm/loc"] == 0
     else:
         assert losses["odm/cls"] > 0 and losses["odm/loc"] > 0
-        # Only positives contribute: the loss equals the positives' CE alone.
+        # Only positives contribute: the loss equals the positives' CE alone, what an unfiltered model that mines
+        # no negatives at all gives on the same positives.
         model.refine = RefineSettings(filter_negatives=False)
         unfiltered = model(torch.zeros(1, 3, 320, 320), targets)
         assert unfiltered["odm/cls"] > losses["odm/cls"]
+        model.loss = MultiBoxLoss(sampler={"type": "hard_negative", "neg_pos_ratio": 0.0})
+        positives_only = model(torch.zeros(1, 3, 320, 320), targets)
+        assert losses["odm/cls"].item() == pytest.approx(positives_only["odm/cls"].item(), rel=1e-6)
     assert losses["arm/cls"] > 0
 
 
