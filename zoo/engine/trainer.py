@@ -335,21 +335,35 @@ class Trainer:
         return results
 
     def _final_results(self, seconds: float) -> dict[str, Any]:
+        """The last validation and save, then (on the main process) the test split's scores written to
+        results.json, printed, and plotted."""
         val = self._validate()
         self.save("last.pt")
         if not self.is_main:
             return {}
-        if self.dcfg.test and self.dcfg.test != self.dcfg.val:
-            test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size,
-                                         class_names=self.class_names)
-            metrics = evaluate_model(self.model, test_loader, self.evaluators, self.device,
-                                     progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
-        else:
-            metrics = val
-        results = {
+        metrics = self._score_test(val)
+        results = self._results_record(metrics, seconds)
+        write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
+        self._print_report(metrics, results["paper"])
+        if self.tcfg.plots:
+            self._plot(results["split"])
+        return results
+
+    def _score_test(self, val: dict[str, Any]) -> dict[str, Any]:
+        """The test split's scores; the final validation's when the test node is the val node (or absent)."""
+        if not self.dcfg.test or self.dcfg.test == self.dcfg.val:
+            return val
+        test_loader, _ = build_split(self.dcfg, self.cfg.model, "test", self.tcfg.batch_size,
+                                     class_names=self.class_names)
+        return evaluate_model(self.model, test_loader, self.evaluators, self.device,
+                              progress=self.tcfg.progress, channels_last=self.tcfg.channels_last)
+
+    def _results_record(self, metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """results.json: the scores with what produced them (config, machine, code), as the tables read it."""
+        return {
             "model": self.cfg.model.get("name"), "data": self.dcfg.name,
             "primary_metric": self.evaluators[0].primary_metric,
-            "split": scored_split(self.dcfg, "test"),  # a test node equal to val was scored above
+            "split": scored_split(self.dcfg, "test"),  # a test node equal to val was scored by the validation
             "overrides": list(self.cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": self.best,
             "steps": self.step, "train_seconds": round(seconds, 1), "seed": int(self.cfg.seed),
@@ -358,21 +372,20 @@ class Trainer:
             "code": code_version(),
             "paper": paper_figure(self.cfg, metrics["metrics"]),
         }
-        write_text_atomically(self.run_dir / "results.json", json.dumps(results, indent=2))  # tables read it
-        tqdm.write("\n\n".join(metrics["tables"]))
-        if results["paper"]:
-            p = results["paper"]
-            paper = (f"the paper prints no figure ({p.get('source', 'its source')})" if p.get("value") is None else
-                     f"paper {p['value']} on {p.get('data', 'its data')}"
-                     f"{'' if p.get('verified', True) else ' (unverified)'}")
-            tqdm.write(f"{p['metric']}: measured {p['measured']} on {self.dcfg.name}; {paper}")
-        if self.tcfg.plots:
-            from zoo.engine.visualize import visualize_checkpoint
 
-            for evaluator in self.evaluators:
-                evaluator.plot(self.run_dir / "plots")
-            # a look at what the scores mean
-            visualize_checkpoint(str(self.run_dir / "checkpoints" / "last.pt"),
-                                 str(self.run_dir / "plots" / "detections.png"), split=results["split"],
-                                 device=str(self.device))
-        return results
+    def _print_report(self, metrics: dict[str, Any], paper: dict[str, Any] | None) -> None:
+        tqdm.write("\n\n".join(metrics["tables"]))
+        if paper:
+            said = (f"the paper prints no figure ({paper.get('source', 'its source')})" if paper.get("value") is None
+                    else f"paper {paper['value']} on {paper.get('data', 'its data')}"
+                         f"{'' if paper.get('verified', True) else ' (unverified)'}")
+            tqdm.write(f"{paper['metric']}: measured {paper['measured']} on {self.dcfg.name}; {said}")
+
+    def _plot(self, split: str) -> None:
+        """Each evaluator's curves, and the final model's detections drawn on the scored split."""
+        from zoo.engine.visualize import visualize_checkpoint
+
+        for evaluator in self.evaluators:
+            evaluator.plot(self.run_dir / "plots")
+        visualize_checkpoint(str(self.run_dir / "checkpoints" / "last.pt"),
+                             str(self.run_dir / "plots" / "detections.png"), split=split, device=str(self.device))
