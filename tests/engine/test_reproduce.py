@@ -150,6 +150,18 @@ def test_a_table_of_models_carries_their_speed(tmp_path):
     assert "| fpn_lite | model=fpn_lite | - | 70.00 | - | - | - | 9.0 |" in Path(paths["md"]).read_text()
 
 
+def test_rows_timed_on_two_machines_are_named_under_each(tmp_path):
+    table = {**_table("zoo_speed_accuracy"), "also_tta": None}
+    rows = [Row("ssd_lite", "model=ssd_lite", None, False, [80.0], 20.0, timed_on="machine: A"),
+            Row("fpn_lite", "model=fpn_lite", None, False, [85.0], 90.0, timed_on="machine: B"),
+            Row("refinedet_lite", "model=refinedet_lite", None, False, [86.0], 45.0, timed_on="machine: A")]
+    paths = write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce")
+    text = Path(paths["md"]).read_text()
+    assert ("timed when the run finished; machine: A (ssd_lite, refinedet_lite); machine: B (fpn_lite) (rows timed "
+            "on different machines: their times compare only within a machine).") in text
+    assert Path(paths["png"]).stat().st_size > 0
+
+
 def test_checkpoint_latency_times_real_images_as_evaluation_feeds_them(compose_cfg, tmp_path, monkeypatch):
     from types import SimpleNamespace
 

@@ -163,11 +163,14 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         lines += ["", (f"`tta={also_tta}`: each run's checkpoint also scored as `zoo-eval ... tta={also_tta}`; the last "
                   "column is the mean ± sample std of its change from the plain figure, seed by seed.")]
     if any(name == "ms" for _, name in extras):
-        machines = sorted({r.timed_on for r in rows if r.timed_on}) or [machine(torch.get_num_threads())]
+        by_machine = rows_by_timing_machine(rows)
+        if len(by_machine) > 1:
+            machines = "; ".join(f"{name} ({', '.join(names)})" for name, names in by_machine.items())
+            machines += " (rows timed on different machines: their times compare only within a machine)"
+        else:
+            machines = next(iter(by_machine), machine(torch.get_num_threads()))
         lines += ["", ("ms / image: seed 0's checkpoint, batch 1, median over 20 test images at each model's own test "
-                  f"input size (keep-ratio models see the image's aspect), timed when the run finished; "
-                  f"{'; '.join(machines)}" + (" (rows timed on different machines: their times do not compare)"
-                                              if len(machines) > 1 else "") + ".")]
+                  f"input size (keep-ratio models see the image's aspect), timed when the run finished; {machines}.")]
     if any(name == "train_minutes" for _, name in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
@@ -187,6 +190,16 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
                  for r, h in zip(rows, holds)]}, indent=2))
     _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
+
+
+def rows_by_timing_machine(rows: Sequence[Row]) -> dict[str, list[str]]:
+    """The timed rows' names under the machine that timed them (this one where a row's timing names none), so
+    that times from two machines are never read side by side unmarked."""
+    grouped: dict[str, list[str]] = {}
+    for row in rows:
+        if row.ms is not None:
+            grouped.setdefault(row.timed_on or machine(torch.get_num_threads()), []).append(row.experiment)
+    return grouped
 
 
 def _code_line(rows: Sequence[Row]) -> str:
@@ -228,11 +241,16 @@ def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: b
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     if any(r.ms is not None for r in rows):
-        timed = [r for r in rows if r.ms is not None]
-        ax.errorbar([r.ms for r in timed], [r.mean for r in timed], yerr=[0 if math.isnan(r.std) else r.std for r in timed],
-                    fmt="o", capsize=3)
-        for r in timed:
-            ax.annotate(r.experiment, (r.ms, r.mean), textcoords="offset points", xytext=(4, 4), fontsize="small")
+        by_machine = rows_by_timing_machine(rows)
+        for (name, names), marker in zip(by_machine.items(), "osD^v<>p"):  # one marker per timing machine
+            timed = [r for r in rows if r.experiment in names]
+            ax.errorbar([r.ms for r in timed], [r.mean for r in timed],
+                        yerr=[0 if math.isnan(r.std) else r.std for r in timed], fmt=marker, capsize=3,
+                        label=textwrap.fill(name.removeprefix("machine: "), 40))
+            for r in timed:
+                ax.annotate(r.experiment, (r.ms, r.mean), textcoords="offset points", xytext=(4, 4), fontsize="small")
+        if len(by_machine) > 1:
+            ax.legend(title="timed on", fontsize="x-small", title_fontsize="x-small")
         ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
     else:
         x = list(range(len(rows)))
