@@ -15,10 +15,12 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 table=$1; shift
 args=("$@")
-protocol=bccd
-for a in "${args[@]}"; do [[ $a == protocol=* ]] && protocol=${a#protocol=}; done
-[[ " ${args[*]} " == *" protocol="* ]] || args=(protocol=bccd "${args[@]}")
-[[ " ${args[*]} " == *" seeds="* ]] || args+=(seeds=2)
+protocol="" seeds=""
+for a in "${args[@]}"; do
+  case $a in protocol=*) protocol=${a#protocol=} ;; seeds=*) seeds=${a#seeds=} ;; esac
+done
+[ -n "$protocol" ] || { protocol=bccd; args+=(protocol=bccd); }
+[ -n "$seeds" ] || args+=(seeds=2)
 LANES=${LANES:-2}
 PY=$(realpath -s "${ZOO_PYTHON:-$repo/.venv/bin/python}")  # -s: a venv's python is a link
 CODE=$(realpath "${ZOO_CODE:-$repo}")
