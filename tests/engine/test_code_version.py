@@ -1,5 +1,7 @@
 """Each run records the commit it trained with, so tables that span code changes can say so."""
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,11 @@ import pytest
 from zoo.engine import timing
 
 
-@pytest.mark.skipif(not (Path(timing.__file__).resolve().parents[2] / ".git").exists(), reason="not a git checkout")
+ROOT = Path(timing.__file__).resolve().parents[2]
+needs_checkout = pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+
+
+@needs_checkout
 def test_a_checkout_records_its_commit_and_whether_the_code_differs_from_it():
     root = Path(timing.__file__).resolve().parents[2]
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=7", "HEAD"], capture_output=True,
@@ -25,3 +31,40 @@ def test_a_copy_outside_a_checkout_says_unknown(tmp_path, monkeypatch):
         assert timing.code_version() == "unknown"
     finally:
         timing.code_version.cache_clear()
+
+
+def _copy_with_stamp(tmp_path, monkeypatch, stamp: str | None) -> None:
+    (tmp_path / "zoo").mkdir()
+    if stamp is not None:
+        (tmp_path / "zoo" / "COMMIT").write_text(stamp)
+    monkeypatch.setattr(timing, "__file__", str(tmp_path / "zoo" / "engine" / "timing.py"))
+    timing.code_version.cache_clear()
+
+
+def test_a_git_archive_copy_names_the_commit_it_was_made_from(tmp_path, monkeypatch):
+    _copy_with_stamp(tmp_path, monkeypatch, "7a9479e\n")
+    try:
+        assert timing.code_version() == "7a9479e (archive)"
+    finally:
+        timing.code_version.cache_clear()
+
+
+def test_a_copy_whose_stamp_was_never_filled_in_says_unknown(tmp_path, monkeypatch):
+    _copy_with_stamp(tmp_path, monkeypatch, "$Format:%h$\n")  # copied by cp or rsync, not by git archive
+    try:
+        assert timing.code_version() == "unknown"
+    finally:
+        timing.code_version.cache_clear()
+
+
+@needs_checkout
+def test_git_archive_fills_in_the_stamp_with_the_commit():
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "HEAD:zoo/COMMIT"]).returncode != 0:
+        pytest.skip("zoo/COMMIT is not committed yet")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "zoo/COMMIT"], capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        stamp = tar.extractfile("zoo/COMMIT").read().decode().strip()
+    assert len(stamp) >= 7 and head.startswith(stamp)

@@ -38,11 +38,12 @@ def machine(threads: int) -> str:
 @functools.cache
 def code_version() -> str:
     """The commit of the zoo checkout a figure comes from, '+changes' added when its code or configs differ from
-    that commit; 'unknown' for an installed copy outside a checkout. Recorded beside each run's figures, so a table
-    whose runs span code changes says so."""
+    that commit; outside a checkout, the commit a `git archive` copy was made from (zoo/COMMIT, filled in by
+    git's export-subst, see .gitattributes) with ' (archive)', else 'unknown'. Recorded beside each run's figures, so
+    a table whose runs span code changes says so."""
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
-        return "unknown"
+        return _archived_commit(root / "zoo" / "COMMIT")
     git = ["git", "-C", str(root)]
     try:
         sha = subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, timeout=30,
@@ -52,6 +53,16 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):  # no git on the machine, or a broken checkout
         return "unknown"
     return sha + ("+changes" if changed else "")
+
+
+def _archived_commit(stamp: Path) -> str:
+    try:
+        commit = stamp.read_text().strip()
+    except OSError:  # an installed copy: the stamp is not package data
+        return "unknown"
+    if not commit or commit.startswith("$Format"):  # a copy made otherwise than by `git archive`: never filled in
+        return "unknown"
+    return f"{commit} (archive)"
 
 
 def _cpu_name() -> str:
