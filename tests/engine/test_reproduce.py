@@ -509,6 +509,9 @@ def test_the_table_names_the_code_its_runs_trained_with(tmp_path):
     assert "Runs trained with code `abc1234`." in text
     text = Path(write_table(rows[3:], table, "synthetic", 2, tmp_path / "c", "zoo-reproduce")["md"]).read_text()
     assert "Runs trained with" not in text  # runs from before the code was recorded: nothing to say
+    rows[0].codes = ["unknown", "unknown"]
+    text = Path(write_table(rows[:1], table, "synthetic", 2, tmp_path / "d", "zoo-reproduce")["md"]).read_text()
+    assert "Runs trained with code `unknown` (a copy of the code outside a git checkout)." in text
 
 
 def test_the_settings_column_shows_what_the_run_trained_with_when_the_protocol_sets_a_switch(tmp_path):

@@ -211,9 +211,13 @@ def _code_line(rows: Sequence[Row]) -> str:
     if not rows_of or list(rows_of) == ["not recorded"]:  # runs from before results.json recorded it
         return ""
     if len(rows_of) == 1:
-        return f" Runs trained with code `{next(iter(rows_of))}`."
+        return f" Runs trained with code {_code(next(iter(rows_of)))}."
     return " Runs trained with different code: " + "; ".join(
-        f"`{code}` ({', '.join(names)})" for code, names in rows_of.items()) + "."
+        f"{_code(code)} ({', '.join(names)})" for code, names in rows_of.items()) + "."
+
+
+def _code(code: str) -> str:
+    return f"`{code}`" + (" (a copy of the code outside a git checkout)" if code == "unknown" else "")
 
 
 def _also_cells(row: Row) -> list[str]:
