@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from tests.conftest import TINY
 from zoo.cli import CONF_DIR
 from zoo.engine.reproduce import reproduce
-from zoo.engine.table_report import Row, ordering_holds, pairs_in_papers_order, write_table
+from zoo.engine.table_report import Row, label_points_apart, ordering_holds, pairs_in_papers_order, write_table
 
 
 def _table(name):
@@ -620,3 +620,22 @@ def compose_row_for_test(table, row):
     from zoo.engine.table_runs import compose_row
 
     return compose_row(row, table["protocols"]["synthetic"]["overrides"], 0, [], "experiment")
+
+
+def test_the_scatter_names_points_that_cluster_without_covering_one_another():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    points = [("ssd_lite", 20.9, 87.29), ("fpn_lite", 37.6, 88.18), ("faster_rcnn_lite", 39.5, 86.85),
+              ("refinedet_lite", 45.6, 87.46), ("cornernet_lite", 100.7, 65.76)]
+    ax.plot([x for _, x, _ in points], [y for _, _, y in points], "o")
+    boxes = label_points_apart(ax, points)
+    assert [t.get_text() for t in ax.texts] == ["fpn_lite", "refinedet_lite", "ssd_lite", "faster_rcnn_lite",
+                                                "cornernet_lite"]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    for box, (name, x, y) in zip(boxes, sorted(points, key=lambda p: -p[2])):
+        others = [ax.transData.transform((ox, oy)) for other, ox, oy in points if other != name]
+        assert not any(box.contains(*point) for point in others)

@@ -237,6 +237,34 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value  # NaN is not JSON
 
 
+def label_points_apart(ax, points: Sequence[tuple[str, float, float]]) -> list:
+    """Names each scatter point beside it, moving a name down until it covers no name placed before it and no
+    point (the zoo's models cluster: four of them within 25 ms and 1.5 points of one another). Hand-written:
+    matplotlib places annotations where they are told, overlapping or not. Returns the names' boxes (pixels)."""
+    from matplotlib.transforms import Bbox
+
+    ax.figure.draw_without_rendering()  # the final layout and axis limits, so that boxes measured now stay true
+    renderer = ax.figure.canvas.get_renderer()
+    to_points = 72 / ax.figure.dpi
+    marks = {name: Bbox.from_bounds(*(ax.transData.transform((x, y)) - 7), 14, 14) for name, x, y in points}
+    placed = []
+    for name, x, y in sorted(points, key=lambda p: -p[2]):  # from the top, so that names move down into free room
+        offset = 4.0
+        others = placed + [mark for other, mark in marks.items() if other != name]  # the name starts right of its own
+        for _ in range(3 * len(points)):
+            label = ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, offset), fontsize="small")
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in others):
+                break
+            label.remove()
+            offset -= box.height * to_points / 2
+        else:  # no free room within reach: keep it at its first place
+            label = ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+            box = label.get_window_extent(renderer)
+        placed.append(box)
+    return placed
+
+
 def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: bool = True) -> None:
     """Paper and ours side by side per row (ours alone when the paper's metric differs); or, with
     times, a speed-accuracy scatter."""
@@ -251,11 +279,10 @@ def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: b
             ax.errorbar([r.ms for r in timed], [r.mean for r in timed],
                         yerr=[0 if math.isnan(r.std) else r.std for r in timed], fmt=marker, capsize=3,
                         label=textwrap.fill(name.removeprefix("machine: "), 40))
-            for r in timed:
-                ax.annotate(r.experiment, (r.ms, r.mean), textcoords="offset points", xytext=(4, 4), fontsize="small")
         if len(by_machine) > 1:
             ax.legend(title="timed on", fontsize="x-small", title_fontsize="x-small")
         ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
+        label_points_apart(ax, [(r.experiment, r.ms, r.mean) for r in rows if r.ms is not None])
     else:
         x = list(range(len(rows)))
         if paper_bars:  # rows without a figure get no bar; unverified figures are hatched
