@@ -13,24 +13,20 @@ ROOT = Path(timing.__file__).resolve().parents[2]
 needs_checkout = pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 
 
+@pytest.fixture(autouse=True)
+def fresh_code_version():
+    timing.code_version.cache_clear()  # it is cached per process: each test reads its own copy of the code
+    yield
+    timing.code_version.cache_clear()
+
+
 @needs_checkout
 def test_a_checkout_records_its_commit_and_whether_the_code_differs_from_it():
-    root = Path(timing.__file__).resolve().parents[2]
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=7", "HEAD"], capture_output=True,
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=7", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "zoo",
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "zoo",
                               "conf"], capture_output=True, text=True, check=True).stdout.strip()
-    timing.code_version.cache_clear()
     assert timing.code_version() == head + ("+changes" if changed else "")
-
-
-def test_a_copy_outside_a_checkout_says_unknown(tmp_path, monkeypatch):
-    monkeypatch.setattr(timing, "__file__", str(tmp_path / "zoo" / "engine" / "timing.py"))
-    timing.code_version.cache_clear()
-    try:
-        assert timing.code_version() == "unknown"
-    finally:
-        timing.code_version.cache_clear()
 
 
 def _copy_with_stamp(tmp_path, monkeypatch, stamp: str | None) -> None:
@@ -38,23 +34,17 @@ def _copy_with_stamp(tmp_path, monkeypatch, stamp: str | None) -> None:
     if stamp is not None:
         (tmp_path / "zoo" / "COMMIT").write_text(stamp)
     monkeypatch.setattr(timing, "__file__", str(tmp_path / "zoo" / "engine" / "timing.py"))
-    timing.code_version.cache_clear()
 
 
 def test_a_git_archive_copy_names_the_commit_it_was_made_from(tmp_path, monkeypatch):
     _copy_with_stamp(tmp_path, monkeypatch, "7a9479e\n")
-    try:
-        assert timing.code_version() == "7a9479e (archive)"
-    finally:
-        timing.code_version.cache_clear()
+    assert timing.code_version() == "7a9479e (archive)"
 
 
-def test_a_copy_whose_stamp_was_never_filled_in_says_unknown(tmp_path, monkeypatch):
-    _copy_with_stamp(tmp_path, monkeypatch, "$Format:%h$\n")  # copied by cp or rsync, not by git archive
-    try:
-        assert timing.code_version() == "unknown"
-    finally:
-        timing.code_version.cache_clear()
+@pytest.mark.parametrize("stamp", [None, "$Format:%h$\n"], ids=["installed, no stamp", "copied by cp, not filled in"])
+def test_a_copy_outside_a_checkout_without_a_filled_in_stamp_says_unknown(tmp_path, monkeypatch, stamp):
+    _copy_with_stamp(tmp_path, monkeypatch, stamp)
+    assert timing.code_version() == "unknown"
 
 
 @needs_checkout
