@@ -16,11 +16,12 @@ import argparse
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
-from zoo.engine.timing import machine, medians, time_alternating
+from bench_timing import medians, time_alternating
+from zoo.utils.provenance import machine
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def main() -> None:

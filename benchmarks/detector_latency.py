@@ -23,11 +23,12 @@ from collections.abc import Sequence
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
-from zoo.engine.timing import machine, medians, time_alternating
+from bench_timing import medians, time_alternating
+from zoo.utils.provenance import machine
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def build(name: str, num_classes: int, background_bias: float, arm_background_bias: float = 0.0,

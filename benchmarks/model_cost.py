@@ -19,10 +19,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 LITE_MODELS = ["ssd_lite", "refinedet_lite", "faster_rcnn_lite", "fpn_lite", "cornernet_lite"]
 

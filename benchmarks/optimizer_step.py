@@ -14,10 +14,10 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.engine.optim import build_optimizer
 from zoo.engine.trainer import Trainer
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def optimizer_only(trainer: Trainer, cfg: dict, steps: int) -> float:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from zoo.engine.evaluate import proposal_recall
-from zoo.registry import load_components
+from zoo.apis.evaluate import proposal_recall
+from zoo.components import load_components
 
 
 def main() -> None:

@@ -22,13 +22,14 @@ from omegaconf import OmegaConf
 from torchvision.models.detection import ssd300_vgg16
 from torchvision.ops import box_iou
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
-from zoo.engine.inference import compile_for_inference
-from zoo.engine.timing import machine, medians, time_alternating
+from zoo.engine.precision import compile_for_inference
+from bench_timing import medians, time_alternating
+from zoo.utils.provenance import machine
 from zoo.models.convert import ssd_from_torchvision
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 TORCHVISION_PRIORS = {"type": "ssd_priors", "aspect_ratios": [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
                       "scales": [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05], "steps": [8, 16, 32, 64, 100, 300],

@@ -19,22 +19,23 @@ import argparse
 import json
 
 from zoo.engine.distributed import local_device
-from zoo.engine.evaluate import load_run, trained_channels_last
+from zoo.apis.run import TrainedRun
 from zoo.engine.inference import evaluate_model
 from zoo.evaluation import build_evaluators
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def score(checkpoint: str, device: str, rule: dict, split: str = "val") -> tuple[float, float, str]:
     """(primary metric, share of objects ignored, metric name) on the val split's images, or as many
     of the train split's with ``split='train'``, with ``rule`` set on the split."""
     images = {"split": split} if split != "val" else {}  # a synthetic split is named by its seed stream
-    model, loader, run_cfg, _ = load_run(checkpoint, "val", 16, device, data_overrides={"val": {**rule, **images}})
+    trained = TrainedRun(checkpoint, device, data_overrides={"val": {**rule, **images}})
+    model, loader, run_cfg = trained.model, trained.loader("val", 16), trained.run.cfg
     if run_cfg.data.val.get("type") != "synthetic":
         raise SystemExit(f"{checkpoint}: trained on '{run_cfg.data.name}'; this benchmark needs the synthetic data")
     evaluators = build_evaluators(list(run_cfg.evaluator.values()), list(loader.dataset.class_names))
     results = evaluate_model(model, loader, evaluators, local_device(device), progress=False,
-                             channels_last=trained_channels_last(run_cfg))
+                             channels_last=trained.run.channels_last)
     anns = [loader.dataset.get_annotation(i) for i in range(len(loader.dataset))]
     total = sum(len(a["ignore"]) for a in anns)
     ignored = sum(int(a["ignore"].sum()) for a in anns)

@@ -20,10 +20,11 @@ import tempfile
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
-from zoo.engine.timing import machine, time_alternating
+from zoo.config.paths import CONF_DIR
+from bench_timing import time_alternating
+from zoo.utils.provenance import machine
 from zoo.engine.trainer import Trainer
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 class Variant:

@@ -20,10 +20,10 @@ import json
 
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
-from zoo.engine.evaluate import evaluate_checkpoint
+from zoo.config.paths import CONF_DIR
+from zoo.apis.evaluate import evaluate_checkpoint
 from zoo.models.layers import InputTooSmallError
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def main() -> None:

@@ -22,12 +22,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
-from zoo.engine.inference import compile_for_inference
-from zoo.engine.timing import machine, medians, time_alternating
+from zoo.engine.precision import compile_for_inference
+from bench_timing import medians, time_alternating
+from zoo.utils.provenance import machine
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 

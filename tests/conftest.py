@@ -2,8 +2,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
-from zoo.registry import load_components
+from zoo.config.paths import CONF_DIR
+from zoo.components import load_components
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -46,7 +46,7 @@ def test_a_bad_device_is_refused_with_the_choices():
 
 
 def test_precision_names_are_one_vocabulary_for_training_and_evaluation():
-    from zoo.engine.inference import autocast_dtype
+    from zoo.engine.precision import autocast_dtype
 
     assert autocast_dtype("bf16", "precision") is autocast_dtype("bfloat16", "trainer.amp_dtype") is torch.bfloat16
     assert autocast_dtype("fp16", "precision") is torch.float16 and autocast_dtype("float32", "precision") is None

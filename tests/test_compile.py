@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from zoo.config import model_node
-from zoo.engine.inference import compile_for_inference
+from zoo.engine.precision import compile_for_inference
 from zoo.models.detectors import build_detector
 
 
@@ -30,7 +30,7 @@ def test_compiled_ssd_lite_gives_the_eager_detections(compose_cfg):
 def test_compile_with_only_proposal_evaluators_is_refused(compose_cfg, tmp_path):
     """propose() bypasses the compiled forward, so compile=true would be recorded for nothing compiled."""
     from tests.conftest import TINY
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.apis.evaluate import evaluate_checkpoint
     from zoo.engine.trainer import Trainer
 
     Trainer(compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=1",

@@ -6,8 +6,8 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
-from zoo.cli import CONF_DIR
-from zoo.config import DataConfig, model_node, validate_section
+from zoo.config.paths import CONF_DIR
+from zoo.config import model_node
 from zoo.models.detectors import build_detector
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
@@ -35,13 +35,14 @@ def test_every_data_config_composes(compose_cfg, name):
 
 
 def test_data_configs_that_exist_here_instantiate(compose_cfg):
+    from zoo.config.run import RunConfig
     from zoo.engine.loaders import build_split
 
     for name in ("synthetic", "bccd"):
         cfg = compose_cfg(f"data={name}")
         if name == "bccd" and not Path(cfg.data.root).exists():
             continue
-        loader, _ = build_split(validate_section(cfg, "data", DataConfig), cfg.model, "val", batch_size=2)
+        loader, _ = build_split(RunConfig.from_composed(cfg), "val", batch_size=2)
         assert len(loader.dataset) > 0
 
 
@@ -64,7 +65,7 @@ def test_wrong_type_fails_at_compose_time(compose_cfg):
 def test_eval_data_root_moves_every_path():
     from omegaconf import OmegaConf
 
-    from zoo.engine.evaluate import _reroot
+    from zoo.config.run import _reroot
 
     data = OmegaConf.create({"root": "/old", "val": {"type": "coco", "ann_file": "/old/a.json", "image_dir": "/old/im",
                                                       "split": "val"}, "train": {"type": "voc", "root": "/old"},
@@ -97,7 +98,7 @@ def test_a_stored_config_from_before_a_key_moved_reads_as_todays(compose_cfg):
     from omegaconf import OmegaConf
 
     from zoo.config import stored_run_config
-    from zoo.engine.trainer import run_config_differences
+    from zoo.config.compare import run_config_differences
 
     today = compose_cfg("model=ssd_lite")
     old = OmegaConf.to_container(today, resolve=True)

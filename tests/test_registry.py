@@ -1,6 +1,7 @@
 import pytest
 
-from zoo.registry import ALL_REGISTRIES, BACKBONES, ConfigError, Registry, load_components
+from zoo.registry import ALL_REGISTRIES, BACKBONES, ConfigError, Registry
+from zoo.components import load_components
 
 
 def test_unknown_type_lists_known_names():

@@ -113,12 +113,3 @@ ALL_REGISTRIES = {
     "matchers": MATCHERS, "coders": CODERS, "priors": PRIORS, "detectors": DETECTORS,
     "datasets": DATASETS, "transforms": TRANSFORMS, "evaluators": EVALUATORS, "merges": MERGES,
 }
-
-
-def load_components() -> None:
-    """Import every module that registers components (registration happens at import)."""
-    import zoo.data  # noqa: F401
-    import zoo.evaluation  # noqa: F401
-    import zoo.models  # noqa: F401
-    import zoo.task  # noqa: F401
-    import zoo.tta  # noqa: F401

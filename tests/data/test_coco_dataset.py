@@ -128,6 +128,7 @@ def test_voc_to_coco_round_trip(small_voc, voc_classes, tmp_path):
 
 def test_coco_data_config_builds_its_splits_from_a_coco_folder(tmp_path, compose_cfg):
     """data=coco with data.root at a folder laid out as COCO 2017 ships (annotations/, train2017/, val2017/)."""
+    from zoo.config.run import RunConfig
     from zoo.engine.loaders import build_split
 
     (tmp_path / "annotations").mkdir()
@@ -139,7 +140,7 @@ def test_coco_data_config_builds_its_splits_from_a_coco_folder(tmp_path, compose
     cfg = compose_cfg("data=coco", f"data.root={tmp_path}", "data.num_workers=0")
     for split, own in (("train", "train2017"), ("val", "val2017")):
         with pytest.warns(DataWarning, match="dropped 1 boxes"):
-            loader, _ = build_split(cfg.data, cfg.model, split, batch_size=2)
+            loader, _ = build_split(RunConfig.from_composed(cfg), split, batch_size=2)
         assert loader.dataset.name == f"coco[{own}]" and len(loader.dataset) == 3
 
 

@@ -70,27 +70,28 @@ def test_a_cached_data_set_loads_each_image_once_and_hands_out_the_same_samples(
 
 
 def test_a_split_whose_classes_are_not_the_training_splits_is_refused(compose_cfg, tmp_path, write_voc):
-    from zoo.config import DataConfig, validate_section
+    from zoo.config.run import RunConfig
     from zoo.engine.loaders import build_split
 
     write_voc(tmp_path, {"a": dict(objects=[("cat", (1, 1, 9, 9))])}, split="test")
     cfg = compose_cfg("data=bccd", f"data.root={tmp_path}", "data.classes=[cat,dog]",
                       "data.val.class_names=[dog,cat]")  # labels would mean the other class
-    data = validate_section(cfg, "data", DataConfig)
+    run = RunConfig.from_composed(cfg)
     with pytest.raises(ValueError, match=r"data.val: voc\[test\] has the classes \['dog', 'cat'\], the training split "
                                          r"\['cat', 'dog'\]; they must be the same, in the same order"):
-        build_split(data, cfg.model, "val", 2, class_names=["cat", "dog"])
-    loader, _ = build_split(data, cfg.model, "test", 2, class_names=["cat", "dog"])
+        build_split(run, "val", 2, class_names=["cat", "dog"])
+    loader, _ = build_split(run, "test", 2, class_names=["cat", "dog"])
     assert len(loader.dataset) == 1
 
 
 def test_a_model_may_ask_for_batches_padded_to_its_stride(compose_cfg):
-    from zoo.config import DataConfig, batch_size_divisor, validate_section
+    from zoo.config import batch_size_divisor
+    from zoo.config.run import RunConfig
     from zoo.engine.loaders import build_split
 
     assert batch_size_divisor({"size_divisor": 1}, {"size_divisor": 32}) == 32
     assert batch_size_divisor({"size_divisor": 3}, {"size_divisor": 32}) == 96  # both divide it
     assert batch_size_divisor({"size_divisor": 8}, {}) == 8
     cfg = compose_cfg("model=fpn_r50", "model.input_size=810", "data.val.num_images=2", "data.val.image_size=100")
-    batch = next(iter(build_split(validate_section(cfg, "data", DataConfig), cfg.model, "val", 2)[0]))
+    batch = next(iter(build_split(RunConfig.from_composed(cfg), "val", 2)[0]))
     assert batch.images.shape[-2:] == (832, 832) and batch.image_sizes == [(810, 810)] * 2  # 810 rounded up to 32

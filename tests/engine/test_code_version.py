@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from zoo.engine import timing
+from zoo.utils import provenance
 
 
-ROOT = Path(timing.__file__).resolve().parents[2]
+ROOT = Path(provenance.__file__).resolve().parents[2]
 needs_checkout = pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
 
 
 @pytest.fixture(autouse=True)
 def fresh_code_version():
-    timing.code_version.cache_clear()  # it is cached per process: each test reads its own copy of the code
+    provenance.code_version.cache_clear()  # it is cached per process: each test reads its own copy of the code
     yield
-    timing.code_version.cache_clear()
+    provenance.code_version.cache_clear()
 
 
 @needs_checkout
@@ -26,25 +26,25 @@ def test_a_checkout_records_its_commit_and_whether_the_code_differs_from_it():
                           text=True, check=True).stdout.strip()
     changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "zoo",
                               "conf"], capture_output=True, text=True, check=True).stdout.strip()
-    assert timing.code_version() == head + ("+changes" if changed else "")
+    assert provenance.code_version() == head + ("+changes" if changed else "")
 
 
 def _copy_with_stamp(tmp_path, monkeypatch, stamp: str | None) -> None:
     (tmp_path / "zoo").mkdir()
     if stamp is not None:
         (tmp_path / "zoo" / "COMMIT").write_text(stamp)
-    monkeypatch.setattr(timing, "__file__", str(tmp_path / "zoo" / "engine" / "timing.py"))
+    monkeypatch.setattr(provenance, "__file__", str(tmp_path / "zoo" / "engine" / "provenance.py"))
 
 
 def test_a_git_archive_copy_names_the_commit_it_was_made_from(tmp_path, monkeypatch):
     _copy_with_stamp(tmp_path, monkeypatch, "7a9479e\n")
-    assert timing.code_version() == "7a9479e (archive)"
+    assert provenance.code_version() == "7a9479e (archive)"
 
 
 @pytest.mark.parametrize("stamp", [None, "$Format:%h$\n"], ids=["installed, no stamp", "copied by cp, not filled in"])
 def test_a_copy_outside_a_checkout_without_a_filled_in_stamp_says_unknown(tmp_path, monkeypatch, stamp):
     _copy_with_stamp(tmp_path, monkeypatch, stamp)
-    assert timing.code_version() == "unknown"
+    assert provenance.code_version() == "unknown"
 
 
 @needs_checkout

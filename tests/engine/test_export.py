@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from zoo.cli import CONF_DIR
-from zoo.engine.evaluate import load_run
-from zoo.engine.export import PixelDetector, export_size, same_detections
-from zoo.engine.trainer import model_node
+from zoo.config.paths import CONF_DIR
+from zoo.apis.run import TrainedRun
+from zoo.apis.export import PixelDetector, export_size, same_detections
+from zoo.config import model_node
 from zoo.models.detectors.build import build_detector
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -74,7 +74,8 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
     path = tmp_path / "run" / "export" / "last.pt2"
     assert "the program reproduces the model on the first 2 test images" in done.stdout and str(path) in done.stdout
     info = json.loads(path.with_suffix(".json").read_text())
-    model, loader, run_cfg, _ = load_run(str(checkpoint), "val", 2, "cpu")
+    trained = TrainedRun(str(checkpoint), "cpu")
+    model, loader, run_cfg = trained.model, trained.loader("val", 2), trained.run.cfg
     assert info["input_shape"] == [2, 3, 320, 320] and info["class_names"] == list(loader.dataset.class_names)
     assert info["pad_pixel"] == list(run_cfg.data.mean)
     # The program alone, in a process that imports torch and torchvision only, against the checkpoint's model.
@@ -94,7 +95,7 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
     # A batch larger than the split (8 images): the check is topped up with random pixels, and says so.
     from omegaconf import OmegaConf
 
-    from zoo.engine.export import export_checkpoint
+    from zoo.apis.export import export_checkpoint
     info = export_checkpoint(OmegaConf.create({"checkpoint": str(checkpoint), "out": str(tmp_path / "b10.pt2"),
                                                "image_size": None, "batch_size": 10, "split": "test",
                                                "data_root": None}))

@@ -12,15 +12,15 @@ from tests.conftest import TINY
 from zoo.data import DataError, DataWarning
 from zoo.data.collate import to_original
 from zoo.data.image_list import ImageList, image_files
-from zoo.engine.evaluate import load_run
-from zoo.engine.predict import Predictor, as_json, draw_found
+from zoo.apis.run import TrainedRun
+from zoo.apis.predict import Predictor, as_json, draw_found
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from hydra import compose, initialize_config_dir
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
     from zoo.engine.trainer import Trainer
 
     run = tmp_path_factory.mktemp("run")
@@ -31,7 +31,8 @@ def checkpoint(tmp_path_factory):
 
 
 def test_predictions_equal_the_evaluation_path_on_the_same_images(checkpoint):
-    model, loader, _, _ = load_run(checkpoint, "val", 4, "cpu")
+    trained = TrainedRun(checkpoint, "cpu")
+    model, loader = trained.model, trained.loader("val", 4)
     batch = next(iter(loader))
     with torch.inference_mode():
         outputs = model.eval()(batch.images.contiguous(memory_format=torch.channels_last),
@@ -102,7 +103,7 @@ def test_a_tta_name_is_the_conf_tta_file(checkpoint):
     images = [np.full((60, 80, 3), 120, np.uint8)]
     named = Predictor(checkpoint, device="cpu", tta="flip")(images)
     assert named[0]["boxes"].shape[1] == 4
-    from zoo.engine.predict import named_tta
+    from zoo.config.compose import named_tta
 
     assert named_tta("flip")["views"][1] == {"scale": 1.0, "flip": True}
 

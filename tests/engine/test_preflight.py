@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.engine import trainer as trainer_module
 from zoo.engine.preflight import check_components
 from zoo.registry import ConfigError

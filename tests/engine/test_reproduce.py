@@ -8,9 +8,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from tests.conftest import TINY
-from zoo.cli import CONF_DIR
-from zoo.engine.reproduce import reproduce
-from zoo.engine.table_report import Row, label_points_apart, ordering_holds, pairs_in_papers_order, write_table
+from zoo.config.paths import CONF_DIR
+from zoo.tables.reproduce import reproduce
+from zoo.tables.report import Row, label_points_apart, ordering_holds, pairs_in_papers_order, write_table
 
 
 def _table(name):
@@ -165,29 +165,31 @@ def test_rows_timed_on_two_machines_are_named_under_each(tmp_path):
 def test_checkpoint_latency_times_real_images_as_evaluation_feeds_them(compose_cfg, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from zoo.engine import latency
+    from zoo.apis import latency
+    from zoo.engine import inference
     from zoo.engine.trainer import Trainer
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "trainer.channels_last=false"),
             tmp_path).fit()
-    seen, load = [], latency.load_run
+    seen, load = [], latency.TrainedRun
 
     def recording_load(*args, **kwargs):
-        model, *rest = load(*args, **kwargs)
-        model.register_forward_pre_hook(lambda m, a, kw: seen.append((a[0].is_contiguous(), kw.get("image_sizes"))),
-                                        with_kwargs=True)
-        return (model, *rest)
+        trained = load(*args, **kwargs)
+        trained.model.register_forward_pre_hook(
+            lambda m, a, kw: seen.append((a[0].is_contiguous(), kw.get("image_sizes"))), with_kwargs=True)
+        return trained
 
-    monkeypatch.setattr(latency, "load_run", recording_load)
-    ticks = iter([0.0, 10.0, 10.004, 20.0, 20.006])  # the warm-up forward's start, then forwards of 4 and 6 ms
-    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))  # latency's clock alone
+    monkeypatch.setattr(latency, "TrainedRun", recording_load)
+    # each forward's start and end: the warm-up's 10 ms, then forwards of 4 and 6 ms
+    ticks = iter([0.0, 10.0, 10.0, 10.004, 20.0, 20.006])
+    monkeypatch.setattr(inference, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))  # the loop's clock alone
     ms = latency.checkpoint_latency(str(tmp_path / "checkpoints" / "last.pt"), num_images=2, warmup=1)
     assert ms == pytest.approx(5.0)  # the median of the timed forwards; the warm-up is not timed
     assert len(seen) == 3 and all(plain and sizes == [(320, 320)] for plain, sizes in seen)  # NCHW, as it trained
 
 
 def test_rows_compose_inside_a_running_hydra_app():
-    from zoo.engine.table_runs import compose_row
+    from zoo.tables.runs import compose_row
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):  # as under zoo-reproduce's @hydra.main
         cfg = compose_row("refinedet320_table3_no_tcb", ["model=refinedet_lite"], 1)
@@ -315,7 +317,7 @@ def test_also_tta_puts_each_row_with_flip_beside_the_plain_figure_and_the_change
 
 
 def test_row_tta_scores_a_real_checkpoint_once(compose_cfg, tmp_path):
-    from zoo.engine.reproduce import row_tta
+    from zoo.tables.reproduce import row_tta
     from zoo.engine.trainer import Trainer
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
@@ -362,7 +364,7 @@ def test_a_row_takes_a_finished_run_of_another_table_with_its_config(tmp_path):
 
 
 def test_an_interrupted_take_is_finished_not_trained_and_survives_moving_the_runs(tmp_path):
-    from zoo.engine.table_runs import take_twin
+    from zoo.tables.runs import take_twin
 
     tables = tmp_path / "tables"
     full = {**_table("refinedet_table3"), "rows": ["refinedet320_table3_full"]}
@@ -403,8 +405,8 @@ def test_report_only_computes_nothing_it_has_no_file_for(tmp_path):
 
 
 def test_a_data_set_may_not_set_the_transform_switch_a_table_compares():
-    from zoo.engine.reproduce import check_row_switches
-    from zoo.engine.table_runs import compose_row
+    from zoo.tables.reproduce import check_row_switches
+    from zoo.tables.runs import compose_row
 
     table = _table("ssd_table2")
     rows = [r for r in table["rows"] if r not in table["protocols"]["synthetic"]["skip"]]
@@ -417,7 +419,7 @@ def test_a_data_set_may_not_set_the_transform_switch_a_table_compares():
 
 
 def test_a_misspelt_skip_is_refused_before_anything_trains(tmp_path):
-    from zoo.engine.table_runs import check_table
+    from zoo.tables.runs import check_table
 
     table = _table("ssd_table2")
     table["protocols"]["bccd"]["skip"] = ["ssd300_table2_no_atrus"]
@@ -482,7 +484,7 @@ def test_the_command_restores_archived_runs_and_leaves_the_table_beside_them(tmp
 @pytest.mark.parametrize("name,mode", [("ssd_table2", "object"), ("refinedet_table3", "object"),
                                        ("faster_rcnn_table8", "drop"), ("faster_rcnn_training", "drop")])
 def test_paper_protocols_train_on_difficult_objects_as_the_authors_code_does(name, mode):
-    from zoo.engine.table_runs import compose_row
+    from zoo.tables.runs import compose_row
 
     table = _table(name)
     for row in table["rows"]:
@@ -617,7 +619,7 @@ def test_a_finished_run_that_no_longer_fits_stops_the_table_before_anything_trai
 
 
 def compose_row_for_test(table, row):
-    from zoo.engine.table_runs import compose_row
+    from zoo.tables.runs import compose_row
 
     return compose_row(row, table["protocols"]["synthetic"]["overrides"], 0, [], "experiment")
 

@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import TINY
 from tests.engine.test_reproduce import _table
 from zoo.engine.checkpoint import save_checkpoint
-from zoo.engine.reproduce import reproduce
-from zoo.engine.table_runs import compose_row
-from zoo.engine.table_launch import launch_commands
+from zoo.tables.reproduce import reproduce
+from zoo.tables.runs import compose_row
+from zoo.tables.launch import launch_commands
 
 
 def _overrides_of(command: str) -> list[str]:
@@ -35,7 +35,7 @@ def test_each_unfinished_run_gets_the_command_that_composes_its_config_in_its_fo
     no_tcb = commands[-2]  # the row's ablation switches come from its experiment file, as in zoo-reproduce
     from hydra import compose, initialize_config_dir
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         assert compose("train", overrides=_overrides_of(no_tcb)) == compose_row(
             "refinedet320_table3_no_tcb", plain, 0, ["trainer.max_epochs=3"])

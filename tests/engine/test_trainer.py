@@ -7,7 +7,8 @@ from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import TINY
 from zoo.engine.checkpoint import load_checkpoint
-from zoo.engine.trainer import NonFiniteLossError, Trainer
+from zoo.engine.hooks import NonFiniteLossError, Validation
+from zoo.engine.trainer import Trainer
 
 
 def test_short_train_and_eval_writes_the_run_outputs(compose_cfg, tmp_path):
@@ -74,10 +75,10 @@ def test_a_crash_in_an_epochs_evaluation_resumes_before_that_epoch_ends(compose_
     trainer = Trainer(compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=1", "trainer.checkpoint_every=1"),
                       tmp_path)
 
-    def crash():
+    def crash(trainer):
         raise _Interrupt
 
-    trainer._validate = crash
+    next(h for h in trainer.hooks if isinstance(h, Validation)).validate = crash
     with pytest.raises(_Interrupt):
         trainer.fit()
     assert trainer.step == 4 and load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
@@ -86,7 +87,7 @@ def test_a_crash_in_an_epochs_evaluation_resumes_before_that_epoch_ends(compose_
 def test_a_nan_validation_score_never_becomes_the_best(compose_cfg, tmp_path, monkeypatch):
     scores = iter([float("nan"), 0.25])  # epoch 1's evaluation, then the final one
     fake = {"per_class": {}, "tables": []}
-    monkeypatch.setattr("zoo.engine.trainer.evaluate_model",
+    monkeypatch.setattr("zoo.engine.hooks.evaluation.evaluate_model",
                         lambda *args, **kwargs: {**fake, "metrics": {"voc07_map50": next(scores)}})
     trainer = Trainer(compose_cfg(*TINY, "trainer.max_epochs=2", "trainer.eval_every=1"), tmp_path)
     trainer.fit()
@@ -148,14 +149,15 @@ def test_loss_weights_scale_the_logged_total(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_iters=1", "++trainer.loss_weights={ssd/loc:0.0}")
     trainer = Trainer(cfg, tmp_path)
     batch = next(iter(trainer.train_loader))
-    values = trainer._train_step(batch)
+    values = trainer.run_step(batch)
     assert values["loss"] == pytest.approx(values["ssd/cls"])
 
 
 def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from zoo.engine.evaluate import evaluate_checkpoint, load_run
+    from zoo.apis.evaluate import evaluate_checkpoint
+    from zoo.apis.run import TrainedRun
 
     results = Trainer(compose_cfg(*TINY, "trainer.max_epochs=1", "trainer.eval_every=0"), tmp_path).fit()
     cfg = OmegaConf.create({"checkpoint": str(tmp_path / "checkpoints" / "last.pt"), "split": "test",
@@ -165,16 +167,16 @@ def test_evaluating_the_checkpoint_reproduces_the_final_number(compose_cfg, tmp_
     assert again["metrics"] == results["metrics"]
     assert again["split"] == results["split"] == "val"  # synthetic data has no test split: val was scored
     # By default zoo-eval batches as the trainer evaluated (keep-ratio padding depends on the batch).
-    assert load_run(cfg.checkpoint, "val", None, "cpu")[1].batch_size == 4
+    assert TrainedRun(cfg.checkpoint, "cpu").loader("val").batch_size == 4
 
 
 def test_bf16_evaluation_warns_on_a_cpu_without_bfloat16_instructions(compose_cfg, tmp_path, monkeypatch, caplog):
     from omegaconf import OmegaConf
 
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.apis.evaluate import evaluate_checkpoint
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
-    monkeypatch.setattr("zoo.engine.evaluate.cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.setattr("zoo.apis.evaluate.cpu_has_native_bfloat16", lambda: False)
     cfg = OmegaConf.create({"checkpoint": str(tmp_path / "checkpoints" / "last.pt"), "split": "val",
                             "device": "cpu", "batch_size": 4, "data_root": None, "plots": False,
                             "precision": "bf16", "evaluator": None})
@@ -226,7 +228,7 @@ def test_resume_from_a_checkpoint_without_training_state_names_what_is_missing(c
 def test_paper_figure_sits_beside_the_measured_one(compose_cfg):
     from omegaconf import OmegaConf
 
-    from zoo.engine.trainer import paper_figure
+    from zoo.engine.hooks import paper_figure
 
     cfg = compose_cfg("data=bccd")
     assert paper_figure(cfg, {"voc07_map50": 0.5}) is None
@@ -238,16 +240,17 @@ def test_paper_figure_sits_beside_the_measured_one(compose_cfg):
     assert paper_figure(cfg, {"voc07_map50": 0.5})["measured"] is None
 
 
-def test_load_run_merges_data_overrides_into_the_stored_config(compose_cfg, tmp_path):
-    from zoo.engine.evaluate import load_run
+def test_a_trained_run_merges_data_overrides_into_the_stored_config(compose_cfg, tmp_path):
+    from zoo.apis.run import TrainedRun
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
     checkpoint = str(tmp_path / "checkpoints" / "last.pt")
-    _, loader, run_cfg, _ = load_run(checkpoint, "val", 2, "cpu", data_overrides={"val": {"ignore_below_size": 1e6}})
+    trained = TrainedRun(checkpoint, "cpu", data_overrides={"val": {"ignore_below_size": 1e6}})
+    loader, run_cfg = trained.loader("val", 2), trained.run.cfg
     assert run_cfg.data.val.ignore_below_size == 1e6
     anns = [loader.dataset.get_annotation(i) for i in range(len(loader.dataset))]
     assert sum(len(a["ignore"]) for a in anns) > 0 and all(a["ignore"].all() for a in anns)
-    _, loader, _, _ = load_run(checkpoint, "val", 2, "cpu")
+    loader = TrainedRun(checkpoint, "cpu").loader("val", 2)
     assert not any(loader.dataset.get_annotation(i)["ignore"].any() for i in range(len(loader.dataset)))
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import TINY
 from zoo.engine.trainer import Trainer
-from zoo.engine.visualize import visualize_checkpoint
+from zoo.apis.visualize import visualize_checkpoint
 
 
 def test_grid_of_predictions_and_ground_truth(compose_cfg, tmp_path):

@@ -32,7 +32,7 @@ def test_limits_cut_the_ranked_list():
 
 def test_checkpoint_proposal_recall_runs_end_to_end(compose_cfg, tmp_path):
     from tests.conftest import TINY
-    from zoo.engine.evaluate import proposal_recall
+    from zoo.apis.evaluate import proposal_recall
     from zoo.engine.trainer import Trainer
 
     cfg = compose_cfg(*TINY, "model=faster_rcnn_lite", "model.input_size=128", "trainer.max_iters=1",

@@ -31,7 +31,7 @@ def compose_configs() -> dict[str, dict]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
 
     configs = {}
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
@@ -48,16 +48,16 @@ def _rounded(values):
 def losses_on_one_batch(cfg) -> dict[str, float]:
     import torch
 
-    from zoo.config import DataConfig, model_node, validate_section
+    from zoo.config.run import RunConfig
     from zoo.engine.loaders import build_split
     from zoo.models.detectors import build_detector
 
-    data = validate_section(cfg, "data", DataConfig)
-    loader, sampler = build_split(data, cfg.model, "train", 2, seed=0)
+    run = RunConfig.from_composed(cfg)
+    loader, sampler = build_split(run, "train", 2, seed=0)
     sampler.set_epoch(0)
     batch = next(iter(loader))
     torch.manual_seed(0)
-    model = build_detector(model_node(cfg.model), num_classes=len(loader.dataset.class_names))
+    model = build_detector(run.detector, num_classes=len(loader.dataset.class_names))
     model.train()
     losses = model(batch.images, batch.targets, image_sizes=batch.image_sizes)
     return {k: round(float(v), 7) for k, v in sorted(losses.items())}
@@ -66,11 +66,12 @@ def losses_on_one_batch(cfg) -> dict[str, float]:
 def detections_after_short_training(cfg, run_dir: Path) -> list[dict]:
     import torch
 
-    from zoo.engine.evaluate import load_run
+    from zoo.apis.run import TrainedRun
     from zoo.engine.trainer import Trainer
 
     Trainer(cfg, run_dir).fit()
-    model, loader, _, _ = load_run(str(run_dir / "checkpoints" / "last.pt"), "val", 2, device="cpu")
+    trained = TrainedRun(run_dir / "checkpoints" / "last.pt", device="cpu")
+    model, loader = trained.model, trained.loader("val", 2)
     batch = next(iter(loader))
     model.eval()
     with torch.inference_mode():
@@ -87,7 +88,7 @@ def compute(configs: dict[str, dict]) -> dict[str, dict]:
     import torch
     from omegaconf import OmegaConf
 
-    from zoo.registry import load_components
+    from zoo.components import load_components
 
     load_components()
     torch.set_num_threads(1)

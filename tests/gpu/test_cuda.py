@@ -8,7 +8,8 @@ import torch
 from torchvision.ops import box_iou
 
 from tests.conftest import TINY
-from zoo.config import DataConfig, model_node, validate_section
+from zoo.config import model_node
+from zoo.config.run import RunConfig
 from zoo.engine.checkpoint import load_checkpoint
 from zoo.engine.loaders import build_split
 from zoo.engine.trainer import Trainer
@@ -35,7 +36,7 @@ def _model_and_batch(compose_cfg, name: str, *overrides: str):
     cfg = compose_cfg(f"model={name}", *TINY, *overrides)
     torch.manual_seed(0)
     model = build_detector(model_node(cfg.model), num_classes=5)
-    loader, _ = build_split(validate_section(cfg, "data", DataConfig), cfg.model, "val", batch_size=2)
+    loader, _ = build_split(RunConfig.from_composed(cfg), "val", batch_size=2)
     return model, next(iter(loader))
 
 
@@ -126,7 +127,7 @@ def test_autocast_training_on_cuda_and_resuming_it(compose_cfg, tmp_path, dtype)
 def cuda_checkpoint(tmp_path_factory):
     from hydra import compose, initialize_config_dir
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
 
     run = tmp_path_factory.mktemp("cuda_run")
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
@@ -137,7 +138,7 @@ def cuda_checkpoint(tmp_path_factory):
 
 
 def _evaluate(compose_cfg, checkpoint: str, *overrides: str) -> dict:
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.apis.evaluate import evaluate_checkpoint
 
     return evaluate_checkpoint(compose_cfg(f"checkpoint={checkpoint}", "split=val", "plots=false", *overrides,
                                            config_name="eval"))

@@ -60,7 +60,7 @@ def test_authors_radius_is_wider():
 def test_paper_rows_use_the_release_radius_at_its_overlap_of_0_7():
     from hydra import compose, initialize_config_dir
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         targets = compose("train", overrides=["experiment=cornernet_table1_corner_pool"]).model.targets

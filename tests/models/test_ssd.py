@@ -2,10 +2,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
 from zoo.models.detectors import build_detector
-from zoo.registry import load_components
+from zoo.components import load_components
 
 
 def _model(name: str, num_classes: int = 3, **overrides):

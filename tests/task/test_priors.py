@@ -84,8 +84,9 @@ def test_ssd300_config_has_the_authors_caffe_default_boxes():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from zoo.cli import CONF_DIR
-    from zoo.registry import PRIORS, load_components
+    from zoo.config.paths import CONF_DIR
+    from zoo.registry import PRIORS
+    from zoo.components import load_components
 
     load_components()
     with initialize_config_dir(CONF_DIR, version_base="1.3"):

@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from tests.conftest import TINY
-from zoo.cli import CONF_DIR
+from zoo.config.paths import CONF_DIR
 from zoo.config import model_node
 from zoo.engine.trainer import Trainer
 from zoo.models.detectors import build_detector
@@ -174,7 +174,7 @@ def test_a_view_below_the_smallest_input_is_refused_by_its_own_error(compose_cfg
 
 
 def test_zoo_eval_with_flip_on_a_checkpoint(compose_cfg, tmp_path):
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.apis.evaluate import evaluate_checkpoint
 
     Trainer(compose_cfg(*TINY, "trainer.max_iters=2", "trainer.eval_every=0"), tmp_path).fit()
     cfg = _eval_cfg(f"checkpoint={tmp_path / 'checkpoints' / 'last.pt'}", "device=cpu", "batch_size=4",
@@ -285,7 +285,7 @@ def test_cornernet_flip_suppresses_once_over_both_views_pairs(compose_cfg):
 def test_every_tta_file_parses_and_the_refinedet_recipes_have_the_authors_views():
     import os
 
-    from zoo.cli import CONF_DIR
+    from zoo.config.paths import CONF_DIR
 
     for file in sorted(os.listdir(os.path.join(CONF_DIR, "tta"))):
         parse_tta(OmegaConf.to_container(_eval_cfg(f"tta={file[:-5]}").tta))

@@ -2,14 +2,11 @@
 import functools
 import os
 import sys
-from pathlib import Path
 
 from omegaconf.errors import MissingMandatoryValue
 
 import zoo.config  # noqa: F401  (registers the config schemas with Hydra)
-
-# conf/ sits beside the package in the source tree (installed with `pip install -e .`).
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+from zoo.config.paths import CONF_DIR  # noqa: F401  (the commands' config_path)
 
 
 def reports_bad_input(command: str):

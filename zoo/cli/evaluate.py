@@ -8,15 +8,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="eval", version_base="1.3")
 @reports_bad_input("zoo-eval")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.checkpoint import write_text_atomically
-    from zoo.engine.evaluate import evaluate_checkpoint
-    from zoo.registry import load_components
+    from zoo.utils.files import write_text_atomically
+    from zoo.apis.evaluate import evaluate_checkpoint
+    from zoo.components import load_components
 
     load_components()
     results = evaluate_checkpoint(cfg)

@@ -6,14 +6,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
 @reports_bad_input("zoo-export")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.export import export_checkpoint
-    from zoo.registry import load_components
+    from zoo.apis.export import export_checkpoint
+    from zoo.components import load_components
 
     load_components()
     info = export_checkpoint(cfg)

@@ -1,7 +1,8 @@
 """`zoo-list`: every registered component, by kind."""
 from __future__ import annotations
 
-from zoo.registry import ALL_REGISTRIES, load_components
+from zoo.registry import ALL_REGISTRIES
+from zoo.components import load_components
 
 
 def main() -> None:

@@ -8,16 +8,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
 @reports_bad_input("zoo-predict")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.checkpoint import write_text_atomically
-    from zoo.engine.predict import Predictor, as_json, draw_found
+    from zoo.utils.files import write_text_atomically
+    from zoo.apis.predict import Predictor, as_json, draw_found
     from zoo.data.image_list import image_files
-    from zoo.registry import load_components
+    from zoo.components import load_components
 
     load_components()
     inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else [str(cfg.inputs)]

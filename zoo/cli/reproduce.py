@@ -9,15 +9,16 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="reproduce", version_base="1.3")
 @reports_bad_input("zoo-reproduce")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.reproduce import reproduce
-    from zoo.engine.table_report import write_table
-    from zoo.registry import load_components
+    from zoo.tables.reproduce import reproduce
+    from zoo.tables.report import write_table
+    from zoo.components import load_components
 
     load_components()
     table = OmegaConf.to_container(cfg.table, resolve=True)
@@ -37,7 +38,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def _print_launch_commands(cfg: DictConfig, table: dict) -> None:
-    from zoo.engine.table_launch import launch_commands
+    from zoo.tables.launch import launch_commands
 
     if cfg.report_only:
         raise ValueError("launch= prints the commands that train the runs; report_only=true (which trains nothing "

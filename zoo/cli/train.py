@@ -8,14 +8,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @reports_bad_input("zoo-train")
 def main(cfg: DictConfig) -> float | None:
     from zoo.engine.trainer import Trainer
-    from zoo.registry import load_components
+    from zoo.components import load_components
 
     load_components()
     hydra_cfg = HydraConfig.get()

@@ -7,14 +7,15 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.cli import CONF_DIR, reports_bad_input
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input
 
 
 @hydra.main(config_path=CONF_DIR, config_name="visualize", version_base="1.3")
 @reports_bad_input("zoo-visualize")
 def main(cfg: DictConfig) -> None:
-    from zoo.engine.visualize import visualize_checkpoint
-    from zoo.registry import load_components
+    from zoo.apis.visualize import visualize_checkpoint
+    from zoo.components import load_components
 
     load_components()
     out = cfg.out or str(Path(HydraConfig.get().runtime.output_dir) / "predictions.png")

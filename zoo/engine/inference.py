@@ -1,9 +1,10 @@
-"""Run a detector over a data loader and feed the evaluators (predictions in original pixels)."""
+"""The one inference loop (every command that runs a model over images calls it), and evaluation on top of it."""
 from __future__ import annotations
 
-import contextlib
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,48 +13,46 @@ from tqdm import tqdm
 
 from zoo.data.collate import to_original
 from zoo.data.errors import DataWarning
+from zoo.engine.precision import autocast_context, memory_format
 
 
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere oneDNN has no bfloat16
-    convolution and torch falls back to its reference kernels, about 15x slower than float32 on 2 AVX2 cores."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+@dataclass
+class Inferred:
+    """One batch through the model: the batch, the model's outputs (in input pixels) and the forward's seconds."""
+    batch: Any
+    outputs: Any
+    seconds: float
 
 
-# Both spellings, so zoo-eval's precision= and the trainer's amp_dtype take the same words.
-AUTOCAST_DTYPES = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-                   "fp16": torch.float16, "float16": torch.float16}
-
-
-def autocast_dtype(name: str, key: str) -> torch.dtype | None:
-    """The autocast dtype a precision name stands for (None: float32, no autocast); ``key`` names the option."""
-    if name not in AUTOCAST_DTYPES:
-        raise ValueError(f"{key} must be one of {list(AUTOCAST_DTYPES)}, got '{name}'")
-    return AUTOCAST_DTYPES[name]
-
-
-def memory_format(channels_last: bool) -> torch.memory_format:
-    """The layout images and weights take: channels-last (NHWC convolutions are faster on the CPU) or plain."""
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None or dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def compile_for_inference(model: nn.Module) -> nn.Module:
-    """``torch.compile`` with frozen weights: inductor folds the parameters in as constants, so on the CPU
-    convolution weights are prepacked for oneDNN once instead of on every call. The first call compiles
-    (tens of seconds; needs a C++ compiler on the CPU); data-dependent post-processing (NMS) stays eager
-    behind graph breaks. Sets inductor's global ``freezing`` flag, which only affects inference."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.freezing = True
-    return torch.compile(model)
-
+def infer(model: nn.Module, loader, device: torch.device | None = None, amp_dtype: torch.dtype | None = None,
+          layout: torch.memory_format = torch.contiguous_format, progress: bool = False,
+          forward: Callable[[torch.Tensor, list], Any] | None = None, on_skipped: Callable[[int], None] | None = None,
+          desc: str = "infer") -> Iterator[Inferred]:
+    """Each non-empty batch of ``loader`` through ``model`` in inference mode: images moved to ``device`` (the
+    model's own by default) in ``layout``, under autocast to ``amp_dtype``. ``forward(images, image_sizes)``
+    replaces ``model(images, image_sizes=...)``; ``on_skipped`` hears of the images a batch left out (unreadable,
+    skip_bad). ``seconds`` times the forward alone (CUDA synchronised). The model is put in eval mode for the loop
+    and given back in the mode it had."""
+    device = device if device is not None else next(model.parameters()).device
+    forward = forward or (lambda images, sizes: model(images, image_sizes=sizes))
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+            if on_skipped is not None and getattr(batch, "skipped", 0):
+                on_skipped(batch.skipped)
+            if not len(batch):  # every image of the batch was unreadable (skip_bad)
+                continue
+            with torch.inference_mode(), autocast_context(device, amp_dtype):
+                images = batch.images.to(device, non_blocking=True).contiguous(memory_format=layout)
+                start = time.perf_counter()
+                outputs = forward(images, batch.image_sizes)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds = time.perf_counter() - start
+            yield Inferred(batch, outputs, seconds)
+    finally:
+        model.train(was_training)
 
 def _in_original_pixels(out: dict[str, torch.Tensor], meta) -> dict[str, Any]:
     return {"image_id": meta.image_id, "boxes": to_original(out["boxes"].float().cpu(), meta),
@@ -79,23 +78,20 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
     """Returns ``metrics`` (every evaluator's flat metrics), ``per_class`` keyed by each evaluator's
     primary metric (per-class keys clash between evaluators) and the printable ``tables``."""
     dataset = loader.dataset
-    fmt = memory_format(channels_last)
-    was_training = model.training
-    model.eval()
     for evaluator in evaluators:
         evaluator.reset()
     by_source = {source: [e for e in evaluators if getattr(e, "source", "detections") == source]
                  for source in ("detections", "proposals")}
     proposer = _proposer(model, by_source["proposals"])
-    skipped = 0
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
-        skipped += batch.skipped
-        if not len(batch):
-            continue
-        with autocast_context(device, amp_dtype):
-            images = batch.images.to(device, non_blocking=True).contiguous(memory_format=fmt)
-            outputs = model(images, image_sizes=batch.image_sizes) if by_source["detections"] else []
-            proposals = proposer(images, batch.image_sizes) if proposer else []
+
+    def forward(images, sizes):
+        outputs = model(images, image_sizes=sizes) if by_source["detections"] else []
+        return outputs, (proposer(images, sizes) if proposer else [])
+
+    skipped = []
+    for step in infer(model, loader, device, amp_dtype, memory_format(channels_last), progress, forward,
+                      skipped.append, desc="eval"):
+        batch, (outputs, proposals) = step.batch, step.outputs
         ground_truths = [dataset.get_annotation(meta.image_id) for meta in batch.metas]
         predictions = [_in_original_pixels(out, meta) for out, meta in zip(outputs, batch.metas)]
         for evaluator in by_source["detections"]:
@@ -105,9 +101,8 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
                   for boxes, meta in zip(proposals, batch.metas)]
         for evaluator in by_source["proposals"]:
             evaluator.process(ground_truths, ranked)
-    model.train(was_training)
     if skipped:
-        warnings.warn(f"{dataset.name}: {skipped} unreadable image(s) left out of the evaluation (skip_bad=true): "
+        warnings.warn(f"{dataset.name}: {sum(skipped)} unreadable image(s) left out of the evaluation (skip_bad=true): "
                       "neither their ground truth nor detections count", DataWarning, stacklevel=2)
     results: dict[str, Any] = {"metrics": {}, "per_class": {}, "tables": []}
     for evaluator in evaluators:

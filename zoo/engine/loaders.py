@@ -1,26 +1,29 @@
 """Compose a split's data loader from config: dataset + the model's transform + sampler + collate."""
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from zoo.config import DataConfig, batch_size_divisor
+from zoo.config.run import RunConfig
 from zoo.data import Collate, TrainSampler, build_dataset, build_loader
 
 
-def scored_split(data: DataConfig, split: str) -> str:
-    """The split actually read for ``split``: data without a test node is tested on val."""
-    return split if split != "test" or data.get("test") else "val"
+def build_collate(run: RunConfig) -> Collate:
+    """Normalisation and padding as the run trained with them: its data's mean and std, its batch divisor, the
+    model's padding fill."""
+    return Collate(mean=list(run.data.mean), std=list(run.data.std), size_divisor=run.batch_divisor,
+                   pad_fill=run.model.get("pad_fill", "mean"))
 
 
-def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
+def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
                 world_size: int = 1, class_names: list[str] | None = None) -> tuple[DataLoader, TrainSampler | None]:
     """The train split gets the model's train transform and a seeded, shardable, resumable sampler;
     val and test get the test transform, in order, without dropping the last batch. A split node
     names the data set's own split (``split: trainval``) beside its constructor arguments. A split
     without images, or whose classes are not ``class_names`` (the training split's, in order), is refused:
     it would be scored as empty, or with every label meaning another class."""
-    node = data.get(scored_split(data, split))
+    data, model, scored = run.data, run.model, run.scored_split(split)
+    node = data.get(scored)
     if not node:
         raise ValueError(f"data '{data.name}' has no '{split}' split configured")
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
@@ -36,14 +39,13 @@ def build_split(data: DataConfig, model: DictConfig, split: str, batch_size: int
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
     if len(dataset) == 0:
-        raise ValueError(f"data.{scored_split(data, split)}: {dataset.name} has no images")
+        raise ValueError(f"data.{scored}: {dataset.name} has no images")
     if class_names is not None and list(dataset.class_names) != list(class_names):
-        raise ValueError(f"data.{scored_split(data, split)}: {dataset.name} has the classes {list(dataset.class_names)}, "
+        raise ValueError(f"data.{scored}: {dataset.name} has the classes {list(dataset.class_names)}, "
                          f"the training split {list(class_names)}; they must be the same, in the same order")
     dataset.stand_in = split == "train"  # a stand-in image would be scored twice
     dataset.cache = {} if data.cache and split == "train" else None  # evaluation reads each image once
-    collate = Collate(mean=list(data.mean), std=list(data.std), size_divisor=batch_size_divisor(data, model),
-                      pad_fill=model.get("pad_fill", "mean"))
+    collate = build_collate(run)
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)
         return build_loader(dataset, batch_size, collate, data.num_workers, sampler=sampler, drop_last=True), sampler

@@ -1,4 +1,4 @@
-"""Draw a checkpoint's detections and the ground truth on sample images, as one PNG grid."""
+"""Detections drawn on images: one image's boxes, and a grid of a model's detections beside the ground truth."""
 from __future__ import annotations
 
 import itertools
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import cv2
 import torch
+from torch import nn
 from torchvision.transforms.functional import resize
 from torchvision.utils import draw_bounding_boxes, make_grid
 
 from zoo.data.collate import to_original
 from zoo.data.image_list import IMAGE_SUFFIXES  # what OpenCV reads, it writes too
-from zoo.engine.evaluate import load_run, trained_memory_format
-from zoo.tta import build_tta
+from zoo.engine.inference import infer
 
 GROUND_TRUTH, DETECTION, IGNORED = "lime", "red", "gray"
 
@@ -25,33 +25,29 @@ def draw_detections(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tens
     return draw_bounding_boxes(image, boxes.float(), labels=texts, colors=DETECTION, width=2)
 
 
-@torch.inference_mode()
-def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_images: int = 8,
-                         score_threshold: float = 0.3, tile: int = 480, device: str = "auto",
-                         data_root: str | None = None, tta: dict | None = None) -> str:
-    """The first ``num_images`` of ``split``: ground truth in green (ignored boxes grey), the
-    detections scoring at least ``score_threshold`` in red with class and score, each image scaled
-    to ``tile`` px on its longer side, in a grid written to ``out`` (PNG). Returns the path."""
+def check_grid_options(out: str | Path, num_images: int, tile: int) -> None:
+    """The grid's options, checked before anything is loaded."""
     if num_images < 1:
         raise ValueError(f"visualize: num_images must be >= 1, got {num_images}")
     if tile < 16:
         raise ValueError(f"visualize: tile is each image's size in pixels in the grid, at least 16; got {tile}")
     if Path(out).suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"visualize: out={out} must name an image file ({', '.join(IMAGE_SUFFIXES)}), e.g. grid.png")
-    model, loader, run_cfg, _ = load_run(checkpoint, split, min(num_images, 8), device, data_root)
-    model = build_tta(model, tta).eval()
+
+
+def write_detection_grid(model: nn.Module, loader, out: str | Path, num_images: int = 8,
+                         score_threshold: float = 0.3, tile: int = 480,
+                         layout: torch.memory_format = torch.contiguous_format, source: str | None = None) -> str:
+    """The first ``num_images`` of ``loader``: ground truth in green (ignored boxes grey), the detections scoring
+    at least ``score_threshold`` in red with class and score, each image scaled to ``tile`` px on its longer side,
+    in a grid written to ``out`` (PNG). Returns the path. ``source`` names the images in an error (the data set's
+    name by default)."""
+    check_grid_options(out, num_images, tile)
     dataset, names = loader.dataset, list(loader.dataset.class_names)
-    param = next(model.parameters())
-    layout = trained_memory_format(run_cfg)
-
-    def predictions():
-        for batch in (b for b in loader if len(b)):  # an empty batch: its images were unreadable (skip_bad)
-            yield from zip(model(batch.images.to(param.device).contiguous(memory_format=layout),
-                                 image_sizes=batch.image_sizes),
-                           batch.metas)
-
+    found = ((pred, meta) for step in infer(model, loader, layout=layout)
+             for pred, meta in zip(step.outputs, step.batch.metas))
     tiles = []
-    for pred, meta in itertools.islice(predictions(), num_images):
+    for pred, meta in itertools.islice(found, num_images):
         image = torch.from_numpy(dataset.load_image(meta.image_id)).permute(2, 0, 1).contiguous()
         gt = dataset.get_annotation(meta.image_id)
         keep = pred["scores"].float().cpu() >= score_threshold
@@ -64,7 +60,7 @@ def visualize_checkpoint(checkpoint: str, out: str, split: str = "test", num_ima
         scale = tile / max(image.shape[-2:])
         tiles.append(resize(image, [round(image.shape[-2] * scale), round(image.shape[-1] * scale)], antialias=True))
     if not tiles:
-        raise ValueError(f"visualize: split '{split}' of {checkpoint} has no images")
+        raise ValueError(f"visualize: {source or dataset.name} has no images")
     canvas = [torch.zeros(3, tile, tile, dtype=torch.uint8) for _ in tiles]
     for frame, image in zip(canvas, tiles):
         frame[:, : image.shape[1], : image.shape[2]] = image

@@ -19,6 +19,9 @@ from zoo.registry import ConfigError
 MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill", "size_divisor")
 
 
+DEFAULT_HOOKS = ("stages", "nan_guard", "progress", "metrics", "validation", "checkpoint", "report")
+
+
 @dataclass
 class TrainerConfig:
     max_epochs: int = 12
@@ -40,6 +43,9 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = True
     plots: bool = True
+    # What the trainer does around its loop, in order (zoo.engine.hooks): each a registered hook's name or
+    # {type: name, ...}. Dropping one drops its job (no 'validation': no val scores and no best.pt).
+    hooks: list[Any] = field(default_factory=lambda: list(DEFAULT_HOOKS))
 
 
 @dataclass

@@ -9,10 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.reproduce import check_before_training
-from zoo.engine.run_archive import archived_name, save_run
-from zoo.engine.table_runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides,
-                                   twin_to_take)
+from zoo.tables.reproduce import check_before_training
+from zoo.tables.archive import archived_name, save_run
+from zoo.tables.runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides, twin_to_take)
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 

@@ -1,31 +1,12 @@
-"""Timing shared by the benchmark scripts and the paper tables: several callables timed in alternating
-rounds, the machine header every figure is printed under, and the code version each figure comes from."""
+"""Where a figure comes from: the machine header every figure is printed under, and the code version."""
 from __future__ import annotations
 
 import functools
 import platform
-import statistics
 import subprocess
-import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-
-
-def time_alternating(runs: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Milliseconds per call of each runner. Rounds alternate between the runners, so a noisy
-    machine slows them alike; ``warmup`` untimed rounds go first."""
-    for _ in range(warmup):
-        for run in runs.values():
-            run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def machine(threads: int) -> str:
@@ -74,7 +55,3 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def medians(times: Mapping[str, list[float]]) -> dict[str, float]:
-    return {name: statistics.median(values) for name, values in times.items()}

@@ -18,9 +18,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from zoo.engine.checkpoint import write_text_atomically
-from zoo.engine.evaluate import load_run, trained_channels_last
-from zoo.engine.inference import memory_format
+from zoo.apis.run import TrainedRun
+from zoo.engine.precision import memory_format
+from zoo.utils.files import write_text_atomically
 
 
 class PixelDetector(nn.Module):
@@ -98,11 +98,12 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     data_root. Exports on the CPU, checks the program against the eager model on the split's first images (the
     run's data must be readable; ``data_root`` repoints it), writes the program and a JSON sidecar; returns the
     sidecar."""
-    model, loader, run_cfg, state = load_run(cfg.checkpoint, cfg.split, int(cfg.batch_size), "cpu", cfg.data_root)
+    trained = TrainedRun(cfg.checkpoint, "cpu", cfg.data_root)
+    loader, run_cfg, model = trained.loader(cfg.split, int(cfg.batch_size)), trained.run.cfg, trained.model
     size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),
                        OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None,
                        loader.collate_fn.size_divisor)
-    wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained_channels_last(run_cfg)).eval()
+    wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained.run.channels_last).eval()
     example = torch.rand(int(cfg.batch_size), 3, *size) * 255
     started = time.perf_counter()
     with torch.no_grad():
@@ -123,7 +124,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, out)
     info = {"program": str(out), "checkpoint": str(cfg.checkpoint),
-            "class_names": list(state["class_names"]), "input_shape": [int(cfg.batch_size), 3, *size],
+            "class_names": trained.class_names, "input_shape": [int(cfg.batch_size), 3, *size],
             "input": "RGB pixels 0-255, float32, resized by the test transform below and padded at the bottom/right "
                      "with pad_pixel to input_shape",
             "pad_pixel": pad,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.checkpoint import write_text_atomically
+from zoo.utils.files import write_text_atomically
 
 log = logging.getLogger("zoo.reproduce")
 

@@ -13,28 +13,14 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from zoo.cli import CONF_DIR
-from zoo.config import batch_size_divisor, stored_run_config
-from zoo.data import Collate, build_loader, build_transform, read_image, to_original
+from zoo.apis.run import TrainedRun
+from zoo.config.compose import named_tta
+from zoo.data import build_loader, read_image, to_original
 from zoo.data.image_list import ImageList
-from zoo.engine.checkpoint import load_checkpoint
-from zoo.engine.distributed import local_device
-from zoo.engine.evaluate import load_model, trained_memory_format
-from zoo.engine.visualize import draw_detections
+from zoo.engine.drawing import draw_detections
+from zoo.engine.inference import infer
 from zoo.tta import build_tta, parse_tta
-
-
-def named_tta(name: str) -> dict[str, Any]:
-    """The ``tta`` config node conf/tta/<name>.yaml, as ``tta=<name>`` composes it for zoo-eval."""
-    path = Path(CONF_DIR) / "tta" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"tta '{name}' is not a config in conf/tta; known: {', '.join(known)}")
-    from zoo.engine.table_runs import compose_config  # composed as the group it is: defaults lists apply
-
-    return OmegaConf.to_container(compose_config("eval", ["checkpoint=none", f"tta={name}"]).tta, resolve=True)
 
 
 class Predictor:
@@ -49,18 +35,12 @@ class Predictor:
             raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
         tta = named_tta(tta) if isinstance(tta, str) else tta
         parse_tta(tta)  # a bad node fails before the checkpoint is loaded
-        state = load_checkpoint(checkpoint)
-        run_cfg = stored_run_config(state["config"])
-        self.class_names = list(state["class_names"])
-        self.device = local_device(device)
-        self.model = build_tta(load_model(state, run_cfg, len(self.class_names), device), tta).eval()
-        self.transform = build_transform(run_cfg.model.transforms.test)
-        self.collate = Collate(list(run_cfg.data.mean), list(run_cfg.data.std),
-                               batch_size_divisor(run_cfg.data, run_cfg.model), run_cfg.model.get("pad_fill", "mean"))
-        self.memory_format = trained_memory_format(run_cfg)
+        self.trained = TrainedRun(checkpoint, device)
+        self.class_names, self.device = self.trained.class_names, self.trained.device
+        self.model = build_tta(self.trained.model, tta).eval()
+        self.transform, self.collate = self.trained.test_transform(), self.trained.collate()
         self.score_threshold, self.batch_size, self.skip_bad = score_threshold, batch_size, skip_bad
 
-    @torch.inference_mode()
     def __call__(self, images: Sequence[str | np.ndarray]) -> list[dict[str, Any]]:
         """Per image: ``boxes`` (N, 4) float32 xyxy in its own pixels, ``scores`` (N,), ``labels`` (N,)
         class indices, ``classes`` their names, ``file`` and ``size`` (height, width), best first. With
@@ -68,9 +48,9 @@ class Predictor:
         instead of stopping the whole call."""
         dataset = ImageList(images, self.class_names, self.transform, skip_bad=self.skip_bad)
         found = {}
-        for batch in build_loader(dataset, self.batch_size, self.collate):
-            x = batch.images.to(self.device).contiguous(memory_format=self.memory_format)
-            for out, meta in zip(self.model(x, image_sizes=batch.image_sizes), batch.metas):
+        loader = build_loader(dataset, self.batch_size, self.collate)
+        for step in infer(self.model, loader, self.device, layout=self.trained.layout):
+            for out, meta in zip(step.outputs, step.batch.metas):
                 keep = out["scores"].float().cpu() >= self.score_threshold
                 labels = out["labels"].cpu()[keep]
                 found[meta.image_id] = {"file": meta.file, "size": tuple(meta.orig_size),
@@ -94,7 +74,7 @@ def as_json(found: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def draw_found(found: Sequence[Mapping[str, Any]], class_names: list[str], out_dir: str | Path) -> list[str]:
     """Each predicted image with its detections drawn, as ``out_dir/<k>_<name>.png`` (images given as files;
-    for arrays, ``zoo.engine.visualize.draw_detections`` draws on the array itself)."""
+    for arrays, ``zoo.engine.drawing.draw_detections`` draws on the array itself)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -18,9 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from zoo.engine.checkpoint import write_text_atomically
-from zoo.engine.table_runs import table_tta
-from zoo.engine.timing import machine
+from zoo.utils.files import write_text_atomically
+from zoo.tables.runs import table_tta
+from zoo.utils.provenance import machine
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Row:
     step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
     timed_on: str | None = None  # the machine that timed ``ms``
     also_runs: list[float] = field(default_factory=list)  # per seed, scored with the table's ``also_tta``
-    codes: list[str] = field(default_factory=list)  # per seed, the code it trained with (zoo.engine.timing.code_version)
+    codes: list[str] = field(default_factory=list)  # per seed, the code it trained with (zoo.utils.provenance.code_version)
 
     @property
     def mean(self) -> float:

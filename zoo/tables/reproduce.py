@@ -13,14 +13,14 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from zoo.cli import CONF_DIR
-from zoo.engine.checkpoint import write_text_atomically
-from zoo.engine.predict import named_tta
-from zoo.engine.run_archive import archived_name, save_run
-from zoo.engine.table_report import Row
-from zoo.engine.table_runs import (TableRun, archived_config, by_row, compose_config, protocol_row_overrides, read_back,
-                                   restore_archived, table_runs, table_tta, take_twin, twin_to_take)
-from zoo.engine.timing import machine
+from zoo.config.paths import CONF_DIR
+from zoo.utils.files import write_text_atomically
+from zoo.config.compose import named_tta
+from zoo.tables.archive import archived_name, save_run
+from zoo.tables.report import Row
+from zoo.tables.runs import (TableRun, archived_config, by_row, protocol_row_overrides, read_back, restore_archived, table_runs, table_tta, take_twin, twin_to_take)
+from zoo.config.compose import compose_config
+from zoo.utils.provenance import machine
 
 log = logging.getLogger("zoo.reproduce")
 
@@ -69,7 +69,7 @@ def row_latency(run_dir: Path) -> float:
     cached = run_dir / "latency.json"
     if cached.is_file():
         return json.loads(cached.read_text())["ms_per_image"]
-    from zoo.engine.latency import checkpoint_latency
+    from zoo.apis.latency import checkpoint_latency
 
     ms = checkpoint_latency(str(run_dir / "checkpoints" / "last.pt"))
     write_text_atomically(cached, json.dumps({"ms_per_image": ms, "machine": machine(torch.get_num_threads())}))
@@ -93,7 +93,7 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
     results = cached_tta(run_dir, tta)
     if results is not None:
         return results
-    from zoo.engine.evaluate import evaluate_checkpoint
+    from zoo.apis.evaluate import evaluate_checkpoint
 
     cfg = compose_config("eval", [f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}", f"tta={tta}", "plots=false"])
     results = evaluate_checkpoint(cfg)
@@ -130,7 +130,7 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
     ``report_only`` trains nothing: the rows carry the seeds finished so far (a look at a table that
     takes a day to run, while it runs). ``reuse`` takes a finished run of another table beside this
     one (under ``out_dir``'s parent) whose config is the row's, instead of training it again. ``archive``
-    (a folder, see zoo.engine.run_archive) receives each run's figures as soon as it finishes, and gives back
+    (a folder, see zoo.tables.archive) receives each run's figures as soon as it finishes, and gives back
     the runs missing under ``out_dir``."""
     runs = table_runs(table, protocol, seeds, out_dir)
     runs_by_row = by_row(runs)

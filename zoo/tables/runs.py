@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from zoo.cli import CONF_DIR
 from zoo.config import stored_run_config
-from zoo.engine.checkpoint import write_text_atomically
-from zoo.engine.run_archive import archived_name, restore_run
+from zoo.config.compose import compose_config
+from zoo.config.paths import CONF_DIR
+from zoo.utils.files import write_text_atomically
+from zoo.tables.archive import archived_name, restore_run
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
 
@@ -82,13 +81,6 @@ def table_tta(table: Mapping[str, Any], protocol: str) -> str | None:
     """The test-time augmentation the table's rows are scored with under ``protocol``, if any."""
     spec = table["protocols"][protocol]
     return spec["tta"] if "tta" in spec else table.get("tta")
-
-
-def compose_config(config_name: str, overrides: Sequence[str]):
-    if GlobalHydra.instance().is_initialized():  # inside zoo-reproduce's own Hydra app: same conf/ search path
-        return compose(config_name, overrides=list(overrides))
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
 
 
 def train_overrides(row: str, protocol_overrides: Sequence[str], seed: int | str, overrides: Sequence[str] = (),
@@ -192,7 +184,7 @@ def _differences(cfg, run_dir: Path) -> list[str]:
 
 
 def _config_differences(cfg, stored) -> list[str]:
-    from zoo.engine.trainer import run_config_differences
+    from zoo.config.compare import run_config_differences
 
     return run_config_differences(cfg, stored_run_config(stored), shared_only=True)
 

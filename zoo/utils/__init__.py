@@ -1,0 +1,1 @@
+"""Small helpers at the bottom of the package: atomic file writes, where a figure comes from."""
