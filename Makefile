@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all test-gpu bench clean
+.PHONY: install train test test-all test-gpu bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,5 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ssd_inference.py $(ARGS)
 	$(BIN)/python benchmarks/detector_latency.py $(ARGS)
 
+# The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or nav entry fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
+
 clean:
-	rm -rf $(VENV) runs outputs multirun .pytest_cache
+	rm -rf $(VENV) runs outputs multirun .pytest_cache site
