@@ -10,7 +10,9 @@ from omegaconf import OmegaConf
 from tests.conftest import TINY
 from zoo.config.paths import CONF_DIR
 from zoo.tables.reproduce import reproduce
-from zoo.tables.report import Row, label_points_apart, ordering_holds, pairs_in_papers_order, write_table
+from zoo.tables.plot import label_points_apart
+from zoo.tables.report import ordering_holds, pairs_in_papers_order, write_table
+from zoo.tables.rows import Row
 
 
 def _table(name):
@@ -458,9 +460,20 @@ def test_an_archived_table_is_finished_elsewhere_without_retraining(tmp_path):
     text = Path(write_table(second, table, "synthetic", 2, tmp_path, "zoo-reproduce")["md"]).read_text()
     assert "timed when the run finished; machine: A." in text
 
-    with pytest.raises(ValueError, match=r"ssd_lite_seed0.json was trained with another config .*trainer.max_epochs"):
-        reproduce(table, "synthetic", 1, tmp_path / "third", train=train, archive=archive,
-                  overrides=["trainer.max_epochs=3"])
+    # Today's config differs from the archived runs' (archives are records, not a pin on the configs): a report
+    # shows them as stale records of their own config, training nothing...
+    changed = ["trainer.max_epochs=3"]
+    report = reproduce(table, "synthetic", 1, tmp_path / "third", train=train, archive=archive, overrides=changed,
+                       report_only=True)
+    assert len(trained) == 4 and [r.runs for r in report] == [[50.0], [50.0]]
+    assert [r.stale for r in report] == [["trainer.max_epochs"], ["trainer.max_epochs"]]
+    text = Path(write_table(report, table, "synthetic", 1, tmp_path, "zoo-reproduce")["md"]).read_text()
+    assert "| ssd_lite (stale) |" in text and "Stale: ssd_lite (differs in trainer.max_epochs)" in text
+    # ...and a run trains them anew with today's config, whose figures then replace them in the archive
+    again = reproduce(table, "synthetic", 1, tmp_path / "third", train=train, latency=timed, archive=archive,
+                      overrides=changed)
+    assert trained[4:] == [("ssd_lite", 0), ("refinedet_lite", 0)] and [r.stale for r in again] == [[], []]
+    assert json.loads((archive / "ssd_lite_seed0.json").read_text())["config"]["trainer"]["max_epochs"] == 3
 
 
 def test_the_command_restores_archived_runs_and_leaves_the_table_beside_them(tmp_path):
@@ -526,12 +539,18 @@ def test_the_settings_column_shows_what_the_run_trained_with_when_the_protocol_s
     def plain(run_dir, tta):  # the table's flip test, scored as the plain run here
         return json.loads((run_dir / "results.json").read_text())
 
-    rows = reproduce(_table("cornernet_table1"), "bccd", 1, tmp_path / "t1", train=fake_train, score_tta=plain)
+    table = _table("cornernet_table1")
+    bccd = table["protocols"]["bccd"]
+    protocol_sets = {**table, "protocols": {"bccd": {**bccd, "overrides": [*bccd["overrides"],
+                                                                           "model.targets.min_overlap=0.3"]}}}
+    rows = reproduce(protocol_sets, "bccd", 1, tmp_path / "t0", train=fake_train, score_tta=plain)
     assert rows[0].runs == [pytest.approx(53.0)]  # trained at the protocol's 0.3
     assert "model.targets.min_overlap=0.3 (the protocol's; the row sets 0.7)" in rows[0].settings
     assert "model.targets.radius_formula=\"authors\"" in rows[0].settings
+    rows = reproduce(table, "bccd", 1, tmp_path / "t1", train=fake_train, score_tta=plain)
+    assert rows[0].runs == [pytest.approx(57.0)] and "min_overlap=0.7" in rows[0].settings  # the row's own
     rows = reproduce(_table("cornernet_table2"), "bccd", 1, tmp_path / "t2", train=fake_train, score_tta=plain)
-    assert rows[2].runs == [pytest.approx(53.0)]  # the same radius as Table 1's rows
+    assert rows[2].runs == [pytest.approx(57.0)]  # the same radius as Table 1's rows
 
 
 def test_a_retrained_run_drops_the_timing_and_tta_scores_of_its_old_checkpoint(tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import TINY
 from tests.engine.test_reproduce import _table
@@ -99,3 +100,21 @@ def test_archived_runs_are_restored_not_listed(tmp_path):
                                archive=archive)
     assert len(commands) == 3 and not any("table3_full" in c for c in commands)
     assert (tmp_path / "runs" / "refinedet320_table3_full" / "seed0" / "results.json").is_file()
+
+
+def test_an_archived_run_of_another_config_is_listed_to_train_even_after_a_report_restored_it(tmp_path):
+    table = _table("refinedet_table3")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    old = compose_row("refinedet320_table3_full", table["protocols"]["synthetic"]["overrides"], 0)
+    record = {"metrics": {"voc07_map50": 0.8}, "code": "abc1234",
+              "config": OmegaConf.to_container(old, resolve=True) | {"seed": 0}}
+    record["config"]["trainer"]["max_epochs"] = 99  # trained with a budget the row no longer has
+    (archive / "refinedet320_table3_full_seed0.json").write_text(json.dumps(record))
+    runs = tmp_path / "runs"
+    rows = reproduce(table, "synthetic", 1, runs, archive=archive, report_only=True)
+    assert rows[0].stale == ["trainer.max_epochs"] and rows[0].runs == [80.0]  # shown, as the record it is
+    commands = launch_commands("commands", table, "synthetic", 1, runs, archive=archive)
+    assert len(commands) == 4 and any("table3_full" in c for c in commands)  # and trained anew
+    assert not (runs / "refinedet320_table3_full" / "seed0" / "results.json").exists()
+    assert json.loads((archive / "refinedet320_table3_full_seed0.json").read_text()) == record  # until replaced

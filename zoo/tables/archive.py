@@ -16,6 +16,7 @@ from zoo.utils.files import write_text_atomically
 log = logging.getLogger("zoo.reproduce")
 
 _EXTRAS = ("latency.json", "tta_*.json")  # what a run's folder holds besides results.json, worth keeping
+STALE = "stale.json"  # in a run folder restored from a run trained with another config than its row's today
 
 
 def archived_name(row: str, seed: int) -> str:
@@ -35,12 +36,14 @@ def save_run(run_dir: Path, archive: Path, name: str, config: dict[str, Any] | N
     write_text_atomically(archive / f"{name}.json", json.dumps(results, indent=2))
 
 
-def restore_run(archive: Path, name: str, run_dir: Path,
-                differences: Callable[[dict[str, Any]], list[str]]) -> bool:
+def restore_run(archive: Path, name: str, run_dir: Path, differences: Callable[[dict[str, Any]], list[str]],
+                keep_stale: bool = False) -> bool:
     """Put an archived run back in ``run_dir`` (its results.json last: it marks the run finished); False when the
-    archive has no such run. ``differences(config)`` lists the keys in which the row's config differs from the
-    archived run's; any difference refuses the restore (an archive written before configs were stored is
-    restored as it is)."""
+    archive has no such run, or has it trained with another config than the row composes now (``differences(config)``
+    lists the keys that differ) and ``keep_stale`` is off: the row then trains anew, and its new figures replace
+    the old ones in the archive. With ``keep_stale`` such a run is restored as the record it is, marked stale
+    (``stale.json``: the keys that differ), for a report. An archive written before configs were stored is
+    restored as it is."""
     source = archive / f"{name}.json"
     if not source.is_file():
         return False
@@ -48,12 +51,30 @@ def restore_run(archive: Path, name: str, run_dir: Path,
     if results.get("config") is None:
         log.warning(f"{source} records no config (archived before runs stored theirs): restored unchecked")
     differ = differences(results["config"]) if results.get("config") is not None else []
-    if differ:
-        raise ValueError(f"{source} was trained with another config than this row composes now (differs in "
-                         f"{differ}): remove it from the archive to train the row, or pass another archive=")
+    if differ and not keep_stale:
+        log.info(f"{source} was trained with another config than its row composes now (it differs in {differ}): "
+                 "the row trains anew")
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     for pattern in _EXTRAS:
         for extra in sorted(archive.glob(f"{name}_{pattern}")):
             write_text_atomically(run_dir / extra.name.removeprefix(f"{name}_"), extra.read_text())
+    if differ:
+        write_text_atomically(run_dir / STALE, json.dumps({"differs": differ, "code": results.get("code")}))
     write_text_atomically(run_dir / "results.json", source.read_text())
     return True
+
+
+def stale_keys(run_dir: Path) -> list[str] | None:
+    """The config keys in which a run restored as a stale record differs from its row today; None for any other."""
+    marker = run_dir / STALE
+    return json.loads(marker.read_text())["differs"] if marker.is_file() else None
+
+
+def clear_stale(run_dir: Path) -> None:
+    """Remove a stale record's figures from its run folder (results.json first: the run is no longer finished), so
+    that the row trains there with today's config."""
+    (run_dir / "results.json").unlink(missing_ok=True)
+    for pattern in (*_EXTRAS, STALE):
+        for path in run_dir.glob(pattern):
+            path.unlink()

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo.tables.archive import archived_name, clear_stale, save_run, stale_keys
 from zoo.tables.reproduce import check_before_training
-from zoo.tables.archive import archived_name, save_run
-from zoo.tables.runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides, twin_to_take)
+from zoo.tables.runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides,
+                             twin_to_take)
 
 LAUNCH_MODES = ("here", "commands", "multirun")
 
@@ -29,6 +30,8 @@ def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: s
     check_before_training(runs, protocol, overrides, table["name"])
     pending = []
     for run in runs:
+        if (run.run_dir / "results.json").is_file() and stale_keys(run.run_dir) is not None:
+            clear_stale(run.run_dir)  # a stale record restored for a report: the row trains anew
         if (run.run_dir / "results.json").is_file():
             if archive is not None:
                 save_run(run.run_dir, Path(archive), archived_name(run.experiment, run.seed), archived_config(run.run_dir))

@@ -7,43 +7,18 @@ import json
 import math
 import os
 import statistics
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
+from zoo.tables.plot import plot_table
+from zoo.tables.rows import Row, rows_by_timing_machine
+from zoo.tables.runs import UNRECORDED, table_tta
 from zoo.utils.files import write_text_atomically
-from zoo.tables.runs import table_tta
 from zoo.utils.provenance import machine
-
-
-@dataclass
-class Row:
-    experiment: str  # the experiment file, or the model config for a table of models
-    settings: str
-    paper: float | None
-    verified: bool
-    runs: list[float]  # our figure per seed, in percent
-    ms: float | None = None  # seed 0's inference time per image, for tables with ``speed: true``
-    train_minutes: float | None = None  # mean over seeds, for tables with ``train_time: true``
-    step_verified: bool = False  # the paper's change from the row before is confirmed though a figure is not
-    timed_on: str | None = None  # the machine that timed ``ms``
-    also_runs: list[float] = field(default_factory=list)  # per seed, scored with the table's ``also_tta``
-    codes: list[str] = field(default_factory=list)  # per seed, the code it trained with (zoo.utils.provenance.code_version)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.runs) if self.runs else math.nan
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.runs) if len(self.runs) > 1 else math.nan
 
 
 def compared_with(rows: Sequence[Row], reference: str | None = None) -> list[Row | None]:
@@ -141,7 +116,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         paper_step = _step(row, base, lambda r: r.paper if same_metric else None, flag_unverified=True)
         our_step = _step(row, base, lambda r: r.mean if r.runs else None)
         values = [getattr(row, name) for _, name in extras]
-        lines.append(f"| {row.experiment} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
+        mark = "" if not row.stale else " (config not recorded)" if row.stale == [UNRECORDED] else " (stale)"
+        lines.append(f"| {row.experiment}{mark} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
                      f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values)
                      + ("".join(f" {cell} |" for cell in _also_cells(row)) if also_titles else ""))
     if not of_models:
@@ -175,6 +151,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]
+    lines += _records_note(rows)
     skipped = table["protocols"][protocol].get("skip") or []
     if skipped:
         lines += ["", f"Not run under `{protocol}` (the switch does not exist in its model): {', '.join(skipped)}."]
@@ -188,18 +165,26 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         "also_tta": table.get("also_tta"), "pairs_in_papers_order": None if of_models else pairs_in_papers_order(rows),
         "rows": [{**asdict(r), "mean": _finite(r.mean), "std": _finite(r.std), "ordering_holds": h}
                  for r, h in zip(rows, holds)]}, indent=2))
-    _plot(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
+    plot_table(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
 
 
-def rows_by_timing_machine(rows: Sequence[Row]) -> dict[str, list[str]]:
-    """The timed rows' names under the machine that timed them (this one where a row's timing names none), so
-    that times from two machines are never read side by side unmarked."""
-    grouped: dict[str, list[str]] = {}
-    for row in rows:
-        if row.ms is not None:
-            grouped.setdefault(row.timed_on or machine(torch.get_num_threads()), []).append(row.experiment)
-    return grouped
+def _records_note(rows: Sequence[Row]) -> list[str]:
+    """What the rows whose figures are not today's config say: stale records, and runs archived without a config."""
+    lines = []
+    stale = [row for row in rows if row.stale and row.stale != [UNRECORDED]]
+    if stale:
+        lines += ["", "Stale: " + "; ".join(f"{row.experiment} (differs in {', '.join(k for k in row.stale if k != UNRECORDED)})"
+                                           for row in stale)
+                  + ". These figures are archived runs trained with another config than the row composes today, "
+                  "with the code named above; they are records of that config, not of today's. "
+                  "`zoo-reproduce` without `report_only=true` trains them anew."]
+    unrecorded = [row.experiment for row in rows if UNRECORDED in row.stale]
+    if unrecorded:
+        lines += ["", f"Config not recorded: {', '.join(unrecorded)}: archived before runs stored their config, so "
+                  "the settings column is the row as it composes today, which these runs may not have trained with "
+                  "(the archive's README says what they ran)."]
+    return lines
 
 
 def _code_line(rows: Sequence[Row]) -> str:
@@ -235,66 +220,3 @@ def _also_cells(row: Row) -> list[str]:
 
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value  # NaN is not JSON
-
-
-def label_points_apart(ax, points: Sequence[tuple[str, float, float]]) -> list:
-    """Names each scatter point beside it, moving a name down until it covers no name placed before it and no
-    point (the zoo's models cluster: four of them within 25 ms and 1.5 points of one another). Hand-written:
-    matplotlib places annotations where they are told, overlapping or not. Returns the names' boxes (pixels)."""
-    from matplotlib.transforms import Bbox
-
-    ax.figure.draw_without_rendering()  # the final layout and axis limits, so that boxes measured now stay true
-    renderer = ax.figure.canvas.get_renderer()
-    to_points = 72 / ax.figure.dpi
-    marks = {name: Bbox.from_bounds(*(ax.transData.transform((x, y)) - 7), 14, 14) for name, x, y in points}
-    placed = []
-    for name, x, y in sorted(points, key=lambda p: -p[2]):  # from the top, so that names move down into free room
-        offset = 4.0
-        others = placed + [mark for other, mark in marks.items() if other != name]  # the name starts right of its own
-        for _ in range(3 * len(points)):
-            label = ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, offset), fontsize="small")
-            box = label.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in others):
-                break
-            label.remove()
-            offset -= box.height * to_points / 2
-        else:  # no free room within reach: keep it at its first place
-            label = ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
-            box = label.get_window_extent(renderer)
-        placed.append(box)
-    return placed
-
-
-def _plot(rows: Sequence[Row], title: str, metric: str, path: str, paper_bars: bool = True) -> None:
-    """Paper and ours side by side per row (ours alone when the paper's metric differs); or, with
-    times, a speed-accuracy scatter."""
-    fig = Figure(figsize=(1.8 + 1.4 * len(rows), 4.0), layout="constrained")
-    title = "\n".join(textwrap.wrap(title, width=int(14 + 12 * len(rows))))  # a long title wraps, not cut off
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    if any(r.ms is not None for r in rows):
-        by_machine = rows_by_timing_machine(rows)
-        for (name, names), marker in zip(by_machine.items(), "osD^v<>p"):  # one marker per timing machine
-            timed = [r for r in rows if r.experiment in names]
-            ax.errorbar([r.ms for r in timed], [r.mean for r in timed],
-                        yerr=[0 if math.isnan(r.std) else r.std for r in timed], fmt=marker, capsize=3,
-                        label=textwrap.fill(name.removeprefix("machine: "), 40))
-        if len(by_machine) > 1:
-            ax.legend(title="timed on", fontsize="x-small", title_fontsize="x-small")
-        ax.set(xlabel="ms / image (batch 1)", ylabel=f"{metric} (%)", title=title)
-        label_points_apart(ax, [(r.experiment, r.ms, r.mean) for r in rows if r.ms is not None])
-    else:
-        x = list(range(len(rows)))
-        if paper_bars:  # rows without a figure get no bar; unverified figures are hatched
-            with_figure = [(i, r) for i, r in zip(x, rows) if r.paper is not None]
-            ax.bar([i - 0.2 for i, _ in with_figure], [r.paper for _, r in with_figure], 0.4, label="paper",
-                   hatch=[None if r.verified else "//" for _, r in with_figure])
-        ax.bar([i + 0.2 for i in x], [r.mean for r in rows], 0.4,
-               yerr=[0 if math.isnan(r.std) else r.std for r in rows], capsize=3, label="ours")
-        ax.set_xticks(x, [r.experiment for r in rows], rotation=25, ha="right", fontsize="small")
-        ax.set(ylabel=f"{metric} (%)", title=title)
-        handles, _ = ax.get_legend_handles_labels()
-        if paper_bars and any(r.paper is not None and not r.verified for r in rows):
-            handles.append(Patch(facecolor="C0", edgecolor="black", hatch="//", label="paper, unverified"))
-        ax.legend(handles=handles)
-    fig.savefig(path, dpi=80)

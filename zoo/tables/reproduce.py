@@ -13,13 +13,13 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from zoo.config.compose import compose_config, named_tta
 from zoo.config.paths import CONF_DIR
+from zoo.tables.archive import archived_name, clear_stale, save_run, stale_keys
+from zoo.tables.rows import Row
+from zoo.tables.runs import (TableRun, archived_config, by_row, protocol_row_overrides, read_back, restore_archived,
+                             table_runs, table_tta, take_twin, twin_to_take)
 from zoo.utils.files import write_text_atomically
-from zoo.config.compose import named_tta
-from zoo.tables.archive import archived_name, save_run
-from zoo.tables.report import Row
-from zoo.tables.runs import (TableRun, archived_config, by_row, protocol_row_overrides, read_back, restore_archived, table_runs, table_tta, take_twin, twin_to_take)
-from zoo.config.compose import compose_config
 from zoo.utils.provenance import machine
 
 log = logging.getLogger("zoo.reproduce")
@@ -104,21 +104,26 @@ def row_tta(run_dir: Path, tta: str) -> dict[str, Any]:
 
 
 def run_results(cfg, run_dir: Path, where: str, train: Callable[[Any, Path], dict[str, Any]],
-                twins_under: Path | None) -> dict[str, Any]:
-    """One row x seed: taken from a finished twin run under ``twins_under`` (or finishing an interrupted
-    take), read back when finished, else trained (continuing from its last.pt)."""
+                twins_under: Path | None, report_only: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """One row x seed, and the config keys in which its figures' run differs from the row today (a stale record,
+    for a report only): taken from a finished twin run under ``twins_under`` (or finishing an interrupted
+    take), read back when finished, else trained (continuing from its last.pt). Outside a report a stale record
+    restored from an archive is cleared and the row trained anew."""
+    if not report_only and stale_keys(run_dir) is not None:
+        log.info(f"{where}: {run_dir} holds archived figures of another config; training the row with today's")
+        clear_stale(run_dir)
     done = (run_dir / "results.json").is_file()
     started = (run_dir / "checkpoints" / "last.pt").is_file()
     twin = None if done else twin_to_take(cfg, run_dir, twins_under)
     if twin is not None:
         log.info(f"{where}: the run in {twin} has this config; taken, not retrained")
-        return take_twin(twin, run_dir)
+        return take_twin(twin, run_dir), []
     if done:
-        return read_back(cfg, run_dir)
+        return read_back(cfg, run_dir, keep_stale=report_only)
     log.info(f"{where}: training in {run_dir}{' (continuing from its last checkpoint)' if started else ''}")
     for stale in [run_dir / "latency.json", *run_dir.glob("tta_*.json")]:  # timed or scored on an earlier checkpoint
         stale.unlink(missing_ok=True)
-    return train(cfg, run_dir)
+    return train(cfg, run_dir), []
 
 
 def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path, overrides: Sequence[str] = (),
@@ -144,14 +149,16 @@ def reproduce(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str 
         figures, cfg = RowFigures(), None
         for run in row_runs:
             cfg = run.compose(overrides)
-            restore_archived(run, cfg, archive)
+            restore_archived(run, cfg, archive, keep_stale=report_only)
             if report_only and not _has_figures(run.run_dir, tta, also_tta):
                 continue  # nothing is computed for a report: a run counts once its figures are on disk
             where = f"{table['name']}: row {run.number}/{len(runs_by_row)} {experiment}, seed {run.seed + 1}/{seeds}"
-            results = run_results(cfg, run.run_dir, where, train, Path(out_dir).parent if reuse else None)
+            results, stale = run_results(cfg, run.run_dir, where, train, Path(out_dir).parent if reuse else None,
+                                         report_only)
             timed = run.seed == 0 and table.get("speed") and (not report_only or (run.run_dir / "latency.json").is_file())
             figures.add(run.run_dir, results, metric, tta, also_tta, score_tta, latency if timed else None)
-            if archive is not None:
+            figures.stale += [key for key in stale if key not in figures.stale]
+            if archive is not None and not stale:  # a stale record stays in the archive as it was
                 save_run(run.run_dir, Path(archive), archived_name(experiment, run.seed), archived_config(run.run_dir))
         rows.append(_row(experiment, row_runs[0].group, cfg, figures, spec, protocol, table, Path(out_dir)))
     return rows
@@ -165,12 +172,14 @@ def _has_figures(run_dir: Path, tta: str | None, also_tta: str | None) -> bool:
 @dataclass
 class RowFigures:
     """What a row's runs contribute to its line: the metric per seed (in percent, scored with the table's
-    ``tta`` if it has one, and with its ``also_tta``), training minutes, code versions and seed 0's latency."""
+    ``tta`` if it has one, and with its ``also_tta``), training minutes, code versions, seed 0's latency, and
+    what makes a stale record stale."""
     runs: list[float] = field(default_factory=list)
     also_runs: list[float] = field(default_factory=list)
     minutes: list[float] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     ms: float | None = None
+    stale: list[str] = field(default_factory=list)  # config keys in which a seed's run differs from the row today
 
     def add(self, run_dir: Path, results: dict[str, Any], metric: str, tta: str | None, also_tta: str | None,
             score_tta: Callable[[Path, str], dict[str, Any]], latency: Callable[[Path], float] | None) -> None:
@@ -198,7 +207,8 @@ def _row(experiment: str, group: str, cfg, figures: RowFigures, spec: Mapping[st
     timing = out_dir / experiment / "seed0" / "latency.json"
     timed_on = json.loads(timing.read_text()).get("machine") if figures.ms is not None and timing.is_file() else None
     return Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), figures.runs, figures.ms,
-               train_minutes, bool(paper.get("step_verified")), timed_on, figures.also_runs, figures.codes)
+               train_minutes, bool(paper.get("step_verified")), timed_on, figures.also_runs, figures.codes,
+               figures.stale)
 
 
 def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:
@@ -209,7 +219,8 @@ def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Se
     hours on the first four."""
     rows = list(dict.fromkeys(run.experiment for run in runs))
     for run in runs:
-        finished = (run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
+        finished = ((run.run_dir / "results.json").is_file() and not (run.run_dir / "twin.json").is_file()
+                    and stale_keys(run.run_dir) is None)  # a stale record trains anew
         if not finished and run.seed != 0:
             continue
         cfg = run.compose(overrides)

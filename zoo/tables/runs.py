@@ -18,9 +18,10 @@ from zoo.config import stored_run_config
 from zoo.config.compose import compose_config
 from zoo.config.paths import CONF_DIR
 from zoo.utils.files import write_text_atomically
-from zoo.tables.archive import archived_name, restore_run
+from zoo.tables.archive import archived_name, restore_run, stale_keys
 
 PROTOCOLS = ("paper", "bccd", "synthetic")
+UNRECORDED = "config not recorded"  # a run archived before runs stored their config: it cannot be checked
 
 
 def check_table(table: Mapping[str, Any], protocol: str) -> None:
@@ -133,11 +134,12 @@ def by_row(runs: Sequence[TableRun]) -> dict[str, list[TableRun]]:
     return rows
 
 
-def restore_archived(run: TableRun, cfg, archive: str | Path | None) -> None:
-    """A run with nothing under its folder yet gets its archived figures back, if ``archive`` has them."""
+def restore_archived(run: TableRun, cfg, archive: str | Path | None, keep_stale: bool = False) -> None:
+    """A run with nothing under its folder yet gets its archived figures back, if ``archive`` has them; one trained
+    with another config than its row's today only with ``keep_stale`` (a report), marked stale (see restore_run)."""
     if archive is not None and not (run.run_dir / "results.json").is_file() and not (run.run_dir / "checkpoints").exists():
         restore_run(Path(archive), archived_name(run.experiment, run.seed), run.run_dir,
-                    lambda stored: _config_differences(cfg, stored))
+                    lambda stored: _config_differences(cfg, stored), keep_stale)
 
 
 def stored_config(run_dir: Path):
@@ -220,15 +222,22 @@ def take_twin(twin: Path, run_dir: Path) -> dict[str, Any]:
     return json.loads(results)
 
 
-def read_back(cfg, run_dir: Path) -> dict[str, Any]:
-    """A finished run's results, if its checkpoint was trained with the config the row composes now
-    (a key added to the configs since, at its default, does not count); a run without a checkpoint
-    cannot be checked and is read as it is."""
+def read_back(cfg, run_dir: Path, keep_stale: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """A finished run's results and the config keys in which it differs from the config its row composes now
+    (a key added to the configs since, at its default, does not count; a run without a checkpoint or a stored
+    config cannot be checked and is read as it is). A difference is refused unless ``keep_stale`` (a report shows
+    such a run as the stale record it is); a stale record restored from an archive carries its own keys."""
+    results = json.loads((run_dir / "results.json").read_text())
+    stale = stale_keys(run_dir)
+    if stale is not None:
+        return results, stale
+    if keep_stale and stored_config(run_dir) is None and results.get("config") is None:
+        return results, [UNRECORDED]  # a report says so: its settings are today's row, not necessarily the run's
     differ = _differences(cfg, run_dir)
-    if differ:
+    if differ and not keep_stale:
         raise ValueError(f"{run_dir} finished with another config than this row composes now (differs in "
                          f"{differ}): delete that folder to retrain the row, or pass another out=")
-    return json.loads((run_dir / "results.json").read_text())
+    return results, differ
 
 
 def twin_to_take(cfg, run_dir: Path, twins_under: Path | None) -> Path | None:
