@@ -120,6 +120,41 @@ def test_pull_and_push_are_per_image_means():
     assert pull == pytest.approx((1.0 + 0.0) / 2) and push == pytest.approx((0.0 + 1.0) / 2)
 
 
+def test_the_two_embedding_rules_by_hand_on_three_images_with_one_two_and_three_objects():
+    # image A, 1 object: means 2; pull ((1-2)^2 + (3-2)^2) / 1 = 2; no pairs, push 0
+    # image B, 2 objects: means 0 and 0.6; pull (0 + 0.2^2 + 0.2^2) / 2 = 0.04; push 2 x (1 - 0.6) / 2 pairs = 0.4
+    # image C, 3 objects: means 0, 0.5, 3; pull (0.2^2 + 0.2^2) / 3; push 2 x (1 - 0.5) / 6 pairs = 1/6
+    tl = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.4, 0.0], [0.0, 0.3, 3.0]])
+    br = torch.tensor([[3.0, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.7, 3.0]])
+    mask = torch.tensor([[True, False, False], [True, True, False], [True, True, True]])
+    pull_a, pull_b, pull_c = 2.0, 0.04, 0.08 / 3
+    push_b, push_c = 0.4, 1 / 6
+    pull, push = embedding_losses(tl, br, mask)  # mean: over the images with objects, with pairs for push
+    assert pull == pytest.approx((pull_a + pull_b + pull_c) / 3) and push == pytest.approx((push_b + push_c) / 2)
+    pull, push = embedding_losses(tl, br, mask, chunk=2)  # the authors': summed per chunk [A, B], [C], averaged
+    assert pull == pytest.approx(((pull_a + pull_b) + pull_c) / 2) and push == pytest.approx(((0 + push_b) + push_c) / 2)
+    pull, push = embedding_losses(tl, br, mask, chunk=5)  # one chunk holds the batch: the plain sums
+    assert pull == pytest.approx(pull_a + pull_b + pull_c) and push == pytest.approx(push_b + push_c)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"embedding_reduction": "sum"}, "embedding_reduction must be one of"),
+    ({"embedding_reduction": "chunk_sum"}, "needs embedding_chunk"),
+    ({"embedding_reduction": "chunk_sum", "embedding_chunk": 0}, "needs embedding_chunk"),
+    ({"embedding_chunk": 5}, "only read with embedding_reduction=chunk_sum"),
+])
+def test_a_bad_embedding_rule_is_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        CornerNetLoss(**settings)
+
+
+def test_the_paper_model_combines_the_embedding_terms_as_the_authors_and_the_lite_model_as_it_trained(compose_cfg):
+    paper, lite = compose_cfg("model=cornernet_hg104").model.loss, compose_cfg("model=cornernet_lite").model.loss
+    assert (paper.embedding_reduction, paper.embedding_chunk) == ("chunk_sum", 5)  # 49 images as 4 + 9 x 5 per GPU
+    assert lite.get("embedding_reduction", "mean") == "mean" and lite.get("embedding_chunk") is None
+    assert compose_cfg("model=cornernet_hg104", "trainer=cornernet_paper").trainer.batch_size == 49
+
+
 def test_loss_is_zero_where_predictions_equal_the_targets_and_exact_off_it():
     targets = _targets()
     t = build_corner_targets(targets, 3, (24, 40), stride=4)
