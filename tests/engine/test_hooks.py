@@ -24,7 +24,7 @@ def _trainer(tmp_path: Path, **settings) -> SimpleNamespace:
     return SimpleNamespace(tcfg=tcfg, step=0, total_iters=8, iters_per_epoch=4, is_main=True, run_dir=tmp_path,
                            losses={"loss": 1.0}, lr=0.1, images_per_s=5.0, ends_epoch=False, best={}, saved=saved,
                            save=saved.append, scaler=torch.amp.GradScaler("cuda", enabled=False),
-                           call_hooks=lambda *args: None)
+                           call_hooks=lambda *args: None, kept_checkpoint=lambda: "no checkpoint kept")
 
 
 def test_the_default_hooks_are_built_in_order_and_a_node_may_pass_arguments():

@@ -336,7 +336,7 @@ def _train_with_checkpoint(cfg, run_dir, value=0.5):
     """What Trainer.fit leaves behind: results, and a checkpoint carrying the config."""
     from zoo.engine.checkpoint import save_checkpoint
 
-    save_checkpoint({"config": OmegaConf.to_yaml(cfg)}, run_dir / "checkpoints" / "last.pt")
+    save_checkpoint({"config": OmegaConf.to_yaml(cfg, resolve=True)}, run_dir / "checkpoints" / "last.pt")
     (run_dir / "results.json").write_text(json.dumps({"metrics": {"voc07_map50": value}}))
     return {"metrics": {"voc07_map50": value}}
 

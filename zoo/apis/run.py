@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from zoo.config.run import RunConfig
 from zoo.data import Collate, build_transform
-from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.checkpoint import check_finite, load_checkpoint
 from zoo.engine.distributed import local_device
 from zoo.engine.loaders import build_collate, build_split
 from zoo.engine.precision import memory_format
@@ -27,7 +27,8 @@ class TrainedRun:
                  data_overrides: Mapping[str, Any] | None = None):
         self.checkpoint = str(checkpoint)
         self.state = load_checkpoint(checkpoint)
-        self.run = RunConfig.from_stored(self.state["config"], data_root, data_overrides)
+        check_finite(self.state, checkpoint)
+        self.run = RunConfig.from_stored(self.state["config"], data_root, data_overrides, f"checkpoint '{checkpoint}'")
         self.class_names = list(self.state["class_names"])
         self.step = int(self.state.get("step", 0))
         self.device = local_device(device)

@@ -18,13 +18,21 @@ def reports_bad_input(command: str):
             try:
                 return main(*args, **kwargs)
             except (ValueError, FileNotFoundError, MissingMandatoryValue) as err:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                _stop(command, _message(err))
+            except RuntimeError as err:
+                if "DataLoader worker" not in str(err):
                     raise
-                print(f"{command}: error: {_message(err)}\n(HYDRA_FULL_ERROR=1 shows where it was raised)",
-                      file=sys.stderr)
-                sys.exit(2)
+                _stop(command, f"{str(err).splitlines()[0].strip().rstrip('.')}: a data-loader worker died (out of memory, or killed); "
+                               "lower data.num_workers, or turn data.cache off")
         return run
     return wrap
+
+
+def _stop(command: str, message: str) -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise
+    print(f"{command}: error: {message}\n(HYDRA_FULL_ERROR=1 shows where it was raised)", file=sys.stderr)
+    sys.exit(2)
 
 
 def _message(err: Exception) -> str:

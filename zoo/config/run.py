@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from zoo.config.ranges import check_ranges
 from zoo.config.schema import (DataConfig, TrainerConfig, batch_size_divisor, model_node, stored_run_config,
                                validate_section)
 
@@ -22,19 +23,20 @@ class RunConfig:
 
     @classmethod
     def from_composed(cls, cfg: DictConfig) -> RunConfig:
-        """A config composed for a new run (``zoo-train``): every key is checked."""
-        return cls(cfg, validate_section(cfg, "trainer", TrainerConfig), validate_section(cfg, "data", DataConfig))
+        """A config composed for a new run (``zoo-train``): every key is checked, its type and its range."""
+        run = cls(cfg, validate_section(cfg, "trainer", TrainerConfig), validate_section(cfg, "data", DataConfig))
+        check_ranges({"seed": cfg.get("seed"), "trainer": run.trainer, "data": run.data, "model": cfg.get("model")})
+        return run
 
     @classmethod
     def from_stored(cls, stored: Any, data_root: str | None = None,
-                    data_overrides: Mapping[str, Any] | None = None) -> RunConfig:
+                    data_overrides: Mapping[str, Any] | None = None, where: Any = "a stored run") -> RunConfig:
         """The config a checkpoint or an archived run stored (YAML text or a mapping), in today's keys
         (``stored_run_config``). Trainer keys that this code no longer has are left out: they trained the run but
         nothing reads them now. ``data_root`` repoints every path of its data (the run's folder moved);
-        ``data_overrides`` merge into its ``data`` node (e.g. ``{"val": {"ignore_below_size": 16}}``)."""
-        if isinstance(stored, str):
-            stored = OmegaConf.create(stored)
-        cfg = stored_run_config(stored)
+        ``data_overrides`` merge into its ``data`` node (e.g. ``{"val": {"ignore_below_size": 16}}``); ``where``
+        names the checkpoint in errors."""
+        cfg = stored_run_config(stored, where)
         with open_dict(cfg):
             if data_root:
                 _reroot(cfg.data, data_root)

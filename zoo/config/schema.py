@@ -90,6 +90,14 @@ def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:
     return merged
 
 
+def _interpolations(node: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, dict):
+        return [found for key, value in node.items() for found in _interpolations(value, f"{prefix}{key}.")]
+    if isinstance(node, list):
+        return [found for i, value in enumerate(node) for found in _interpolations(value, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), node)] if isinstance(node, str) and "${" in node else []
+
+
 def batch_size_divisor(data_cfg: Any, model_cfg: Any) -> int:
     """What a batch's height and width are padded to a multiple of: the data's ``size_divisor`` and the model's
     own (FPN's 32, so every pyramid level is exactly half the one below, as Detectron pads), whichever both
@@ -106,11 +114,24 @@ def model_node(model_cfg: Any) -> dict[str, Any]:
     return {k: model_cfg[k] for k in keys}
 
 
-def stored_run_config(stored: Any) -> DictConfig:
-    """A run config stored by a checkpoint or an archived run, in today's keys: the keys that moved since it
-    was written are moved, so old runs still load, resume and compare as the runs they were.
-    - multibox ``neg_pos_ratio``/``min_negatives`` -> its ``sampler: {type: hard_negative, ...}``."""
-    cfg = OmegaConf.create(OmegaConf.to_container(stored) if OmegaConf.is_config(stored) else stored)
+def stored_run_config(stored: Any, where: Any = "a stored run") -> DictConfig:
+    """A run config stored by a checkpoint or an archived run (``where``, named in errors), in today's keys: the keys
+    that moved since it was written are moved, so old runs still load, resume and compare as the runs they were.
+    - multibox ``neg_pos_ratio``/``min_negatives`` -> its ``sampler: {type: hard_negative, ...}``.
+    A config that is not plain YAML (a tag) or still holds an interpolation (a stored config is saved resolved: one
+    there, such as ``${oc.env:...}``, was put in by hand and would read this machine's values) is refused."""
+    try:
+        cfg = OmegaConf.create(OmegaConf.to_container(stored) if OmegaConf.is_config(stored) else stored)
+    except Exception as error:  # yaml and OmegaConf raise several kinds for text that is not a plain config
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{where}: its stored config cannot be read as plain YAML ({first})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{where}: its stored config is not a mapping of settings")
+    interpolated = _interpolations(OmegaConf.to_container(cfg, resolve=False))
+    if interpolated:
+        key, value = interpolated[0]
+        raise ConfigError(f"{where}: its stored config holds an interpolation at {key} ({value!r}); stored configs are "
+                          "saved resolved, so this one was edited by hand: refused")
     loss = OmegaConf.select(cfg, "model.loss")
     if isinstance(loss, DictConfig) and loss.get("type") == "multibox" and "sampler" not in loss:
         with open_dict(loss):

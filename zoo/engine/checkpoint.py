@@ -11,8 +11,34 @@ import torch
 from zoo.utils.files import write_atomically
 
 
+class CheckpointSaveError(ValueError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one is left as it was."""
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    write_atomically(path, lambda tmp: torch.save(state, tmp))
+    """Written atomically: a save that fails leaves the previous file whole, and says so in one line."""
+    path = Path(path)
+    try:
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError from its zip writer
+        kept = f"the previous {path.name} is intact" if path.is_file() else f"no earlier {path.name} exists"
+        why = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise CheckpointSaveError(f"could not save checkpoint {path} ({type(error).__name__}: {why}); {kept}") from None
+
+
+def non_finite_entries(tensors: dict[str, Any]) -> list[str]:
+    """The names of the floating-point tensors (parameters, buffers) holding a NaN or an infinity."""
+    return [name for name, value in tensors.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+
+
+def check_finite(state: dict[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint whose weights are not all finite: it would score 0 or stop again where it stopped."""
+    bad = non_finite_entries(state.get("model") or {})
+    if bad:
+        raise ValueError(f"checkpoint '{path}' holds non-finite values in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}): training diverged before it was saved; use an earlier "
+                         "checkpoint")
 
 
 CHECKPOINT_KEYS = ("model", "config", "class_names")  # what every reader of a zoo-train checkpoint needs

@@ -15,13 +15,15 @@ from torch.nn.parallel import DistributedDataParallel
 from zoo.config.compare import run_config_differences
 from zoo.config.run import RunConfig
 from zoo.config.schema import stored_run_config
-from zoo.engine.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from zoo.engine.checkpoint import (RESUME_KEYS, check_finite, load_checkpoint, non_finite_entries, rng_state,
+                                   save_checkpoint, set_rng_state)
 from zoo.engine.distributed import all_reduce_mean, gather_from_all, init_distributed, local_device
-from zoo.engine.hooks import StagesHook, build_hooks
+from zoo.engine.hooks import NonFiniteLossError, StagesHook, build_hooks
 from zoo.engine.loaders import build_split
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.precision import autocast_context, autocast_dtype, cpu_has_native_bfloat16, memory_format
 from zoo.engine.preflight import check_components
+from zoo.engine.run_folder import RunLock, check_writable, make_run_dir, remove_orphans
 from zoo.engine.stages import StageSchedule
 from zoo.evaluation import build_evaluators
 from zoo.models.detectors import build_detector
@@ -41,10 +43,15 @@ class Trainer:
         self.tcfg, self.dcfg = self.run.trainer, self.run.data
         self.hooks = build_hooks(self.tcfg.hooks) + list(hooks or [])
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(self.run_dir)
         self.device = local_device(cfg.get("device", "auto"))
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
+        self.lock = RunLock(self.run_dir)
+        if self.is_main:  # before anything is written: two runs in one folder would mix their outputs
+            self.lock.acquire()
+            check_writable(self.run_dir)
+            remove_orphans(self.run_dir)
         torch.manual_seed(self.run.seed + self.rank)
         check_components(cfg.model, cfg.evaluator, self.dcfg.classes)  # config typos fail before the data loads
 
@@ -90,6 +97,7 @@ class Trainer:
         self.ends_epoch = False
         self.validation: tuple[int, dict[str, Any]] | None = None  # (step, results) of the last val scoring
         self.results: dict[str, Any] = {}  # the run's record, filled in by the report hook
+        self.saved: dict[str, int] = {}  # checkpoint name -> the step this run saved (or resumed) it at
         if self.is_main:  # .hydra/config.yaml keeps the interpolations; this is what the run runs with
             (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.get("resume"):
@@ -116,7 +124,8 @@ class Trainer:
             raise FileNotFoundError(f"resume: no checkpoint at '{path}' (resume=true continues a run_dir's last.pt; "
                                     "resume=/path/to/ckpt.pt names one)")
         state = load_checkpoint(path, required=RESUME_KEYS)
-        self._check_same_run(stored_run_config(state["config"]), path)
+        check_finite(state, path)
+        self._check_same_run(stored_run_config(state["config"], f"resume: checkpoint '{path}'"), path)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -130,6 +139,8 @@ class Trainer:
         set_rng_state(self._own_rng_state(state["rng"], path), self.device)
         self.step = int(state["step"])
         self.best = dict(state.get("best", {}))
+        if path.resolve() == (self.run_dir / "checkpoints" / "last.pt").resolve():
+            self.saved["last.pt"] = self.step
         log.info("resumed from %s at step %d", path, self.step)
 
     def _own_rng_state(self, saved: Any, path: Path) -> dict[str, Any]:
@@ -167,10 +178,22 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
-        """Called by every rank; rank 0 writes."""
+        """Called by every rank; rank 0 writes. Weights that are not all finite are never saved: the run stops
+        there (every rank sees the same weights), keeping the last good checkpoint."""
         state = self.state_dict()
+        bad = non_finite_entries(state["model"])
+        if bad:
+            raise NonFiniteLossError(f"non-finite weights at step {self.step} ({', '.join(bad[:3])}"
+                                     f"{', ...' if len(bad) > 3 else ''}), not saved as {name}; {self.kept_checkpoint()}")
         if self.is_main:
             save_checkpoint(state, self.run_dir / "checkpoints" / name)
+        self.saved[name] = self.step
+
+    def kept_checkpoint(self) -> str:
+        """What a stopped run leaves to resume from, in words: the last.pt this run saved or resumed from."""
+        if "last.pt" in self.saved:
+            return f"the last good checkpoint, {self.run_dir / 'checkpoints' / 'last.pt'} (step {self.saved['last.pt']}), is kept"
+        return f"no checkpoint of this run was saved before it ({self.run_dir / 'checkpoints'} holds none from it)"
 
     def call_hooks(self, event: str, *args: Any) -> None:
         for hook in self.hooks:
@@ -205,6 +228,7 @@ class Trainer:
             self.call_hooks("after_train")
         finally:
             self.call_hooks("close")
+            self.lock.release()
         return self.results
 
     def run_step(self, batch) -> dict[str, float]:

@@ -151,7 +151,7 @@ def stored_config(run_dir: Path):
                                     "is gone (the run this row was taken from moved or was deleted): delete "
                                     f"{run_dir} to train the row")
         return None
-    return OmegaConf.create(_checkpoint_config(str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns))
+    return stored_run_config(_checkpoint_config(str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns), checkpoint)
 
 
 @functools.lru_cache(maxsize=512)

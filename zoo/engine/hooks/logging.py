@@ -38,13 +38,15 @@ class ProgressBar(HookBase):
 @HOOKS.register("metrics")
 class MetricsLog(HookBase):
     """Every ``trainer.log_every`` steps (and the last) a line of losses, learning rate, throughput and epoch in
-    metrics.jsonl, and each validation's metrics; the same as TensorBoard scalars (trainer.tensorboard)."""
+    metrics.jsonl, and each validation's metrics; the same as TensorBoard scalars (trainer.tensorboard). A resumed
+    run first drops what the interrupted one logged past its checkpoint, so that no step is logged twice."""
 
     def __init__(self):
         self.logger = None
 
     def before_train(self, trainer) -> None:
-        self.logger = RunLogger(trainer.run_dir, enabled=trainer.is_main, tensorboard=trainer.tcfg.tensorboard)
+        self.logger = RunLogger(trainer.run_dir, enabled=trainer.is_main, tensorboard=trainer.tcfg.tensorboard,
+                                resumed_at=trainer.step)
 
     def after_step(self, trainer) -> None:
         if trainer.step % trainer.tcfg.log_every == 0 or trainer.step == trainer.total_iters:

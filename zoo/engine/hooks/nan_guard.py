@@ -7,8 +7,9 @@ from zoo.engine.distributed import all_reduce_mean
 from zoo.engine.hooks.base import HOOKS, HookBase
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; the last good checkpoint is left as it was."""
+class NonFiniteLossError(ValueError):
+    """A loss term, the gradient or the weights became NaN or infinite; the last good checkpoint is left as it was.
+    (A ValueError: the commands end on it with one line and exit status 2, as on a bad value.)"""
 
 
 @HOOKS.register("nan_guard")
@@ -21,9 +22,9 @@ class NaNGuard(HookBase):
         if not torch.isfinite(all_reduce_mean(total.detach())):
             bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
             raise NonFiniteLossError(f"non-finite loss at step {trainer.step + 1}: {', '.join(bad) or total.item()}; "
-                                     f"the last good checkpoint in {trainer.run_dir / 'checkpoints'} is kept")
+                                     f"{trainer.kept_checkpoint()}")
 
     def after_backward(self, trainer, grad_norm: torch.Tensor | None) -> None:
         if grad_norm is not None and not trainer.scaler.is_enabled() and not torch.isfinite(grad_norm):
             raise NonFiniteLossError(f"non-finite gradient norm at step {trainer.step + 1} (losses finite); "
-                                     f"the last good checkpoint in {trainer.run_dir / 'checkpoints'} is kept")
+                                     f"{trainer.kept_checkpoint()}")
