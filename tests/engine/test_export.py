@@ -1,7 +1,9 @@
 """zoo-export: every detector's whole test-time path as one torch.export program that computes what the model does."""
+import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +13,29 @@ from tests.conftest import TINY
 from zoo.config.paths import CONF_DIR
 from zoo.apis.run import TrainedRun
 from zoo.apis.export import PixelDetector, export_size, same_detections
+from zoo.apis.programs import check_program
 from zoo.config import model_node
 from zoo.models.detectors.build import build_detector
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+PROGRAMS = Path(__file__).resolve().parents[2] / "zoo" / "apis" / "programs.py"  # the zoo's loader of .pt2 files
+
+
+def train_tiny(run_dir):
+    """A two-step checkpoint of the tiny config: ``<run_dir>/checkpoints/last.pt``."""
+    from hydra import compose, initialize_config_dir
+
+    from zoo.engine.trainer import Trainer
+
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "trainer.max_iters=2", "trainer.eval_every=0"])
+    Trainer(cfg, run_dir).fit()
+    return run_dir / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("tiny") / "run")
 
 
 @pytest.mark.parametrize("name", ["ssd_lite", "refinedet_lite", "faster_rcnn_lite", "fpn_lite", "cornernet_lite"])
@@ -23,7 +44,11 @@ def test_every_detector_exports_and_the_program_reproduces_it(compose_cfg, name)
     cfg = compose_cfg(f"model={name}")
     model = PixelDetector(build_detector(model_node(cfg.model), 3), MEAN, STD, channels_last=True).eval()
     with torch.no_grad():
-        program = torch.export.export(model, (torch.rand(1, 3, 320, 320) * 255,), strict=False).module()
+        exported = torch.export.export(model, (torch.rand(1, 3, 320, 320) * 255,), strict=False)
+        program = exported.module()
+        saved = io.BytesIO()
+        torch.export.save(exported, saved)
+        check_program(saved.getvalue(), name)  # the zoo's loader takes every detector's program
         # Other inputs than the traced one: noise, faint noise around the mean colour, and that with a bright
         # patch (no flat image: untrained weights would give exactly tied scores, ranked in no defined order).
         faint = torch.tensor(MEAN).view(1, 3, 1, 1) + torch.randn(1, 3, 320, 320) * 5
@@ -59,31 +84,27 @@ def test_same_detections_names_what_differs():
     assert same_detections(a, c) == "image 0: boxes differ by up to 5.00e-01"
 
 
-def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from zoo.engine.trainer import Trainer
-
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "trainer.max_iters=2", "trainer.eval_every=0"])
-    Trainer(cfg, tmp_path / "run").fit()
-    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path, tiny_checkpoint):
+    checkpoint = tiny_checkpoint
     done = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={checkpoint}", "batch_size=2",
                            f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    path = tmp_path / "run" / "export" / "last.pt2"
+    path = checkpoint.parents[1] / "export" / "last.pt2"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.json", "last.pt2"]  # no temporary file left
     assert "the program reproduces the model on the first 2 test images" in done.stdout and str(path) in done.stdout
     info = json.loads(path.with_suffix(".json").read_text())
     trained = TrainedRun(str(checkpoint), "cpu")
     model, loader, run_cfg = trained.model, trained.loader("val", 2), trained.run.cfg
     assert info["input_shape"] == [2, 3, 320, 320] and info["class_names"] == list(loader.dataset.class_names)
     assert info["pad_pixel"] == list(run_cfg.data.mean)
-    # The program alone, in a process that imports torch and torchvision only, against the checkpoint's model.
+    # The program alone, in a process that imports torch and torchvision only, against the checkpoint's model; read
+    # with the zoo's loader, a file of its own that needs only torch (run by path: the zoo package stays unimported).
     pixels = torch.rand(2, 3, 320, 320) * 255
     torch.save(pixels, tmp_path / "pixels.pt")
     alone = subprocess.run([sys.executable, "-c", (
-        "import sys, torch, torchvision\n"
-        f"found = torch.export.load({str(path)!r}).module()(torch.load({str(tmp_path / 'pixels.pt')!r}))\n"
+        "import runpy, sys, torch, torchvision\n"
+        f"load_program = runpy.run_path({str(PROGRAMS)!r})['load_program']\n"
+        f"found = load_program({str(path)!r}).module()(torch.load({str(tmp_path / 'pixels.pt')!r}))\n"
         f"torch.save(found, {str(tmp_path / 'found.pt')!r})\n"
         "assert not [m for m in sys.modules if m == 'zoo' or m.startswith('zoo.')]")],
         capture_output=True, text=True, cwd=tmp_path)
@@ -100,6 +121,33 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path)
                                                "image_size": None, "batch_size": 10, "split": "test",
                                                "data_root": None}))
     assert info["checked_on"] == "the first 8 test images and 2 of random pixels"
+
+
+def test_a_failed_write_leaves_the_previous_program_whole(tmp_path, tiny_checkpoint, monkeypatch):
+    """Killed or failing mid-write, zoo-export leaves the program that was there, not a truncated one."""
+    from omegaconf import OmegaConf
+
+    from zoo.apis.export import export_checkpoint
+
+    out = tmp_path / "model.pt2"
+    cfg = OmegaConf.create({"checkpoint": str(tiny_checkpoint), "out": str(out), "image_size": None,
+                            "batch_size": 1, "split": "test", "data_root": None})
+    export_checkpoint(cfg)
+    program, sidecar = out.read_bytes(), out.with_suffix(".json").read_text()
+
+    def save_then_fail(_, f, *args, **kwargs):
+        if hasattr(f, "write"):
+            f.write(b"PK\x03\x04 half a program")
+            f.flush()
+        else:
+            Path(f).write_bytes(b"PK\x03\x04 half a program")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch.export, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        export_checkpoint(cfg)
+    assert out.read_bytes() == program and out.with_suffix(".json").read_text() == sidecar
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt2"]  # no temporary file left
 
 
 def test_zoo_export_names_a_missing_checkpoint(tmp_path):

@@ -1,10 +1,11 @@
 """A trained detector as one ``torch.export`` program (``.pt2``): the API behind ``zoo-export``.
 
-The program holds the whole test-time path (normalisation, network, decoding, NMS) for one input shape,
-and runs without the zoo: ``torch.export.load(path).module()(pixels)``, with torchvision imported (its NMS
-and RoI ops). Input: RGB pixels 0-255, float32 (B, 3, H, W), already resized as the test transform would
-(the sidecar JSON says how); output: per image a dict of ``boxes`` (N, 4) xyxy in input pixels, ``scores``
-(N,) and ``labels`` (N,) class indices, N varying with the image.
+The program holds the whole test-time path (normalisation, network, decoding, NMS) for one input shape, and runs with
+torch and torchvision alone (its NMS and RoI ops): ``load_program(path).module()(pixels)``, ``load_program`` from
+``zoo.apis.programs`` (a file that needs torch only), which refuses a program that would run code as it loads.
+Input: RGB pixels 0-255, float32 (B, 3, H, W), already resized as the test transform would (the sidecar JSON says
+how); output: per image a dict of ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) and ``labels`` (N,) class
+indices, N varying with the image. The program is written atomically (a temporary file beside it, renamed).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from zoo.apis.programs import check_program
 from zoo.apis.run import TrainedRun
 from zoo.engine.precision import memory_format
-from zoo.utils.files import write_text_atomically
+from zoo.utils.files import write_atomically, write_text_atomically
 
 
 class PixelDetector(nn.Module):
@@ -122,7 +124,13 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"export: the exported program does not reproduce the model on {cfg.split} images ({differs})")
     out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).resolve().parents[1] / "export" / f"{Path(cfg.checkpoint).stem}.pt2"
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, out)
+
+    def save(tmp: str) -> None:  # written beside ``out`` and renamed: a failed or killed write leaves the old file
+        with open(tmp, "wb") as f:
+            torch.export.save(program, f)
+        check_program(tmp, str(out))  # what zoo-export writes, the zoo's loader reads
+
+    write_atomically(out, save)
     info = {"program": str(out), "checkpoint": str(cfg.checkpoint),
             "class_names": trained.class_names, "input_shape": [int(cfg.batch_size), 3, *size],
             "input": "RGB pixels 0-255, float32, resized by the test transform below and padded at the bottom/right "
