@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	@# quiet unless it fails: then the whole log
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 \
+		&& $(BIN)/python -m pip install -q -e '.[test]' >> $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; echo "make: installing into $(VENV) failed (log: $(VENV)/install.log)"; exit 1)
 	touch $(STAMP)
 
 install: $(STAMP)

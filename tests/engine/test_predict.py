@@ -109,17 +109,20 @@ def test_a_tta_name_is_the_conf_tta_file(checkpoint):
 
 
 def test_the_command_writes_predictions(checkpoint, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
     cv2.imwrite(str(tmp_path / "x.png"), np.full((64, 80, 3), 90, np.uint8))
     done = subprocess.run([sys.executable, "-m", "zoo.cli.predict", f"checkpoint={checkpoint}",
                            f"inputs=[{tmp_path / 'x.png'}]", f"out={tmp_path / 'out'}", "score_threshold=0.0",
-                           "draw=true", "tta=flip"], capture_output=True, text=True)
+                           "draw=true", "tta=flip"], capture_output=True, text=True, cwd=tmp_path / "elsewhere")
     assert done.returncode == 0, done.stderr
     listed = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert listed[0]["file"].endswith("x.png") and (tmp_path / "out" / "drawn" / "0000_x.png").is_file()
+    assert (tmp_path / "out" / ".hydra").is_dir()  # out= holds everything the command writes
     done = subprocess.run([sys.executable, "-m", "zoo.cli.predict", f"checkpoint={checkpoint}",
                            f"inputs=[{tmp_path / 'x.png'}]", f"out={tmp_path / 'out' / 'predictions.json'}"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path / "elsewhere")
     assert done.returncode == 2 and "predictions.json is a file; out names the folder" in done.stderr
+    assert not list((tmp_path / "elsewhere").iterdir())  # nothing in the folder it ran from
 
 
 def test_paths_may_be_pathlib_and_other_objects_are_refused(tmp_path):

@@ -19,6 +19,9 @@ def reports_bad_input(command: str):
                 return main(*args, **kwargs)
             except (ValueError, FileNotFoundError, MissingMandatoryValue) as err:
                 _stop(command, _message(err))
+            except KeyboardInterrupt as err:  # Ctrl-C: what was kept and how to go on, not a traceback
+                print(f"{command}: {err or 'interrupted'}", file=sys.stderr)
+                sys.exit(130)
             except RuntimeError as err:
                 if "DataLoader worker" not in str(err):
                     raise

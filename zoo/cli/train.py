@@ -15,8 +15,9 @@ from zoo.cli import reports_bad_input
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @reports_bad_input("zoo-train")
 def main(cfg: DictConfig) -> float | None:
-    from zoo.engine.trainer import Trainer
     from zoo.components import load_components
+    from zoo.engine.resume import config_to_resume
+    from zoo.engine.trainer import Trainer
 
     load_components()
     hydra_cfg = HydraConfig.get()
@@ -26,6 +27,8 @@ def main(cfg: DictConfig) -> float | None:
         raise ValueError("under torchrun, name the run folder with hydra.run.dir=<folder> so every rank shares it")
     with open_dict(cfg):
         cfg.overrides = list(hydra_cfg.overrides.task)
+    if cfg.get("resume"):  # the run's own config: its original overrides need not be repeated
+        cfg = config_to_resume(cfg, hydra_cfg.overrides.task, hydra_cfg.runtime.output_dir)
     results = Trainer(cfg, hydra_cfg.runtime.output_dir).fit()
     return results.get("metrics", {}).get(results.get("primary_metric"))  # the sweep objective (None off rank 0)
 

@@ -1,4 +1,5 @@
 """Where the configs live: conf/ beside the package in the source tree (installed with `pip install -e .`)."""
 from pathlib import Path
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout: relative data roots are taken from here
+CONF_DIR = str(PROJECT / "conf")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from zoo.config.paths import PROJECT
 
 from zoo.config.ranges import check_ranges
 from zoo.config.schema import (DataConfig, TrainerConfig, batch_size_divisor, model_node, stored_run_config,
@@ -24,6 +27,7 @@ class RunConfig:
     @classmethod
     def from_composed(cls, cfg: DictConfig) -> RunConfig:
         """A config composed for a new run (``zoo-train``): every key is checked, its type and its range."""
+        _root_in_project(cfg)
         run = cls(cfg, validate_section(cfg, "trainer", TrainerConfig), validate_section(cfg, "data", DataConfig))
         check_ranges({"seed": cfg.get("seed"), "trainer": run.trainer, "data": run.data, "model": cfg.get("model")})
         return run
@@ -79,6 +83,16 @@ class RunConfig:
     def scored_split(self, split: str) -> str:
         """The split actually read for ``split``: data without a test node is tested on val."""
         return split if split != "test" or self.data.get("test") else "val"
+
+
+def _root_in_project(cfg: DictConfig) -> None:
+    """A relative ``data.root`` (``../shared/datasets/bccd`` in conf/data) names a folder beside the project, not
+    below whichever folder a command runs from: made absolute against the project, so the stored config holds it
+    absolute too."""
+    root = OmegaConf.select(cfg, "data.root", default=None)
+    if isinstance(root, str) and root and not Path(root).is_absolute():
+        with open_dict(cfg):
+            cfg.data.root = str((PROJECT / root).resolve())
 
 
 def _reroot(data: DictConfig, root: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -78,6 +79,19 @@ def register_schemas() -> None:
 
 
 register_schemas()
+
+
+def run_dir_for(out: str | None, default: str, names: str = "folder") -> str:
+    """A command's Hydra run folder: under ``out`` when the user names one (``out`` names a folder, or with
+    ``names=file`` a file whose folder takes it), so that everything a command writes lands there; else ``default``."""
+    if out is None or out == "":
+        return default
+    # a file named as the folder: its folder (the command then says what is wrong)
+    return str(Path(out).parent) if names == "file" or Path(out).is_file() else str(out)
+
+
+if not OmegaConf.has_resolver("zoo_run_dir"):
+    OmegaConf.register_new_resolver("zoo_run_dir", run_dir_for)
 
 
 def validate_section(cfg: DictConfig, key: str, schema: type) -> DictConfig:

@@ -31,6 +31,10 @@ from zoo.models.detectors import build_detector
 log = logging.getLogger("zoo.train")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with what was saved and how to continue."""
+
+
 class Trainer:
     """Builds data, model, optimizer and evaluators from a composed config and runs training.
 
@@ -158,8 +162,9 @@ class Trainer:
         differ = run_config_differences(self.cfg, stored, shared_only=True)
         if differ:
             raise ValueError(f"resume: the config differs from the one stored in {path} in {differ}; the run was "
-                             f"started with the overrides {list(stored.get('overrides') or [])}: pass them again "
-                             "with resume=true")
+                             f"started with the overrides {list(stored.get('overrides') or [])}, and a resumed run keeps "
+                             "its config (zoo-train resume=true hydra.run.dir=<run> takes it from the checkpoint; only "
+                             "how the run is shown or saved may change, e.g. trainer.progress)")
         one_sided = run_config_differences(self.cfg, stored)
         if one_sided:
             log.warning("resume: %s in %s hold keys that this code's config and the stored one do not share (the "
@@ -226,6 +231,9 @@ class Trainer:
                     self.call_hooks("after_epoch")
             self.train_seconds = time.perf_counter() - t0
             self.call_hooks("after_train")
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(f"interrupted at step {self.step}: {self.kept_checkpoint()}; continue with "
+                                      f"zoo-train resume=true hydra.run.dir={self.run_dir}") from None
         finally:
             self.call_hooks("close")
             self.lock.release()
