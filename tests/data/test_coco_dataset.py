@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -160,3 +161,37 @@ def test_what_the_coco_index_would_hide_fails_naming_the_file(tmp_path, edit, me
     edit(data)
     with pytest.raises(DataError, match=r"instances\.json: " + message):
         COCODataset(*write_coco(tmp_path, data))
+
+
+@pytest.mark.parametrize("key", ["images", "categories", "annotations"])
+@pytest.mark.parametrize("value, seen", [(None, "null"), ({"id": 1}, "an object"), ("a.jpg", "a string"),
+                                         (3, "a number")])
+def test_a_top_level_key_that_is_not_a_list_fails_naming_the_file_and_the_key(tmp_path, key, value, seen):
+    data = tiny()
+    data[key] = value
+    with pytest.raises(DataError) as err:
+        COCODataset(*write_coco(tmp_path, data))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "instances.json") + f": '{key}' is {seen}, expected a list")
+
+
+def test_a_class_no_annotation_uses_is_named_with_the_counts_per_class(tmp_path):
+    data = tiny()
+    data["categories"].append({"id": 9, "name": "horse"})
+    for data, class_names, unused in ((data, None, "'horse'"), (tiny(), ["dog", "bird", "cat", "cow"], "'bird', 'cow'")):
+        with pytest.warns(DataWarning) as record:
+            ds = COCODataset(*write_coco(tmp_path, data), class_names=class_names)
+        counts = ", ".join(f"{name} {1 if name in ('cat', 'dog') else 0}" for name in ds.class_names)
+        assert [str(w.message) for w in record if "no object of class" in str(w.message)] == [
+            f"coco[instances.json]: no object of class(es) {unused} in this split (objects per class: {counts})"]
+
+
+def test_the_synthetic_data_never_warns_of_unused_classes():
+    from zoo.data import SyntheticShapes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for split, size in (("train", 200), ("val", 2)):
+            ds = SyntheticShapes(num_images=size, image_size=64, split=split)
+            ds[0]

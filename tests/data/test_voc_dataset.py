@@ -51,7 +51,7 @@ def test_degenerate_boxes_are_dropped_with_one_warning(tmp_path, voc_classes, wr
     root = write_voc(tmp_path, {
         "x1": dict(objects=[("cat", (5, 5, 5, 5)), ("dog", (9, 9, 7, 20)), ("cat", (1, 1, 9, 9))]),
         "x2": dict(objects=[("bird", (3, 4, 3, 30))]),
-        "x3": dict(objects=[("bird", (3, 4, 13, 30))]),
+        "x3": dict(objects=[("bird", (3, 4, 13, 30)), ("dog", (3, 4, 13, 30))]),  # every class kept: no other warning
     })
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -59,7 +59,7 @@ def test_degenerate_boxes_are_dropped_with_one_warning(tmp_path, voc_classes, wr
     messages = data_warnings(record)
     assert len(messages) == 1
     assert "voc[trainval]: dropped 3 boxes" in messages[0] and "x1.xml" in messages[0] and "x2.xml" in messages[0]
-    assert [len(ds.get_annotation(i)["boxes"]) for i in range(3)] == [1, 0, 1]
+    assert [len(ds.get_annotation(i)["boxes"]) for i in range(3)] == [1, 0, 2]
 
 
 def test_boxes_past_the_border_are_clipped_and_outside_ones_dropped(tmp_path, voc_classes, write_voc):
@@ -97,7 +97,7 @@ def test_missing_image_fails_or_is_skipped_and_counted(tmp_path, voc_classes, wr
         VOCDataset(str(root), "trainval", voc_classes)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        ds = VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
+        ds = VOCDataset(str(root), "trainval", ["cat"], skip_bad=True)  # the classes the kept image has
     messages = data_warnings(record)
     assert len(ds) == 1 and ds.file(0).endswith("ok.jpg")
     assert len(messages) == 1 and "skipped 2 images" in messages[0] and "gone1.jpg" in messages[0]
@@ -183,3 +183,44 @@ def test_a_truncated_jpeg_is_a_bad_image_not_grey_rows(tmp_path, voc_classes, wr
     image.write_bytes(image.read_bytes()[:-40])  # OpenCV alone would decode this, greying what is missing
     with pytest.raises(DataError, match="cut.jpg: truncated JPEG"):
         VOCDataset(str(root), "trainval", voc_classes)[0]
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize("tag", ["xmin", "ymax"])
+def test_a_coordinate_that_is_not_finite_names_the_file_and_the_tag(tmp_path, voc_classes, write_voc, tag, text):
+    box = {"xmin": 1, "ymin": 1, "xmax": 5, "ymax": 5, tag: text}
+    root = write_voc(tmp_path, {"f": dict(objects=[("cat", tuple(box.values()))])})
+    with pytest.raises(DataError, match=rf"f\.xml: <{tag}> is '{text}', not a finite number"):
+        VOCDataset(str(root), "trainval", voc_classes)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf"])
+def test_an_image_size_that_is_not_finite_names_the_file_and_the_tag(tmp_path, voc_classes, write_voc, text):
+    root = write_voc(tmp_path, {"s": dict(xml=f"<annotation><size><width>{text}</width><height>4</height></size>"
+                                              "</annotation>")})
+    with pytest.raises(DataError, match=rf"s\.xml: <width> is '{text}', not a finite number"):
+        VOCDataset(str(root), "trainval", voc_classes)
+
+
+def test_a_class_no_object_uses_is_named_in_one_warning_with_the_counts_per_class(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"a": dict(objects=[("cat", (1, 1, 9, 9)), ("cat", (2, 2, 9, 9))]),
+                                "b": dict(objects=[("dog", (1, 1, 9, 9), True)]), "c": dict()})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ds = VOCDataset(str(root), "trainval", voc_classes)
+    assert data_warnings(record) == ["voc[trainval]: no object of class(es) 'bird' in this split (objects per class: "
+                                     "cat 2, dog 1, bird 0)"]
+    assert len(ds) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VOCDataset(str(root), "trainval", ["cat", "dog"])  # every class used: nothing to say
+
+
+def test_the_unused_class_count_is_over_the_images_kept(tmp_path, voc_classes, write_voc):
+    root = write_voc(tmp_path, {"a": dict(objects=[("cat", (1, 1, 9, 9))]), "b": dict(objects=[("dog", (1, 1, 9, 9))]),
+                                "gone": dict(image="missing", objects=[("bird", (1, 1, 9, 9))])})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        VOCDataset(str(root), "trainval", voc_classes, skip_bad=True)
+    assert [m for m in data_warnings(record) if "no object of class" in m] == [
+        "voc[trainval]: no object of class(es) 'bird' in this split (objects per class: cat 1, dog 1, bird 0)"]

@@ -9,6 +9,7 @@ the transform comes from that seed, so a resumed run sees the same samples whate
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import cv2
@@ -26,12 +27,68 @@ def split_key(key) -> tuple[int, int | None]:
     return int(key), None
 
 
-JPEG_END = b"\xff\xd9"
+# A JPEG marker: 0xFF, any 0xFF fill bytes, then a code that is not 0x00 (a stuffed 0xFF data byte), not a
+# restart marker (RST0-7, inside entropy-coded data) and not 0xFF.
+_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+_STANDALONE = {0x01, 0xD8}  # TEM and SOI carry no length; RSTn are skipped by the pattern
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers: the size
+
+
+def jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG's data ends: the offset just past its end-of-image marker, found by walking the marker
+    segments by their lengths and passing over each scan's entropy-coded data as a decoder does (so an EXIF
+    thumbnail's markers or a trailer's bytes are never mistaken for the image's end); None if the file ends first."""
+    pos = 2
+    while match := _JPEG_MARKER.search(data, pos):
+        code, pos = match.group(1)[0], match.end()
+        if code == 0xD9:
+            return pos
+        if code not in _STANDALONE:
+            if pos + 2 > len(data):
+                return None
+            pos += int.from_bytes(data[pos:pos + 2], "big")
+    return None
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's or a JPEG's header, without decoding it; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while match := _JPEG_MARKER.search(data, pos):
+            code, pos = match.group(1)[0], match.end()
+            if code in _SOF and pos + 7 <= len(data):
+                return int.from_bytes(data[pos + 5:pos + 7], "big"), int.from_bytes(data[pos + 3:pos + 5], "big")
+            if code == 0xD9 or code == 0xDA or pos + 2 > len(data):
+                return None
+            if code not in _STANDALONE:
+                pos += int.from_bytes(data[pos:pos + 2], "big")
+    return None
+
+
+def _pixel_cap() -> str:
+    """OpenCV's cap on the pixels of an image it decodes: 2^30 unless OPENCV_IO_MAX_IMAGE_PIXELS says otherwise."""
+    return os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS") or str(1 << 30)
+
+
+def _decode_error(path: str, data: bytes, error: cv2.error) -> DataError:
+    """OpenCV's refusal (an assertion with its source line, over several lines) as one line saying why."""
+    text = str(error)
+    if "CV_IO_MAX_IMAGE" in text:  # validateInputImageSize: too many pixels, or a side over 2^20
+        size = declared_size(data)
+        what = f"{size[0]}x{size[1]} is {size[0] * size[1]} pixels; " if size else ""
+        return DataError(f"cannot read image {path}: too many pixels ({what}OpenCV decodes at most {_pixel_cap()} "
+                         "pixels and 1048576 a side; the environment variable OPENCV_IO_MAX_IMAGE_PIXELS raises the "
+                         "pixel cap where the memory allows)")
+    reason = next((line.split("error: ", 1)[-1].strip() for line in text.splitlines() if line.strip()), "")
+    return DataError(f"cannot read image {path}: OpenCV cannot decode it ({reason})")
 
 
 def read_image(path: str) -> np.ndarray:
     """RGB uint8 pixels as stored; EXIF rotation is ignored because boxes are drawn on stored pixels.
-    A JPEG cut short fails too: OpenCV would decode it and paint the missing rows grey."""
+    A JPEG cut short fails too: OpenCV would decode it and paint the missing rows grey. Bytes after a
+    JPEG's end (a phone's or a camera's trailer) are not part of the image and are let be."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -39,9 +96,13 @@ def read_image(path: str) -> np.ndarray:
         raise DataError(f"cannot read image {path} ({error.strerror or error})") from None
     if not data:
         raise DataError(f"cannot read image {path}: the file is empty")
-    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(JPEG_END):
-        raise DataError(f"cannot read image {path}: truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    # Segments walked, not a 2nd decode (PIL) or OpenCV's log: cheap, and no global flag or log level sways it.
+    if data[:2] == b"\xff\xd8" and jpeg_end(data) is None:
+        raise DataError(f"cannot read image {path}: truncated JPEG (the data ends before its end-of-image marker)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as error:
+        raise _decode_error(path, data, error) from None
     if image is None:
         raise DataError(f"cannot read image {path} (missing, truncated or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -145,6 +206,19 @@ class RecordDataset(DetectionDataset):
         super().__init__(name, transform, skip_bad)
         self.class_names = list(class_names)
         self.records = self._existing(records)
+        self._warn_unused_classes()
+
+    def _warn_unused_classes(self) -> None:
+        # A class without objects is never learnt (and scores no AP). Whether this is the training split is the
+        # loader's knowledge, not the data set's, so every split of a record data set says it, once, when built.
+        labels = [record.labels for record in self.records]
+        counts = np.bincount(np.concatenate(labels) if labels else np.zeros(0, np.int64),
+                             minlength=len(self.class_names))
+        unused = [name for name, n in zip(self.class_names, counts) if n == 0]
+        if unused:
+            per_class = ", ".join(f"{name} {n}" for name, n in zip(self.class_names, counts))
+            warnings.warn(f"{self.name}: no object of class(es) {', '.join(map(repr, unused))} in this split "
+                          f"(objects per class: {per_class})", DataWarning, stacklevel=3)
 
     def _existing(self, records: list[ImageRecord]) -> list[ImageRecord]:
         # Checked up front so that skipping keeps indices (image_id) stable for the whole run.

@@ -29,6 +29,10 @@ def load_coco(path: str) -> COCO:
     if "annotations" not in data:  # an image list alone (test-dev): nothing to train on or score against
         raise DataError(f"{path}: has no 'annotations' list, so it can be neither trained on nor scored (an image "
                         "list such as test-dev); an annotated split with no objects has 'annotations': []")
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(data[key], list):
+            raise DataError(f"{path}: '{key}' is {_json_kind(data[key])}, expected a list of {key[:-1]} entries "
+                            f"(an empty one is [])")
     _check_ids(data, path)
     coco = COCO()
     coco.dataset = data
@@ -38,6 +42,16 @@ def load_coco(path: str) -> COCO:
     except (KeyError, TypeError) as err:
         raise DataError(f"{path}: malformed COCO entry ({err!r})") from None
     return coco
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in JSON's words: null, an object, a string, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    kinds = {dict: "an object", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _check_ids(data: dict, path: str) -> None:

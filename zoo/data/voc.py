@@ -1,6 +1,7 @@
 """Pascal VOC layout: ``Annotations/*.xml``, ``ImageSets/Main/<split>.txt``, ``JPEGImages/*.jpg``."""
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import Counter
@@ -38,9 +39,12 @@ def read_split(root: str, split: str) -> list[str]:
 def _number(element: ET.Element, tag: str, path: str) -> float:
     text = element.findtext(tag)
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         raise DataError(f"{path}: <{tag}> is missing or not a number (got {text!r})") from None
+    if not math.isfinite(value):  # float() takes 'nan', 'inf' and '1e999': a box or a size must be a finite number
+        raise DataError(f"{path}: <{tag}> is {text.strip()!r}, not a finite number")
+    return value
 
 
 DIFFICULT_MODES = ("ignore", "object", "drop")

@@ -1,6 +1,9 @@
 """Small layers shared by several components."""
 from __future__ import annotations
 
+import pickle
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -61,6 +64,8 @@ def load_weights(module: nn.Module, path: str | None, what: str) -> None:
     """Load a state dict from a local file (no downloads: machines may be offline)."""
     if not path:
         return
+    if Path(path).is_dir():
+        raise ValueError(f"{what}: weights file '{path}' is a folder; name the state-dict file (.pt/.pth) in it")
     if any(p.is_meta for p in module.parameters()):  # a preflight build: only check the file is there
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what}: weights file '{path}' not found")
@@ -69,6 +74,24 @@ def load_weights(module: nn.Module, path: str | None, what: str) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{what}: weights file '{path}' not found") from err
+    except OSError as err:  # there, but not readable (permissions, a device error): not a question of its format
+        raise ValueError(f"{what}: weights file '{path}' cannot be read ({err.strerror or err})") from None
+    except Exception as err:  # torch.load fails with any of a dozen types (EOFError, KeyError, RuntimeError, ...)
+        why = _unloadable(path, err)
+        raise ValueError(f"{what}: weights file '{path}' is not a torch state-dict file: {why}") from None
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{what}: weights file '{path}' is not a torch state-dict file: it holds a "
+                         f"{type(state).__name__}, not a dict of parameter names to tensors")
     missing, unexpected = module.load_state_dict(state, strict=False)
     if unexpected or missing:
         raise ValueError(f"{what}: weights '{path}' do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def _unloadable(path: str, err: Exception) -> str:
+    """Why a file torch could not load is not a state dict, in a few words. torch's own message is left out: it
+    runs over several lines and advises an unsafe load (weights_only=False), which would run any code the file
+    holds."""
+    if isinstance(err, pickle.UnpicklingError) and zipfile.is_zipfile(path):  # torch.save's archive, but not tensors
+        return ("it holds pickled Python objects, not only tensors (a whole model saved with torch.save(model)?); "
+                "save model.state_dict() instead")
+    return "torch.load cannot read it (another format, or a file cut short or damaged)"
