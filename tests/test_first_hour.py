@@ -70,3 +70,37 @@ def test_a_relative_data_root_is_the_projects_not_the_working_folders(compose_cf
     assert run.data.root == expected and run.data.train.root == expected and Path(run.data.test.root).is_absolute()
     absolute = RunConfig.from_composed(compose_cfg("data=bccd", "trainer=cpu_bccd", "data.root=/data/bccd"))
     assert absolute.data.train.root == "/data/bccd"
+
+
+def test_the_commands_printed_after_training_compose_as_printed(compose_cfg, tmp_path):
+    import shlex
+
+    from zoo.engine.hooks.report import next_steps
+
+    commands = [line.split("#")[0].strip() for line in next_steps(tmp_path, "ssd_lite") if line.startswith("  zoo-")]
+    configs = {"zoo-eval": "eval", "zoo-predict": "predict", "zoo-train": "train"}
+    assert [c.split()[0] for c in commands] == ["zoo-eval", "zoo-predict", "zoo-train"]
+    for command in commands:
+        words = shlex.split(command)
+        cfg = compose_cfg(*words[1:], config_name=configs[words[0]])
+        assert cfg is not None
+    assert str(tmp_path / "checkpoints" / "last.pt") in commands[0]
+
+
+def test_a_misspelt_key_is_answered_with_the_nearest_real_one(monkeypatch, capsys):
+    from zoo.cli import misspelt_keys, suggests_keys
+
+    hints = misspelt_keys("train", ["trainer.max_epoch=3", "model=fpn_lite", "model.rpn.train.pre_nms_topn=5",
+                                    "+extra.key=1", "seed=2", "hydra.run.dir=x"])
+    assert hints == ["did you mean trainer.max_epochs? ('trainer.max_epoch' is not a key of the config)",
+                     "did you mean model.rpn.train.pre_nms_top_n? ('model.rpn.train.pre_nms_topn' is not a key of the "
+                     "config)"]
+
+    @suggests_keys("train")
+    def hydra_refuses():
+        raise SystemExit(1)
+
+    monkeypatch.setattr(sys, "argv", ["zoo-train", "trainer.log_evry=5"])
+    with pytest.raises(SystemExit):
+        hydra_refuses()
+    assert "did you mean trainer.log_every?" in capsys.readouterr().err

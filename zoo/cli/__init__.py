@@ -31,6 +31,52 @@ def reports_bad_input(command: str):
     return wrap
 
 
+def suggests_keys(config_name: str):
+    """Around a Hydra entry point: when Hydra refuses the command line (exit status 1), name the real key nearest to
+    each misspelt one (``trainer.max_epoch`` -> ``trainer.max_epochs``), read from the config as composed without
+    the dotted overrides. Hydra's own message stays; this adds one line under it."""
+    def wrap(hydra_main):
+        @functools.wraps(hydra_main)
+        def run(*args, **kwargs):
+            try:
+                return hydra_main(*args, **kwargs)
+            except SystemExit as stop:
+                if stop.code == 1:
+                    for hint in misspelt_keys(config_name, sys.argv[1:]):
+                        print(hint, file=sys.stderr)
+                raise
+        return run
+    return wrap
+
+
+def misspelt_keys(config_name: str, argv: list[str]) -> list[str]:
+    """``did you mean`` lines for the overrides in ``argv`` that set a key the composed config does not have."""
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
+    groups = [o for o in overrides if "." not in o.split("=", 1)[0] and not o.startswith(("+", "~"))]
+    try:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name, overrides=groups)
+    except Exception:  # a bad group choice: Hydra's message already lists the options
+        return []
+    hints = []
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if key.startswith(("+", "~")) or "." not in key:
+            continue
+        parent_key, leaf = key.rsplit(".", 1)
+        parent = OmegaConf.select(cfg, parent_key, default=None)
+        if isinstance(parent, DictConfig) and leaf not in parent:
+            close = difflib.get_close_matches(leaf, [str(k) for k in parent.keys()], n=1, cutoff=0.6)
+            if close:
+                hints.append(f"did you mean {parent_key}.{close[0]}? ('{key}' is not a key of the config)")
+    return hints
+
+
 def _stop(command: str, message: str) -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise

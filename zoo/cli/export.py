@@ -7,9 +7,10 @@ import hydra
 from omegaconf import DictConfig
 
 from zoo.config.paths import CONF_DIR
-from zoo.cli import reports_bad_input
+from zoo.cli import reports_bad_input, suggests_keys
 
 
+@suggests_keys("export")
 @hydra.main(config_path=CONF_DIR, config_name="export", version_base="1.3")
 @reports_bad_input("zoo-export")
 def main(cfg: DictConfig) -> None:

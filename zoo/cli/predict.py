@@ -9,9 +9,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.config.paths import CONF_DIR
-from zoo.cli import reports_bad_input
+from zoo.cli import reports_bad_input, suggests_keys
 
 
+@suggests_keys("predict")
 @hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
 @reports_bad_input("zoo-predict")
 def main(cfg: DictConfig) -> None:

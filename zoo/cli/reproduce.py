@@ -10,9 +10,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.config.paths import CONF_DIR
-from zoo.cli import reports_bad_input
+from zoo.cli import reports_bad_input, suggests_keys
 
 
+@suggests_keys("reproduce")
 @hydra.main(config_path=CONF_DIR, config_name="reproduce", version_base="1.3")
 @reports_bad_input("zoo-reproduce")
 def main(cfg: DictConfig) -> None:

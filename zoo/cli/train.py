@@ -9,9 +9,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from zoo.config.paths import CONF_DIR
-from zoo.cli import reports_bad_input
+from zoo.cli import reports_bad_input, suggests_keys
 
 
+@suggests_keys("train")
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @reports_bad_input("zoo-train")
 def main(cfg: DictConfig) -> float | None:

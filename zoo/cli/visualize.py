@@ -8,9 +8,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.config.paths import CONF_DIR
-from zoo.cli import reports_bad_input
+from zoo.cli import reports_bad_input, suggests_keys
 
 
+@suggests_keys("visualize")
 @hydra.main(config_path=CONF_DIR, config_name="visualize", version_base="1.3")
 @reports_bad_input("zoo-visualize")
 def main(cfg: DictConfig) -> None:

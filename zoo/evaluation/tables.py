@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-_HEADERS = {"num_gt": "#gt", "num_det": "#det"}
+_HEADERS = {"num_gt": "objects", "num_det": "detections"}
 
 
 def format_per_class_table(

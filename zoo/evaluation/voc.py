@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,12 @@ from zoo.registry import EVALUATORS
 @EVALUATORS.register("voc")
 class VOCEvaluator(Evaluator):
     table_columns = ("num_gt", "num_det", "recall", "ap")
+
+    def format_table(self, results: Mapping[str, Any]) -> str:
+        return super().format_table(results) + (
+            "\n(objects: ground-truth boxes, ignored ones left out; detections: every box the model kept, down to its "
+            "test score threshold, which AP ranks; recall: the share of objects some detection finds at IoU "
+            f"{self.iou_threshold})")
 
     def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5, use_07_metric: bool = True):
         if not 0.0 < iou_threshold <= 1.0:

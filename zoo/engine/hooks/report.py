@@ -35,6 +35,16 @@ def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] |
     return {**paper, "measured": round(100 * metrics[metric], 2)}
 
 
+def next_steps(run_dir, model: str | None) -> list[str]:
+    """Where the run is, and three commands to go on with, each runnable as printed (with the venv active)."""
+    last = run_dir / "checkpoints" / "last.pt"
+    return [f"\nrun folder: {run_dir} (results.json, metrics.jsonl, checkpoints/, plots/)", "next:",
+            f"  zoo-eval checkpoint={last} tta=flip                      # score it again, with its mirror image",
+            f"  zoo-predict checkpoint={last} inputs=[path/to/images] draw=true out={run_dir / 'predictions'}"
+            "   # your own images",
+            f"  zoo-train model={model or 'ssd_lite'} data=bccd trainer=cpu_bccd                      # on real data (BCCD)"]
+
+
 @HOOKS.register("report")
 class FinalReport(HookBase):
     """Once training is done, on the main process: the test split's scores (the final validation's when the
@@ -88,6 +98,7 @@ class FinalReport(HookBase):
                     else f"paper {paper['value']} on {paper.get('data', 'its data')}"
                          f"{'' if paper.get('verified', True) else ' (unverified)'}")
             tqdm.write(f"{paper['metric']}: measured {paper['measured']} on {trainer.run.data.name}; {said}")
+        tqdm.write("\n".join(next_steps(trainer.run_dir.resolve(), trainer.run.name)))
 
     @staticmethod
     def plot(trainer, split: str) -> None:
