@@ -104,3 +104,15 @@ def test_a_misspelt_key_is_answered_with_the_nearest_real_one(monkeypatch, capsy
     with pytest.raises(SystemExit):
         hydra_refuses()
     assert "did you mean trainer.log_every?" in capsys.readouterr().err
+
+
+def test_a_smoke_run_is_one_flag_and_scores_a_few_images(compose_cfg, tmp_path):
+    import json
+
+    results = Trainer(compose_cfg(*TINY, "trainer.smoke=true", "trainer.tensorboard=true"), tmp_path).fit()
+    assert results["steps"] == 20 and results["eval_images"] == 16
+    assert not (tmp_path / "plots").exists() and not (tmp_path / "tensorboard").exists()
+    small = Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "data.eval_images=3"), tmp_path / "small").fit()
+    full = json.loads((tmp_path / "results.json").read_text())  # 8 val images, all of them scored (16 > 8)
+    objects = lambda r: sum(c["num_gt"] for c in r["per_class"]["voc07_map50"].values())  # noqa: E731
+    assert 0 < objects(small) < objects(full)

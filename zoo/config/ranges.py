@@ -39,6 +39,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.mean": (lambda v: isinstance(v, list) and len(v) == 3 and all(_number(x) for x in v), "three numbers"),
     "data.num_workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "data.size_divisor": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "data.eval_images": (lambda v: v is None or (_integer(v) and v >= 1), "null (all) or an integer >= 1"),
     "model.input_size": (lambda v: _integer(v) and v >= 1, "a positive integer (pixels)"),
     "model.size_divisor": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
 }

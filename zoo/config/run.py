@@ -28,6 +28,7 @@ class RunConfig:
     def from_composed(cls, cfg: DictConfig) -> RunConfig:
         """A config composed for a new run (``zoo-train``): every key is checked, its type and its range."""
         _root_in_project(cfg)
+        _smoke_settings(cfg)
         run = cls(cfg, validate_section(cfg, "trainer", TrainerConfig), validate_section(cfg, "data", DataConfig))
         check_ranges({"seed": cfg.get("seed"), "trainer": run.trainer, "data": run.data, "model": cfg.get("model")})
         return run
@@ -83,6 +84,19 @@ class RunConfig:
     def scored_split(self, split: str) -> str:
         """The split actually read for ``split``: data without a test node is tested on val."""
         return split if split != "test" or self.data.get("test") else "val"
+
+
+SMOKE = {"trainer.max_iters": 20, "data.eval_images": 16, "trainer.plots": False, "trainer.tensorboard": False}
+
+
+def _smoke_settings(cfg: DictConfig) -> None:
+    """``trainer.smoke=true``: the settings of a smoke run, each where the config leaves it at its default."""
+    if not OmegaConf.select(cfg, "trainer.smoke", default=False):
+        return
+    with open_dict(cfg):
+        for key, value in SMOKE.items():
+            if key in ("trainer.plots", "trainer.tensorboard") or OmegaConf.select(cfg, key, default=None) is None:
+                OmegaConf.update(cfg, key, value, force_add=True)
 
 
 def _root_in_project(cfg: DictConfig) -> None:

@@ -47,6 +47,9 @@ class TrainerConfig:
     # What the trainer does around its loop, in order (zoo.engine.hooks): each a registered hook's name or
     # {type: name, ...}. Dropping one drops its job (no 'validation': no val scores and no best.pt).
     hooks: list[Any] = field(default_factory=lambda: list(DEFAULT_HOOKS))
+    # A smoke run, to see a config train and evaluate end to end in seconds: max_iters 20 and data.eval_images 16
+    # unless given, no plots, no TensorBoard. Its figures are a check that it runs, not results.
+    smoke: bool = False
 
 
 @dataclass
@@ -64,6 +67,9 @@ class DataConfig:
     # Keep the training images in memory once loaded (num_images x H x W x 3 bytes in each loading process):
     # later epochs skip decoding or drawing them. The samples are the same either way.
     cache: bool = False
+    # Score val and test on their first N images only (null: all of them): a short run's quick look, not a figure
+    # to compare with others.
+    eval_images: Optional[int] = None
     # Keyed by transform type and merged into the model's train transform of that type, since
     # augmentation strength depends on the data: synthetic shapes already span every scale, so they
     # set {ssd_train: {expand: false, min_iou_crop: false}}; other recipes are left as they are.

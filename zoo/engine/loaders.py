@@ -49,4 +49,5 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     if split == "train":
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)
         return build_loader(dataset, batch_size, collate, data.num_workers, sampler=sampler, drop_last=True), sampler
-    return build_loader(dataset, batch_size, collate, data.num_workers), None
+    first = range(min(data.eval_images, len(dataset))) if data.get("eval_images") else None  # a quick look
+    return build_loader(dataset, batch_size, collate, data.num_workers, sampler=first), None

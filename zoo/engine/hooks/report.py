@@ -60,6 +60,9 @@ class FinalReport(HookBase):
         results = self.record(trainer, metrics, split)
         write_text_atomically(trainer.run_dir / "results.json", json.dumps(results, indent=2))
         self.print(trainer, metrics, results["paper"])
+        if trainer.run.data.eval_images:
+            tqdm.write(f"(scored on the first {trainer.run.data.eval_images} images of {split} only, data.eval_images: "
+                       "a quick look, not a figure to compare)")
         if trainer.tcfg.plots:
             self.plot(trainer, split)
         trainer.results = results
@@ -81,6 +84,7 @@ class FinalReport(HookBase):
             "model": trainer.run.name, "data": trainer.run.data.name,
             "primary_metric": trainer.evaluators[0].primary_metric,
             "split": split,  # a test node equal to val was scored by the validation
+            "eval_images": trainer.run.data.eval_images,  # null: the whole split
             "overrides": list(cfg.get("overrides", []) or []),
             "metrics": metrics["metrics"], "per_class": metrics["per_class"], "best_val": trainer.best,
             "steps": trainer.step, "train_seconds": round(trainer.train_seconds, 1), "seed": trainer.run.seed,
