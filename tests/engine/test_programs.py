@@ -58,21 +58,21 @@ def _edit_json(entries, name, change) -> None:
     entries[name] = json.dumps(document).encode()
 
 
-def pickled_weight(entries, root, command):
-    """One weight marked pickled (use_pickle), its payload a pickle that runs ``command``."""
+def _pickled_entry(entries, root, command, folder: str, kind: str, name: str) -> None:
+    """The first entry of ``folder``'s config marked pickled (use_pickle), its payload a pickle running ``command``."""
     def change(config):
         first = next(iter(config["config"]))
-        config["config"][first].update(use_pickle=True, path_name="weight_9999")
-    _edit_json(entries, f"{root}/data/weights/model_weights_config.json", change)
-    entries[f"{root}/data/weights/weight_9999"] = pickle.dumps(RunsCommand(command), protocol=2)
+        config["config"][first].update(use_pickle=True, path_name=name)
+    _edit_json(entries, f"{root}/data/{folder}/model_{kind}_config.json", change)
+    entries[f"{root}/data/{folder}/{name}"] = pickle.dumps(RunsCommand(command), protocol=2)
+
+
+def pickled_weight(entries, root, command):
+    _pickled_entry(entries, root, command, "weights", "weights", "weight_9999")
 
 
 def pickled_constant(entries, root, command):
-    def change(config):
-        first = next(iter(config["config"]))
-        config["config"][first].update(use_pickle=True, path_name="tensor_9999")
-    _edit_json(entries, f"{root}/data/constants/model_constants_config.json", change)
-    entries[f"{root}/data/constants/tensor_9999"] = pickle.dumps(RunsCommand(command), protocol=2)
+    _pickled_entry(entries, root, command, "constants", "constants", "tensor_9999")
 
 
 def sample_inputs(entries, root, command):
