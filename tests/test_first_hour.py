@@ -85,6 +85,7 @@ def test_the_commands_printed_after_training_compose_as_printed(compose_cfg, tmp
         cfg = compose_cfg(*words[1:], config_name=configs[words[0]])
         assert cfg is not None
     assert str(tmp_path / "checkpoints" / "last.pt") in commands[0]
+    assert "model=ssd_lite data=bccd" in next_steps(tmp_path, "ssd_demo")[-1]
 
 
 def test_a_misspelt_key_is_answered_with_the_nearest_real_one(monkeypatch, capsys):

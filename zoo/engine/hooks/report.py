@@ -38,11 +38,12 @@ def paper_figure(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, Any] |
 def next_steps(run_dir, model: str | None) -> list[str]:
     """Where the run is, and three commands to go on with, each runnable as printed (with the venv active)."""
     last = run_dir / "checkpoints" / "last.pt"
+    real = model if model and "demo" not in model else "ssd_lite"  # the demo's small input suits its shapes only
     return [f"\nrun folder: {run_dir} (results.json, metrics.jsonl, checkpoints/, plots/)", "next:",
             f"  zoo-eval checkpoint={last} tta=flip                      # score it again, with its mirror image",
             f"  zoo-predict checkpoint={last} inputs=[path/to/images] draw=true out={run_dir / 'predictions'}"
             "   # your own images",
-            f"  zoo-train model={model or 'ssd_lite'} data=bccd trainer=cpu_bccd                      # on real data (BCCD)"]
+            f"  zoo-train model={real} data=bccd trainer=cpu_bccd                      # on real data (BCCD)"]
 
 
 @HOOKS.register("report")
