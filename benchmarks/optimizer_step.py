@@ -41,10 +41,10 @@ def train_step(overrides: list[str], fused: bool, steps: int, run_dir: str) -> t
     batches = iter(trainer.train_loader)
     batches = [next(batches) for _ in range(2 * steps)]
     for batch in batches[:steps]:  # warm-up
-        trainer._train_step(batch)
+        trainer.run_step(batch)
     start = time.perf_counter()
     for batch in batches[steps:]:
-        trainer._train_step(batch)
+        trainer.run_step(batch)
     return (time.perf_counter() - start) / steps * 1000, trainer
 
 

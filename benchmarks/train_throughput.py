@@ -46,7 +46,7 @@ class Variant:
 
     def train(self, steps: int) -> None:
         for _ in range(steps):
-            self.trainer._train_step(next(self._batches))
+            self.trainer.run_step(next(self._batches))
 
 
 def main() -> None:
