@@ -117,3 +117,18 @@ def test_a_smoke_run_is_one_flag_and_scores_a_few_images(compose_cfg, tmp_path):
     full = json.loads((tmp_path / "results.json").read_text())  # 8 val images, all of them scored (16 > 8)
     objects = lambda r: sum(c["num_gt"] for c in r["per_class"]["voc07_map50"].values())  # noqa: E731
     assert 0 < objects(small) < objects(full)
+
+
+def test_a_group_that_sets_the_whole_config_is_compared_whole_on_resume(compose_cfg, tmp_path):
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0"), tmp_path).fit()
+    overrides = ["resume=true", "experiment=refinedet320_table3_no_tcb"]
+    with pytest.raises(ValueError, match=r"resume: experiment= composes a config that differs from the run .*'model'"):
+        config_to_resume(compose_cfg(*overrides), overrides, tmp_path)
+
+
+def test_a_run_scored_on_a_few_images_is_loaded_to_score_its_whole_split(compose_cfg, tmp_path):
+    from zoo.apis.run import TrainedRun
+
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "data.eval_images=3"), tmp_path).fit()
+    trained = TrainedRun(tmp_path / "checkpoints" / "last.pt", "cpu")
+    assert trained.run.data.eval_images is None and len(list(trained.loader("val", 2))) == 4  # all 8 images

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader
 
 from zoo.config.run import RunConfig
@@ -56,7 +55,3 @@ class TrainedRun:
 
     def collate(self) -> Collate:
         return build_collate(self.run)
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """A batch of normalised images on the model's device, in its layout."""
-        return images.to(self.device).contiguous(memory_format=self.layout)

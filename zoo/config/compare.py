@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every", "hooks", "smoke"}
-_COSMETIC_DATA = {"num_workers", "cache", "eval_images"}  # samples are keyed by (seed, epoch, position), not by who loads them or when
+_COSMETIC_DATA = {"num_workers", "cache"}  # eval_images is not: a run scored on a few images is no table's row  # samples are keyed by (seed, epoch, position), not by who loads them or when
 
 
 def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: bool = False) -> list[str]:

@@ -47,6 +47,8 @@ class RunConfig:
                 _reroot(cfg.data, data_root)
             if data_overrides:
                 cfg.data = OmegaConf.merge(cfg.data, data_overrides)
+            if cfg.get("data") is not None and "eval_images" in cfg.data:
+                cfg.data.eval_images = None  # the training run's quick look; a loaded run scores its whole split
             known = set(OmegaConf.structured(TrainerConfig))
             trainer = {k: v for k, v in OmegaConf.to_container(cfg.get("trainer") or {}).items() if k in known}
         trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), trainer)

@@ -27,9 +27,13 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def non_finite_entries(tensors: dict[str, Any]) -> list[str]:
-    """The names of the floating-point tensors (parameters, buffers) holding a NaN or an infinity."""
-    return [name for name, value in tensors.items()
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+    """The names of the floating-point tensors (parameters, buffers) holding a NaN or an infinity: one check of them
+    all (a single device sync), the names looked for only when it fails."""
+    floats = {name: value for name, value in tensors.items()
+              if isinstance(value, torch.Tensor) and value.is_floating_point()}
+    if not floats or bool(torch.stack([torch.isfinite(v).all() for v in floats.values()]).all()):
+        return []
+    return [name for name, value in floats.items() if not torch.isfinite(value).all()]
 
 
 def check_finite(state: dict[str, Any], path: str | Path) -> None:

@@ -27,11 +27,12 @@ class Inferred:
 def infer(model: nn.Module, loader, device: torch.device | None = None, amp_dtype: torch.dtype | None = None,
           layout: torch.memory_format = torch.contiguous_format, progress: bool = False,
           forward: Callable[[torch.Tensor, list], Any] | None = None, on_skipped: Callable[[int], None] | None = None,
-          desc: str = "infer") -> Iterator[Inferred]:
+          desc: str = "infer", timed: bool = False) -> Iterator[Inferred]:
     """Each non-empty batch of ``loader`` through ``model`` in inference mode: images moved to ``device`` (the
     model's own by default) in ``layout``, under autocast to ``amp_dtype``. ``forward(images, image_sizes)``
     replaces ``model(images, image_sizes=...)``; ``on_skipped`` hears of the images a batch left out (unreadable,
-    skip_bad). ``seconds`` times the forward alone (CUDA synchronised). The model is put in eval mode for the loop
+    skip_bad). ``seconds`` times the forward alone; with ``timed`` the GPU is synchronised first, so it is the
+    forward's whole time (otherwise a GPU's queued work may finish later). The model is put in eval mode for the loop
     and given back in the mode it had."""
     device = device if device is not None else next(model.parameters()).device
     forward = forward or (lambda images, sizes: model(images, image_sizes=sizes))
@@ -47,7 +48,7 @@ def infer(model: nn.Module, loader, device: torch.device | None = None, amp_dtyp
                 images = batch.images.to(device, non_blocking=True).contiguous(memory_format=layout)
                 start = time.perf_counter()
                 outputs = forward(images, batch.image_sizes)
-                if device.type == "cuda":
+                if timed and device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - start
             yield Inferred(batch, outputs, seconds)

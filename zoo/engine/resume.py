@@ -7,8 +7,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from zoo.config.compare import run_config_differences
 from zoo.config.schema import stored_run_config
 from zoo.engine.checkpoint import load_checkpoint
+
+
+GLOBAL_GROUPS = ("experiment",)  # conf groups packaged _global_: they set keys all over the config, none of their own
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:
@@ -30,8 +34,17 @@ def config_to_resume(cfg: DictConfig, overrides: Sequence[str], run_dir: str | P
     if not path.is_file():
         return cfg
     stored = stored_run_config(load_checkpoint(path, required=("config",))["config"], f"resume: checkpoint '{path}'")
+    keys = override_keys(overrides)
+    spread = [key for key in keys if key in GLOBAL_GROUPS]
+    if spread:  # a group packaged _global_ (experiment=) sets keys all over the config: compare all of it
+        differ = run_config_differences(cfg, stored, shared_only=True)
+        if differ:
+            raise ValueError(f"resume: {', '.join(spread)}= composes a config that differs from the run in {path} in "
+                             f"{differ}; drop it: a resumed run takes its config from its checkpoint")
     with open_dict(stored):
-        for key in override_keys(overrides):
+        for key in keys:
+            if key in spread:
+                continue
             value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
             OmegaConf.update(stored, key, OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value)
                              else value, merge=False, force_add=True)

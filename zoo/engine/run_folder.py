@@ -44,6 +44,9 @@ class RunLock:
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except PermissionError as error:
+                raise ValueError(f"run folder {self.path.parent} is not writable ({error.strerror}): give the run "
+                                 "another folder (hydra.run.dir=...)") from None
             except FileExistsError:
                 holder = self._holder()
                 if holder == mine:  # this process's own earlier trainer in the folder (the Python API)
@@ -51,7 +54,8 @@ class RunLock:
                 elif holder is not None and self._held_by_live(holder):
                     raise RunFolderBusy(f"run folder {self.path.parent} is in use by process {holder['pid']} on "
                                         f"{holder.get('host', '?')} (its {LOCK}); wait for it to end, or give this run "
-                                        "another folder (hydra.run.dir=...)") from None
+                                        f"another folder (hydra.run.dir=...); if that process is gone (a machine that "
+                                        f"crashed), delete {self.path}") from None
                 else:
                     log.warning("run folder %s: taking over the lock of process %s, which is gone",
                                 self.path.parent, (holder or {}).get("pid", "?"))

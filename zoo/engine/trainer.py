@@ -53,8 +53,8 @@ class Trainer:
         self.is_main = self.rank == 0
         self.lock = RunLock(self.run_dir)
         if self.is_main:  # before anything is written: two runs in one folder would mix their outputs
-            self.lock.acquire()
             check_writable(self.run_dir)
+            self.lock.acquire()
             remove_orphans(self.run_dir)
         torch.manual_seed(self.run.seed + self.rank)
         check_components(cfg.model, cfg.evaluator, self.dcfg.classes)  # config typos fail before the data loads
