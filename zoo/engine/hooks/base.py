@@ -14,7 +14,8 @@ class HookBase:
     ``model``, ``optimizer``, ``run`` (the run config) and ``run_dir`` it may read. The events, in order:
     ``before_train``; each step ``before_step``, ``after_loss(losses, total)`` (before the backward pass),
     ``after_backward(grad_norm)`` (before the optimizer step; ``grad_norm`` is None where it is not computed) and
-    ``after_step``; ``after_epoch``; ``after_validation(results)`` whenever the val split was scored;
+    ``after_step``; ``after_epoch``; ``after_validation(results)`` whenever the val split was scored (on the main
+    process only: a hook must not run a collective there);
     ``after_train`` once the loop is done; ``close`` always, also when training stopped on an error."""
 
     def before_train(self, trainer) -> None:
