@@ -34,20 +34,23 @@ _STANDALONE = {0x01, 0xD8}  # TEM and SOI carry no length; RSTn are skipped by t
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # frame headers: the size
 
 
-def jpeg_end(data: bytes) -> int | None:
-    """Where a JPEG's data ends: the offset just past its end-of-image marker, found by walking the marker
-    segments by their lengths and passing over each scan's entropy-coded data as a decoder does (so an EXIF
-    thumbnail's markers or a trailer's bytes are never mistaken for the image's end); None if the file ends first."""
+def _jpeg_markers(data: bytes):
+    """Each marker of a JPEG as (code, the offset just past it), walking the segments by their stated lengths and
+    passing over each scan's entropy-coded data as a decoder does; stops where the data runs out."""
     pos = 2
     while match := _JPEG_MARKER.search(data, pos):
         code, pos = match.group(1)[0], match.end()
-        if code == 0xD9:
-            return pos
+        yield code, pos
         if code not in _STANDALONE:
             if pos + 2 > len(data):
-                return None
+                return
             pos += int.from_bytes(data[pos:pos + 2], "big")
-    return None
+
+
+def jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG's data ends: the offset just past its end-of-image marker (an EXIF thumbnail's markers or a
+    trailer's bytes are never mistaken for it); None if the file ends first."""
+    return next((pos for code, pos in _jpeg_markers(data) if code == 0xD9), None)
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:
@@ -55,15 +58,11 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if data[:2] == b"\xff\xd8":
-        pos = 2
-        while match := _JPEG_MARKER.search(data, pos):
-            code, pos = match.group(1)[0], match.end()
+        for code, pos in _jpeg_markers(data):
             if code in _SOF and pos + 7 <= len(data):
                 return int.from_bytes(data[pos + 5:pos + 7], "big"), int.from_bytes(data[pos + 3:pos + 5], "big")
-            if code == 0xD9 or code == 0xDA or pos + 2 > len(data):
+            if code in (0xD9, 0xDA):  # the image's end, or its first scan: no frame header before it
                 return None
-            if code not in _STANDALONE:
-                pos += int.from_bytes(data[pos:pos + 2], "big")
     return None
 
 
