@@ -91,7 +91,7 @@ def test_zoo_export_writes_a_checked_program_that_runs_without_the_zoo(tmp_path,
     assert done.returncode == 0, done.stderr
     path = checkpoint.parents[1] / "export" / "last.pt2"
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.json", "last.pt2"]  # no temporary file left
-    assert "the program reproduces the model on the first 2 test images" in done.stdout and str(path) in done.stdout
+    assert "it reproduces the model on the first 2 test images" in done.stdout and str(path) in done.stdout
     info = json.loads(path.with_suffix(".json").read_text())
     trained = TrainedRun(str(checkpoint), "cpu")
     model, loader, run_cfg = trained.model, trained.loader("val", 2), trained.run.cfg

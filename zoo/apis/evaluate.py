@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.apis.run import TrainedRun
+from zoo.apis.runtimes import load_run, runtime_for
 from zoo.engine.inference import evaluate_model
 from zoo.engine.precision import autocast_dtype, compile_for_inference, cpu_has_native_bfloat16
 from zoo.engine.preflight import check_components
@@ -22,14 +23,21 @@ log = logging.getLogger("zoo.eval")
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg``: checkpoint, split, device, batch_size, data_root, plots, precision (fp32, bf16, fp16), compile,
-    and optional tta and evaluator nodes."""
+    """``cfg``: checkpoint (or a file zoo-export wrote), runtime (None: the file's own), split, device, batch_size,
+    data_root, plots, precision (fp32, bf16, fp16), compile, and optional tta and evaluator nodes."""
     amp_dtype = autocast_dtype(cfg.get("precision", "fp32"), "precision")
     tta = cfg.get("tta")
     tta = OmegaConf.to_container(tta, resolve=True) if tta else None
     parse_tta(tta)  # a bad tta or evaluator node fails before the model and the data are loaded
     check_components(None, cfg.get("evaluator"))
-    trained = TrainedRun(cfg.checkpoint, cfg.device, cfg.get("data_root"))
+    runtime = runtime_for(cfg.checkpoint, cfg.get("runtime"))
+    if runtime != "torch":
+        asked = [f"{key}={cfg.get(key)}" for key, plain in (("tta", None), ("compile", False), ("precision", "fp32"))
+                 if cfg.get(key) not in (plain, None)]
+        if asked:
+            raise ValueError(f"runtime={runtime} runs the exported file as it is: drop {', '.join(asked)} (they apply "
+                             "to a checkpoint run by torch)")
+    trained = load_run(cfg.checkpoint, cfg.device, cfg.get("data_root"), runtime)
     loader = trained.loader(cfg.split, cfg.batch_size)
     run, device = trained.run, trained.device
     evaluator_cfg = cfg.get("evaluator") or run.cfg.evaluator
@@ -57,7 +65,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     results.update({"checkpoint": str(cfg.checkpoint), "split": run.scored_split(cfg.split), "step": trained.step,
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run.name, "data": run.data.name, "eval_seconds": round(seconds, 3),
-                    "compiled": compiled})
+                    "compiled": compiled, "runtime": runtime})
     return results
 
 

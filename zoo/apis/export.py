@@ -1,16 +1,23 @@
-"""A trained detector as one ``torch.export`` program (``.pt2``): the API behind ``zoo-export``.
+"""A trained detector as one file holding its whole test-time path (normalisation, network, decoding, NMS) for one
+input shape: the API behind ``zoo-export``.
 
-The program holds the whole test-time path (normalisation, network, decoding, NMS) for one input shape, and runs with
-torch and torchvision alone (its NMS and RoI ops): ``load_program(path).module()(pixels)``, ``load_program`` from
-``zoo.apis.programs`` (a file that needs torch only), which refuses a program that would run code as it loads.
+Formats: ``pt2``, a ``torch.export`` program run with torch and torchvision alone (``load_program(path).module()``
+from ``zoo.apis.programs``, which refuses a program that would run code as it loads); ``onnx``, one ONNX graph (opset
+18) for ONNX Runtime or OpenVINO, optionally quantised to int8; ``openvino``, OpenVINO IR (``.xml`` + ``.bin``).
 Input: RGB pixels 0-255, float32 (B, 3, H, W), already resized as the test transform would (the sidecar JSON says
-how); output: per image a dict of ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) and ``labels`` (N,) class
-indices, N varying with the image. The program is written atomically (a temporary file beside it, renamed).
+how); output: per image ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,) and ``labels`` (N,) class indices, N
+varying with the image (an ONNX file names them ``boxes_0, scores_0, labels_0, boxes_1...``). Every float32 file is
+checked against the eager model on the split's first images before it is written (written atomically: in a
+temporary folder beside it, then renamed); the sidecar holds the run's config, so ``zoo-eval`` and ``zoo-predict``
+run the file without its checkpoint.
 """
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +26,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from zoo.apis.onnx_convert import onnx_to_openvino, program_to_onnx, quantise_int8
 from zoo.apis.programs import check_program
 from zoo.apis.run import TrainedRun
+from zoo.apis.runtimes import ExportedDetector, open_session
 from zoo.engine.precision import memory_format
 from zoo.utils.files import write_atomically, write_text_atomically
+
+FORMATS = {"pt2": ".pt2", "onnx": ".onnx", "openvino": ".xml"}
+DEFAULT_SUFFIX = {"pt2": ".pt2", "onnx": ".onnx", "openvino": ".openvino.xml"}  # distinct stems: distinct sidecars
+# a runtime computes in another order than torch: boxes (input pixels) and scores are compared to this
+RUNTIME_ATOL = 1e-3
 
 
 class PixelDetector(nn.Module):
@@ -59,20 +73,43 @@ def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None, 
     return tuple(-(-side // divisor) * divisor for side in size)
 
 
-def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]]) -> str | None:
-    """None if the two outputs agree (boxes and scores to 1e-5, labels exactly), else what differs. Detections
-    of exactly equal score may come in either order (their ranking is not defined), so both sides are
-    compared in one order: by score, then label, then box."""
+def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]],
+                    atol: float = 1e-5) -> str | None:
+    """None if the two outputs agree (boxes and scores to ``atol``, labels exactly), else what differs. Detections
+    of equal score may come in either order (their ranking is not defined), and two runtimes may rank scores that
+    differ by rounding either way: each detection of ``a`` must have its own partner in ``b``."""
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x["labels"].shape != y["labels"].shape:
             return f"image {i}: {x['labels'].shape[0]} detections against {y['labels'].shape[0]}"
         x, y = _canonical(x), _canonical(y)
-        if not torch.equal(x["labels"], y["labels"]):
-            return f"image {i}: labels differ"
-        for key in ("boxes", "scores"):
-            if not torch.allclose(x[key].float(), y[key].float(), rtol=0, atol=1e-5):
-                return f"image {i}: {key} differ by up to {(x[key].float() - y[key].float()).abs().max():.2e}"
+        differs = _in_order_differs(x, y, atol)
+        if differs is not None and not _all_partnered(x, y, atol):
+            return f"image {i}: {differs}"
     return None
+
+
+def _in_order_differs(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor], atol: float) -> str | None:
+    if not torch.equal(x["labels"], y["labels"]):
+        return "labels differ"
+    for key in ("boxes", "scores"):
+        if not torch.allclose(x[key].float(), y[key].float(), rtol=0, atol=atol):
+            return f"{key} differ by up to {(x[key].float() - y[key].float()).abs().max():.2e}"
+    return None
+
+
+def _all_partnered(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor], atol: float) -> bool:
+    """Each detection of ``x`` paired with a distinct one of ``y`` of its class, box and score within ``atol``
+    (greedily, best score first: near-equal detections are interchangeable)."""
+    gap = torch.cat([(x["boxes"].float()[:, None] - y["boxes"].float()[None]).abs(),
+                     (x["scores"].float()[:, None] - y["scores"].float()[None]).abs()[..., None]], dim=2).amax(2)
+    close = (gap <= atol) & (x["labels"][:, None] == y["labels"][None])
+    taken = torch.zeros(len(y["scores"]), dtype=torch.bool)
+    for row in close:
+        free = (row & ~taken).nonzero()
+        if not len(free):
+            return False
+        taken[free[0, 0]] = True
+    return True
 
 
 def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -83,62 +120,142 @@ def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[order] for k, v in found.items()}
 
 
-def _check_pixels(loader, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
-    """The split's first images as pixels on a canvas of ``size`` filled with ``pad``, the padding the data
-    pipeline would add."""
-    images = next(iter(loader)).images[:batch].float()
+def _as_pixels(images: torch.Tensor, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
+    """A loader's normalised images back to pixels on a canvas of ``size`` filled with ``pad`` (the padding the data
+    pipeline adds), ``batch`` images (too few: the last are pad)."""
+    images = images[:batch].float()
     mean = torch.tensor(list(data_cfg.mean)).view(1, 3, 1, 1)
     std = torch.tensor(list(data_cfg.std)).view(1, 3, 1, 1)
-    canvas = torch.tensor(pad).view(1, 3, 1, 1).expand(images.shape[0], 3, *size).clone()
+    canvas = torch.tensor(pad).view(1, 3, 1, 1).expand(batch, 3, *size).clone()
     h, w = min(images.shape[-2], size[0]), min(images.shape[-1], size[1])
-    canvas[..., :h, :w] = (images * std + mean)[..., :h, :w]
+    canvas[:images.shape[0], :, :h, :w] = (images * std + mean)[..., :h, :w]
     return canvas
 
 
+def _options(cfg: DictConfig) -> tuple[str, bool, int]:
+    fmt, int8 = str(cfg.get("format", "pt2")), bool(cfg.get("int8", False))
+    if fmt not in FORMATS:
+        raise ValueError(f"export: format={fmt}; expected one of {', '.join(FORMATS)}")
+    if int8 and fmt != "onnx":
+        raise ValueError(f"export: int8=true quantises an ONNX file (ONNX Runtime's static quantisation); "
+                         f"use format=onnx, not format={fmt}")
+    count = int(cfg.get("calibration_images", 100))
+    if int8 and count < 1:
+        raise ValueError(f"export: calibration_images must be >= 1, got {count}")
+    return fmt, int8, count
+
+
+def _out_path(cfg: DictConfig, fmt: str, int8: bool) -> Path:
+    suffix = (".int8" if int8 else "") + DEFAULT_SUFFIX[fmt]
+    if cfg.out:
+        out = Path(cfg.out)
+        if out.suffix != FORMATS[fmt]:
+            raise ValueError(f"export: out={out} should end in {FORMATS[fmt]} for format={fmt}")
+        return out
+    return Path(cfg.checkpoint).resolve().parents[1] / "export" / f"{Path(cfg.checkpoint).stem}{suffix}"
+
+
+def _runtime_check(path: Path, runtime: str, info: dict[str, Any], pixels: torch.Tensor, eager, split: str) -> None:
+    """Refuses a file whose detections on ``pixels`` are not the eager model's (``eager``) to RUNTIME_ATOL."""
+    detector = ExportedDetector(open_session(path, runtime), {**info, "mean": [0.0] * 3, "std": [1.0] * 3})
+    differs = same_detections(eager, detector(pixels), atol=RUNTIME_ATOL)
+    if differs is not None:
+        raise ValueError(f"export: the {runtime} file does not reproduce the model on {split} images ({differs})")
+
+
+def _agreement(eager, found, threshold: float = 0.5) -> str:
+    """How many of the eager model's detections scoring >= ``threshold`` the other output finds again (same class,
+    IoU >= 0.5, scoring >= ``threshold``)."""
+    from torchvision.ops import box_iou
+
+    kept = total = 0
+    for x, y in zip(eager, found):
+        a, b = x["scores"] >= threshold, y["scores"] >= threshold
+        total += int(a.sum())
+        if a.any() and b.any():
+            iou = box_iou(x["boxes"][a].float(), y["boxes"][b].float())
+            iou[x["labels"][a][:, None] != y["labels"][b][None, :]] = 0
+            kept += int((iou.max(1).values >= 0.5).sum())
+    return f"{kept} of the eager model's {total} detections scoring >= {threshold} found again (same class, IoU >= 0.5)"
+
+
+def _move_into_place(tmp: Path, out: Path, suffixes: Sequence[str]) -> None:
+    """Renames ``tmp`` (and its companions with ``suffixes``, e.g. OpenVINO's ``.bin``) to ``out``: each rename is
+    atomic, so a failed export leaves any earlier file whole."""
+    for suffix in suffixes:
+        os.replace(tmp.with_suffix(suffix), out.with_suffix(suffix))
+
+
 def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg``: checkpoint, out (None: ``<run>/export/<checkpoint stem>.pt2``), image_size, batch_size, split,
-    data_root. Exports on the CPU, checks the program against the eager model on the split's first images (the
-    run's data must be readable; ``data_root`` repoints it), writes the program and a JSON sidecar; returns the
-    sidecar."""
+    """``cfg``: checkpoint, format (pt2, onnx, openvino), int8 and calibration_images (format=onnx), out (None:
+    ``<run>/export/<checkpoint stem>[.int8].<pt2|onnx|xml>``), image_size, batch_size, split, data_root. Exports on
+    the CPU, checks the file against the eager model on the split's first images (the run's data must be readable;
+    ``data_root`` repoints it), writes it and a JSON sidecar; returns the sidecar."""
+    fmt, int8, calibration_images = _options(cfg)
     trained = TrainedRun(cfg.checkpoint, "cpu", cfg.data_root)
-    loader, run_cfg, model = trained.loader(cfg.split, int(cfg.batch_size)), trained.run.cfg, trained.model
+    batch = int(cfg.batch_size)
+    loader, run_cfg, model = trained.loader(cfg.split, batch), trained.run.cfg, trained.model
     size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),
                        OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None,
                        loader.collate_fn.size_divisor)
     wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained.run.channels_last).eval()
-    example = torch.rand(int(cfg.batch_size), 3, *size) * 255
+    example = torch.rand(batch, 3, *size) * 255
     started = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*create_unbacked_symint.*")  # torchvision's NMS meta kernel
         program = torch.export.export(wrapped, (example,), strict=False)
-    seconds = time.perf_counter() - started
     pad = loader.collate_fn.pad_pixel  # the pixel the model trained with: the mean, or black (pad_fill: black)
-    check = _check_pixels(loader, run_cfg.data, pad, size, int(cfg.batch_size))
-    real = check.shape[0]
-    if real < example.shape[0]:  # a split smaller than the batch: top up with random pixels
-        check = torch.cat([check, example[real:]])
-    checked_on = f"the first {real} {cfg.split} images" + (
-        f" and {check.shape[0] - real} of random pixels" if real < check.shape[0] else "")
+    first = next(iter(loader)).images
+    check = _as_pixels(first, run_cfg.data, pad, size, batch)
+    real = min(first.shape[0], batch)
+    if real < batch:  # a split smaller than the batch: top up with random pixels
+        check[real:] = example[real:]
+    checked_on = f"the first {real} {cfg.split} images" + (f" and {batch - real} of random pixels" if real < batch else "")
     with torch.no_grad():
-        differs = same_detections(wrapped(check), program.module()(check))
+        eager = wrapped(check)
+        differs = same_detections(eager, program.module()(check))
     if differs is not None:
         raise ValueError(f"export: the exported program does not reproduce the model on {cfg.split} images ({differs})")
-    out = Path(cfg.out) if cfg.out else Path(cfg.checkpoint).resolve().parents[1] / "export" / f"{Path(cfg.checkpoint).stem}.pt2"
+    out = _out_path(cfg, fmt, int8)
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    def save(tmp: str) -> None:  # written beside ``out`` and renamed: a failed or killed write leaves the old file
-        with open(tmp, "wb") as f:
-            torch.export.save(program, f)
-        check_program(tmp, str(out))  # what zoo-export writes, the zoo's loader reads
-
-    write_atomically(out, save)
-    info = {"program": str(out), "checkpoint": str(cfg.checkpoint),
-            "class_names": trained.class_names, "input_shape": [int(cfg.batch_size), 3, *size],
+    info = {"file": str(out), "format": fmt, "int8": int8, "checkpoint": str(cfg.checkpoint), "step": trained.step,
+            "class_names": trained.class_names, "input_shape": [batch, 3, *size],
             "input": "RGB pixels 0-255, float32, resized by the test transform below and padded at the bottom/right "
                      "with pad_pixel to input_shape",
             "pad_pixel": pad,
             "test_transform": OmegaConf.to_container(run_cfg.model.transforms.test, resolve=True),
             "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
-            "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}",
-            "export_seconds": round(seconds, 2), "checked_on": checked_on}
+            "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}"
+                      + ("; ONNX outputs boxes_0, scores_0, labels_0, boxes_1, ..." if fmt != "pt2" else ""),
+            "checked_on": checked_on}
+    if fmt == "pt2":
+        def save(tmp: str) -> None:  # written beside ``out`` and renamed: a failed or killed write leaves the old file
+            with open(tmp, "wb") as f:
+                torch.export.save(program, f)
+            check_program(tmp, str(out))  # what zoo-export writes, the zoo's loader reads
+
+        write_atomically(out, save)
+    else:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as folder:
+            fp32 = Path(folder) / "model.onnx"
+            program_to_onnx(program, example, fp32)
+            _runtime_check(fp32, "onnxruntime", info, check, eager, cfg.split)
+            written, suffixes = fp32, [".onnx"]
+            if fmt == "openvino":
+                written, suffixes = Path(folder) / "model.xml", [".bin", ".xml"]
+                onnx_to_openvino(fp32, written)
+                _runtime_check(written, "openvino", info, check, eager, cfg.split)
+            if int8:
+                written = Path(folder) / "model.int8.onnx"
+                calibration = (_as_pixels(b.images, run_cfg.data, pad, size, batch).numpy()
+                               for b in trained.calibration_loader(calibration_images, batch))
+                quantise_int8(fp32, written, calibration)
+                int8_found = ExportedDetector(open_session(written, "onnxruntime"),
+                                              {**info, "mean": [0.0] * 3, "std": [1.0] * 3})(check)
+                info["calibration_images"] = calibration_images
+                info["int8_check"] = _agreement(eager, int8_found) + f" on {checked_on}"
+            _move_into_place(written, out, suffixes)
+    info["export_seconds"] = round(time.perf_counter() - started, 2)
+    info["config"] = trained.state["config"]  # the run's stored config: zoo-eval and zoo-predict need no checkpoint
     write_text_atomically(out.with_suffix(".json"), json.dumps(info, indent=2))
     return info

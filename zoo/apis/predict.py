@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from zoo.apis.run import TrainedRun
+from zoo.apis.runtimes import load_run
 from zoo.config.compose import named_tta
 from zoo.data import build_loader, read_image, to_original
 from zoo.data.image_list import ImageList
@@ -24,18 +24,23 @@ from zoo.tta import build_tta, parse_tta
 
 
 class Predictor:
-    """A checkpoint's detector with the test transform, normalisation and padding it was trained with, so a
+    """A checkpoint's detector (or a file written by zoo-export format=onnx|openvino, run by ``runtime``) with the test
+    transform, normalisation and padding it was trained with, so a
     picture is prepared as the evaluation prepared its test images (with keep-ratio data, each batch pads its
     images to the largest: ``batch_size=1`` gives every picture its own size). ``tta`` is a ``tta`` config node
     (views, merge) or the name of one in conf/tta ('flip'); detections below ``score_threshold`` are dropped."""
 
     def __init__(self, checkpoint: str, device: str = "auto", tta: Mapping[str, Any] | str | None = None,
-                 score_threshold: float = 0.0, batch_size: int = 8, skip_bad: bool = False):
+                 score_threshold: float = 0.0, batch_size: int = 8, skip_bad: bool = False,
+                 runtime: str | None = None):
         if batch_size < 1:
             raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
         tta = named_tta(tta) if isinstance(tta, str) else tta
         parse_tta(tta)  # a bad node fails before the checkpoint is loaded
-        self.trained = TrainedRun(checkpoint, device)
+        self.trained = load_run(checkpoint, device, runtime=runtime)
+        if tta and getattr(self.trained, "runtime", "torch") != "torch":
+            raise ValueError(f"predict: tta runs a checkpoint under torch; {checkpoint} runs under "
+                             f"{self.trained.runtime}: drop tta")
         self.class_names, self.device = self.trained.class_names, self.trained.device
         self.model = build_tta(self.trained.model, tta).eval()
         self.transform, self.collate = self.trained.test_transform(), self.trained.collate()

@@ -1,4 +1,5 @@
-"""`zoo-export checkpoint=...`: a trained detector as one torch.export program (.pt2), checked before it is written."""
+"""`zoo-export checkpoint=... [format=pt2|onnx|openvino] [int8=true]`: a trained detector as one file (a torch.export
+program, an ONNX graph or OpenVINO IR), checked against the eager model before it is written."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,13 @@ def main(cfg: DictConfig) -> None:
     load_components()
     info = export_checkpoint(cfg)
     shape = "x".join(map(str, info["input_shape"]))
-    print(f"exported in {info['export_seconds']} s, input {shape}; the program reproduces the model on "
-          f"{info['checked_on']}: {info['program']} (what goes in and out: {Path(info['program']).with_suffix('.json')})")
+    kind = {"pt2": "a torch.export program", "onnx": "an ONNX file", "openvino": "OpenVINO IR"}[info["format"]]
+    if info["int8"]:
+        checked = f"int8 (calibrated on {info['calibration_images']} training images): {info['int8_check']}"
+    else:
+        checked = f"it reproduces the model on {info['checked_on']}"
+    print(f"exported in {info['export_seconds']} s, input {shape}, as {kind}; {checked}: {info['file']} "
+          f"(what goes in and out: {Path(info['file']).with_suffix('.json')})")
 
 
 if __name__ == "__main__":

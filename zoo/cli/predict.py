@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file; out names the folder predictions.json (and drawn/) go to")
     predictor = Predictor(cfg.checkpoint, cfg.device, OmegaConf.to_container(cfg.tta, resolve=True) if cfg.get("tta")
-                          else None, cfg.score_threshold, cfg.batch_size, cfg.skip_bad)
+                          else None, cfg.score_threshold, cfg.batch_size, cfg.skip_bad, cfg.get("runtime"))
     found = predictor(files)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "predictions.json", json.dumps(as_json(found), indent=1))

@@ -16,9 +16,11 @@ def build_collate(run: RunConfig) -> Collate:
 
 
 def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
-                world_size: int = 1, class_names: list[str] | None = None) -> tuple[DataLoader, TrainSampler | None]:
+                world_size: int = 1, class_names: list[str] | None = None,
+                in_order: bool = False) -> tuple[DataLoader, TrainSampler | None]:
     """The train split gets the model's train transform and a seeded, shardable, resumable sampler;
-    val and test get the test transform, in order, without dropping the last batch. A split node
+    val and test get the test transform, in order, without dropping the last batch (so does the train split with
+    ``in_order``: int8 calibration reads training images as the model sees them at test time). A split node
     names the data set's own split (``split: trainval``) beside its constructor arguments. A split
     without images, or whose classes are not ``class_names`` (the training split's, in order), is refused:
     it would be scored as empty, or with every label meaning another class."""
@@ -33,8 +35,9 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
+    training = split == "train" and not in_order
     transform = transforms.test
-    if split == "train":
+    if training:
         transform = OmegaConf.to_container(transforms.train, resolve=True)
         transform = {**transform, **dict((data.augment or {}).get(transform.get("type"), {}))}
     dataset = build_dataset(node, split=own_split, transform=transform)
@@ -43,10 +46,10 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     if class_names is not None and list(dataset.class_names) != list(class_names):
         raise ValueError(f"data.{scored}: {dataset.name} has the classes {list(dataset.class_names)}, "
                          f"the training split {list(class_names)}; they must be the same, in the same order")
-    dataset.stand_in = split == "train"  # a stand-in image would be scored twice
-    dataset.cache = {} if data.cache and split == "train" else None  # evaluation reads each image once
+    dataset.stand_in = training  # a stand-in image would be scored twice
+    dataset.cache = {} if data.cache and training else None  # evaluation reads each image once
     collate = build_collate(run)
-    if split == "train":
+    if training:
         sampler = TrainSampler(len(dataset), seed=seed, shuffle=True, rank=rank, world_size=world_size)
         return build_loader(dataset, batch_size, collate, data.num_workers, sampler=sampler, drop_last=True), sampler
     first = range(min(data.eval_images, len(dataset))) if data.get("eval_images") else None  # a quick look
