@@ -24,7 +24,7 @@ log = logging.getLogger("zoo.eval")
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """``cfg``: checkpoint (or a file zoo-export wrote), runtime (None: the file's own), split, device, batch_size,
-    data_root, plots, precision (fp32, bf16, fp16), compile, and optional tta and evaluator nodes."""
+    data_root, plots, progress, precision (fp32, bf16, fp16), compile, and optional tta and evaluator nodes."""
     amp_dtype = autocast_dtype(cfg.get("precision", "fp32"), "precision")
     tta = cfg.get("tta")
     tta = OmegaConf.to_container(tta, resolve=True) if tta else None
@@ -54,7 +54,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         tested = compile_for_inference(tested)
     start = time.perf_counter()
     results = evaluate_model(tested, loader, evaluators, device, amp_dtype=amp_dtype,
-                             channels_last=run.channels_last)
+                             progress=bool(cfg.get("progress", True)), channels_last=run.channels_last)
     seconds = time.perf_counter() - start  # the loop alone: data, forward (with any TTA), scoring
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig

@@ -163,20 +163,23 @@ def _runtime_check(path: Path, runtime: str, info: dict[str, Any], pixels: torch
         raise ValueError(f"export: the {runtime} file does not reproduce the model on {split} images ({differs})")
 
 
-def _agreement(eager, found, threshold: float = 0.5) -> str:
-    """How many of the eager model's detections scoring >= ``threshold`` the other output finds again (same class,
-    IoU >= 0.5, scoring >= ``threshold``)."""
+def found_again(eager, found, threshold: float = 0.5, top: int | None = None) -> str:
+    """How many of the eager model's detections scoring >= ``threshold`` (or, with ``top``, its ``top`` best) the
+    other output finds again: a detection of the same class at IoU >= 0.5 (scoring >= ``threshold``; any score with
+    ``top``)."""
     from torchvision.ops import box_iou
 
     kept = total = 0
     for x, y in zip(eager, found):
-        a, b = x["scores"] >= threshold, y["scores"] >= threshold
-        total += int(a.sum())
-        if a.any() and b.any():
+        a = x["scores"].argsort(descending=True)[:top] if top else (x["scores"] >= threshold).nonzero().flatten()
+        b = torch.arange(len(y["scores"])) if top else (y["scores"] >= threshold).nonzero().flatten()
+        total += len(a)
+        if len(a) and len(b):
             iou = box_iou(x["boxes"][a].float(), y["boxes"][b].float())
             iou[x["labels"][a][:, None] != y["labels"][b][None, :]] = 0
             kept += int((iou.max(1).values >= 0.5).sum())
-    return f"{kept} of the eager model's {total} detections scoring >= {threshold} found again (same class, IoU >= 0.5)"
+    which = f"{top} best detections" if top else f"detections scoring >= {threshold}"
+    return f"{kept} of the eager model's {total} {which} found again (same class, IoU >= 0.5)"
 
 
 def _move_into_place(tmp: Path, out: Path, suffixes: Sequence[str]) -> None:
@@ -253,7 +256,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                 int8_found = ExportedDetector(open_session(written, "onnxruntime"),
                                               {**info, "mean": [0.0] * 3, "std": [1.0] * 3})(check)
                 info["calibration_images"] = calibration_images
-                info["int8_check"] = _agreement(eager, int8_found) + f" on {checked_on}"
+                info["int8_check"] = found_again(eager, int8_found) + f" on {checked_on}"
             _move_into_place(written, out, suffixes)
     info["export_seconds"] = round(time.perf_counter() - started, 2)
     info["config"] = trained.state["config"]  # the run's stored config: zoo-eval and zoo-predict need no checkpoint

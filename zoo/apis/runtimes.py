@@ -128,6 +128,9 @@ class ExportedRun(RunData):
         if not Path(path).is_file():
             raise ValueError(f"{path}: no such file")
         info = read_sidecar(path)
+        if info.get("int8") and runtime == "openvino":
+            raise ValueError(f"{path}: OpenVINO 2026.4 cannot compile ONNX Runtime's int8 file (its shape inference "
+                             "fails on the quantised graph); run it with runtime=onnxruntime")
         self.info, self.runtime = info, runtime
         self.run = RunConfig.from_stored(info["config"], data_root, where=f"the sidecar of '{path}'")
         self.class_names = list(info["class_names"])
