@@ -29,7 +29,8 @@ import torch
 from omegaconf import OmegaConf
 
 from bench_timing import medians, time_alternating
-from zoo.apis.export import RUNTIME_ATOL, PixelDetector, export_size, found_again, same_detections
+from zoo.apis.export import (RUNTIME_ATOL, RUNTIME_BOX_RTOL, PixelDetector, export_size, found_again,
+                             same_detections)
 from zoo.apis.onnx_convert import onnx_to_openvino, program_to_onnx, quantise_int8, split_outputs
 from zoo.apis.run import TrainedRun
 from zoo.apis.runtimes import open_session
@@ -87,9 +88,10 @@ def build(name: str, checkpoint: str | None, fpn_size: int):
 
 def compare(eager, found, exact: bool) -> str:
     """Equal to zoo eager's (fp32 rows must be); otherwise how many of its 20 best detections are found again."""
-    differs = same_detections(eager, found, atol=RUNTIME_ATOL)
+    differs = same_detections(eager, found, atol=RUNTIME_ATOL, box_rtol=RUNTIME_BOX_RTOL)
     if differs is None:
-        return f"equal to zoo eager's (boxes, scores within {RUNTIME_ATOL:g})"
+        return (f"equal to zoo eager's (scores within {RUNTIME_ATOL:g}; boxes within {RUNTIME_ATOL:g} px + "
+                f"{RUNTIME_BOX_RTOL:g} of the coordinate)")
     return (f"NOT EQUAL ({differs}); " if exact else "") + found_again(eager, found, top=20)
 
 
@@ -126,7 +128,7 @@ def bench_model(name: str, args, folder: Path) -> None:
     if tv is not None:
         runners["torchvision eager fp32"] = lambda: tv([pixels[0] / 255.0])
     runners["zoo eager fp32 NHWC"] = lambda: eager(pixels)
-    runners["zoo compiled"] = lambda: compiled(pixels)
+    runners["zoo compiled fp32"] = lambda: compiled(pixels)
     for row, session in sessions.items():
         runners[row] = (lambda s=session: split_outputs(s(pixels.numpy()), 1))
     with torch.inference_mode():

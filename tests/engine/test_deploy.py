@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.engine.test_export import MEAN, STD, train_tiny
-from zoo.apis.export import RUNTIME_ATOL, PixelDetector, same_detections
+from zoo.apis.export import RUNTIME_ATOL, RUNTIME_BOX_RTOL, PixelDetector, same_detections
 from zoo.apis.onnx_convert import program_to_onnx
 from zoo.apis.runtimes import ExportedDetector, open_session, runtime_for
 from zoo.config import model_node
@@ -50,7 +50,7 @@ def test_every_family_runs_under_onnx_runtime_as_it_runs_eagerly(compose_cfg, na
     with torch.no_grad():
         for pixels in pixel_inputs(size):
             eager = model(pixels)
-            assert same_detections(eager, runtime(pixels), atol=RUNTIME_ATOL) is None
+            assert same_detections(eager, runtime(pixels), atol=RUNTIME_ATOL, box_rtol=RUNTIME_BOX_RTOL) is None
             found += len(eager[0]["boxes"])
     assert found > 0  # not two empty lists compared
 
@@ -111,7 +111,7 @@ def test_exported_files_score_as_the_checkpoint_under_both_runtimes(tiny_checkpo
     assert same_detections([{k: torch.as_tensor(v) for k, v in f.items() if k in ("boxes", "scores", "labels")}
                             for f in by_torch],
                            [{k: torch.as_tensor(v) for k, v in f.items() if k in ("boxes", "scores", "labels")}
-                            for f in by_file], atol=RUNTIME_ATOL) is None
+                            for f in by_file], atol=RUNTIME_ATOL, box_rtol=RUNTIME_BOX_RTOL) is None
 
 
 def test_int8_export_is_calibrated_on_training_images_and_scored(tiny_checkpoint, tmp_path):

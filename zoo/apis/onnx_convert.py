@@ -64,8 +64,10 @@ def _running_max(x, dim: int):
 def program_to_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, path: str | Path) -> None:
     """Writes ``program`` (one input, ``pixels``; per image a boxes/scores/labels triple) as an ONNX file."""
     deploy_module("onnxscript")  # torch's exporter translates through it
-    for name in ("torch.onnx", "onnx_ir", "onnxscript"):  # their INFO lines (each pass, each initializer) would flood the run
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # their INFO lines (each pass, each initializer) would flood the run; onnx_ir warns of each empty list attribute
+    # a translation writes (typed as ints, which is what they are)
+    for name, level in (("torch.onnx", logging.WARNING), ("onnxscript", logging.WARNING), ("onnx_ir", logging.ERROR)):
+        logging.getLogger(name).setLevel(level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's meta kernels warn of a renamed torch function on every call
         onnx_program = torch.onnx.export(

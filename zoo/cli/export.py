@@ -28,6 +28,8 @@ def main(cfg: DictConfig) -> None:
         checked = f"it reproduces the model on {info['checked_on']}"
     print(f"exported in {info['export_seconds']} s, input {shape}, as {kind}; {checked}: {info['file']} "
           f"(what goes in and out: {Path(info['file']).with_suffix('.json')})")
+    if info["note"]:
+        print(f"note: {info['note']}")
 
 
 if __name__ == "__main__":
