@@ -1,6 +1,7 @@
 """zoo-reproduce launch=commands|multirun: what a table still lacks, as zoo-train commands that train each run
 where zoo-reproduce reads it back."""
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -74,12 +75,13 @@ def test_a_swept_row_lands_where_the_table_reads_it_back_without_training(tmp_pa
                               "seeds=2", f"out={tmp_path}", "launch=multirun", "table.rows=[refinedet320_table3_no_tcb]",
                               f"overrides=[{','.join(map(json.dumps, overrides))}]"], capture_output=True, text=True, timeout=300)
     assert printed.returncode == 0, printed.stderr[-2000:]
-    script = (tmp_path / "launch_multirun.sh").read_text().splitlines()
-    assert script[1].startswith("# Then `zoo-reproduce table=refinedet_table3") and len(script) == 3
-    words = shlex.split(script[2])
-    assert words[:2] == ["zoo-train", "-m"]
-    done = subprocess.run([sys.executable, "-m", "zoo.cli.train", *words[1:]], capture_output=True, text=True,
-                          timeout=300)
+    path = tmp_path / "launch_multirun.sh"
+    script = path.read_text().splitlines()
+    assert script[2].startswith("# Then `zoo-reproduce table=refinedet_table3") and len(script) == 5
+    assert shlex.split(script[4])[:2] == ["zoo-train", "-m"]
+    # As printed: run by the shell, with no environment activated (PATH without the venv's bin)
+    done = subprocess.run([str(path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     # Asked again, nothing is left to train, and the finished runs are archived with their configs.
     assert launch_commands("commands", table, "synthetic", 2, tmp_path, overrides, archive=tmp_path / "archive") == []

@@ -49,9 +49,13 @@ def _print_launch_commands(cfg: DictConfig, table: dict) -> None:
     again = shlex.join(["zoo-reproduce", *(a for a in sys.argv[1:] if not a.startswith("launch="))])
     script = Path(cfg.out) / f"launch_{cfg.launch}.sh"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(f"# What table {table['name']} ({cfg.protocol}) still lacks, a line per "
+    bin_dir = Path(sys.executable).parent  # where this environment's zoo-* commands are: the script needs no venv active
+    script.write_text(f"#!/usr/bin/env bash\n# What table {table['name']} ({cfg.protocol}) still lacks, a line per "
                       f"{'run' if cfg.launch == 'commands' else 'row'}: run them in any order, in parallel too.\n"
-                      f"# Then `{again}` reads the runs back and writes the table.\n" + "".join(f"{c}\n" for c in commands))
+                      f"# Then `{again}` reads the runs back and writes the table.\n"
+                      f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"  # the zoo-* commands that wrote this\n"
+                      + "".join(f"{c}\n" for c in commands))
+    script.chmod(0o755)
     print(script.read_text() + ("" if commands else "# nothing to train: every run is finished\n")
           + f"wrote {script}")
 
