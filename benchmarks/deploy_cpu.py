@@ -91,7 +91,7 @@ def compare(eager, found, exact: bool) -> str:
     differs = same_detections(eager, found, atol=RUNTIME_ATOL, box_rtol=RUNTIME_BOX_RTOL)
     if differs is None:
         return (f"equal to zoo eager's (scores within {RUNTIME_ATOL:g}; boxes within {RUNTIME_ATOL:g} px + "
-                f"{RUNTIME_BOX_RTOL:g} of the coordinate)")
+                f"{RUNTIME_BOX_RTOL:g} of the image's scale)")
     return (f"NOT EQUAL ({differs}); " if exact else "") + found_again(eager, found, top=20)
 
 

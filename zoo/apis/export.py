@@ -36,7 +36,7 @@ from zoo.utils.files import write_atomically, write_text_atomically
 FORMATS = {"pt2": ".pt2", "onnx": ".onnx", "openvino": ".xml"}
 DEFAULT_SUFFIX = {"pt2": ".pt2", "onnx": ".onnx", "openvino": ".openvino.xml"}  # distinct stems: distinct sidecars
 # A runtime adds in another order than torch: scores are compared to RUNTIME_ATOL, boxes (input pixels, through exp()
-# of the regressed sizes) to RUNTIME_ATOL plus RUNTIME_BOX_RTOL of the coordinate (0.05 px at 500 px).
+# of the regressed sizes) to RUNTIME_ATOL plus RUNTIME_BOX_RTOL of the image's scale (0.05 px in a 500-px image).
 RUNTIME_ATOL, RUNTIME_BOX_RTOL = 1e-3, 1e-4
 
 
@@ -76,36 +76,37 @@ def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None, 
 
 def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]],
                     atol: float = 1e-5, box_rtol: float = 0.0) -> str | None:
-    """None if the two outputs agree (scores to ``atol``, boxes to ``atol`` plus ``box_rtol`` of their coordinate,
-    labels exactly), else what differs. Detections of equal score may come in either order (their ranking is not
+    """None if the two outputs agree (scores to ``atol``, boxes to ``atol`` plus ``box_rtol`` of the image's scale,
+    the largest coordinate either output holds; labels exactly), else what differs. Detections of equal score may come in either order (their ranking is not
     defined), and two runtimes may rank scores that differ by rounding either way: each detection of ``a`` must have
     its own partner in ``b``."""
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x["labels"].shape != y["labels"].shape:
             return f"image {i}: {x['labels'].shape[0]} detections against {y['labels'].shape[0]}"
         x, y = _canonical(x), _canonical(y)
-        differs = _in_order_differs(x, y, atol, box_rtol)
-        if differs is not None and not _all_partnered(x, y, atol, box_rtol):
+        scale = torch.cat([x["boxes"].float().abs().flatten(), y["boxes"].float().abs().flatten(), torch.zeros(1)]).max()
+        box_atol = atol + box_rtol * float(scale)  # a box's error grows with its size (exp of the regressed sizes)
+        differs = _in_order_differs(x, y, atol, box_atol)
+        if differs is not None and not _all_partnered(x, y, atol, box_atol):
             return f"image {i}: {differs}"
     return None
 
 
 def _in_order_differs(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor], atol: float,
-                      box_rtol: float) -> str | None:
+                      box_atol: float) -> str | None:
     if not torch.equal(x["labels"], y["labels"]):
         return "labels differ"
-    for key, rtol in (("boxes", box_rtol), ("scores", 0.0)):
-        if not torch.allclose(x[key].float(), y[key].float(), rtol=rtol, atol=atol):
+    for key, tolerance in (("boxes", box_atol), ("scores", atol)):
+        if not torch.allclose(x[key].float(), y[key].float(), rtol=0, atol=tolerance):
             return f"{key} differ by up to {(x[key].float() - y[key].float()).abs().max():.2e}"
     return None
 
 
 def _all_partnered(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor], atol: float,
-                   box_rtol: float) -> bool:
+                   box_atol: float) -> bool:
     """Each detection of ``x`` paired with a distinct one of ``y`` of its class, box and score within tolerance
     (greedily, best score first: near-equal detections are interchangeable)."""
-    xb, yb = x["boxes"].float()[:, None], y["boxes"].float()[None]
-    boxes_close = ((xb - yb).abs() <= atol + box_rtol * yb.abs()).all(2)
+    boxes_close = ((x["boxes"].float()[:, None] - y["boxes"].float()[None]).abs() <= box_atol).all(2)
     scores_close = (x["scores"].float()[:, None] - y["scores"].float()[None]).abs() <= atol
     close = boxes_close & scores_close & (x["labels"][:, None] == y["labels"][None])
     taken = torch.zeros(len(y["scores"]), dtype=torch.bool)
