@@ -123,7 +123,7 @@ def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     keys = [-found["scores"].float(), found["labels"].float(), *found["boxes"].float().unbind(1)]
     for key in reversed(keys):  # stable sorts from the last key to the first: a lexicographic order
         order = order[key[order].argsort(stable=True)]
-    return {k: v[order] for k, v in found.items()}
+    return {k: v[order].detach() for k, v in found.items()}
 
 
 def _as_pixels(images: torch.Tensor, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
