@@ -159,3 +159,20 @@ def test_what_a_runtime_cannot_run_is_refused_by_name(tiny_checkpoint, tmp_path)
     height, width = info["input_shape"][2:]
     with pytest.raises(ValueError, match=rf"takes images up to {height}x{width}.*image_size=\[{height + 8},"):
         detector(torch.zeros(1, 3, height + 8, width))
+
+
+def test_a_file_that_does_not_reproduce_the_model_is_refused_and_not_written(tiny_checkpoint, tmp_path, monkeypatch):
+    from zoo.apis import export
+    from zoo.apis.export import export_checkpoint
+
+    real = export.open_session
+
+    def shifted(path, runtime, threads=None):  # a runtime whose boxes are off by 0.5 px
+        session = real(path, runtime, threads)
+        return lambda pixels: [a + 0.5 if i % 3 == 0 else a for i, a in enumerate(session(pixels))]
+
+    monkeypatch.setattr(export, "open_session", shifted)
+    out = tmp_path / "model.onnx"
+    with pytest.raises(ValueError, match="the onnxruntime file does not reproduce the model on test images"):
+        export_checkpoint(export_cfg(tiny_checkpoint, format="onnx", out=str(out)))
+    assert not any(tmp_path.iterdir())  # neither the file, its sidecar nor the temporary folder
