@@ -32,7 +32,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     check_components(None, cfg.get("evaluator"))
     runtime = runtime_for(cfg.checkpoint, cfg.get("runtime"))
     if runtime != "torch":
-        asked = [f"{key}={cfg.get(key)}" for key, plain in (("tta", None), ("compile", False), ("precision", "fp32"))
+        shown = {"tta": (tta or {}).get("name", "..."), "compile": cfg.get("compile"), "precision": cfg.get("precision")}
+        asked = [f"{key}={shown[key]}" for key, plain in (("tta", None), ("compile", False), ("precision", "fp32"))
                  if cfg.get(key) not in (plain, None)]
         if asked:
             raise ValueError(f"runtime={runtime} runs the exported file as it is: drop {', '.join(asked)} (they apply "
