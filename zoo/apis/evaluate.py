@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo.apis.run import TrainedRun
 from zoo.apis.runtimes import load_run, runtime_for
+from zoo.engine.distributed import init_distributed
 from zoo.engine.inference import evaluate_model
 from zoo.engine.precision import autocast_dtype, compile_for_inference, cpu_has_native_bfloat16
 from zoo.engine.preflight import check_components
@@ -22,9 +23,10 @@ from zoo.tta import build_tta, parse_tta
 log = logging.getLogger("zoo.eval")
 
 
-def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any] | None:
     """``cfg``: checkpoint (or a file zoo-export wrote), runtime (None: the file's own), split, device, batch_size,
-    data_root, plots, progress, precision (fp32, bf16, fp16), compile, and optional tta and evaluator nodes."""
+    data_root, plots, progress, precision (fp32, bf16, fp16), compile, and optional tta and evaluator nodes. Under
+    torchrun every rank runs its share of the split and rank 0 returns the results; the others return None."""
     amp_dtype = autocast_dtype(cfg.get("precision", "fp32"), "precision")
     tta = cfg.get("tta")
     tta = OmegaConf.to_container(tta, resolve=True) if tta else None
@@ -39,6 +41,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError(f"runtime={runtime} runs the exported file as it is: drop {', '.join(asked)} (they apply "
                              "to a checkpoint run by torch)")
     trained = load_run(cfg.checkpoint, cfg.device, cfg.get("data_root"), runtime)
+    rank, world = init_distributed(trained.device)  # under torchrun the ranks share the inference; rank 0 scores
     loader = trained.loader(cfg.split, cfg.batch_size)
     run, device = trained.run, trained.device
     evaluator_cfg = cfg.get("evaluator") or run.cfg.evaluator
@@ -57,6 +60,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     results = evaluate_model(tested, loader, evaluators, device, amp_dtype=amp_dtype,
                              progress=bool(cfg.get("progress", True)), channels_last=run.channels_last)
     seconds = time.perf_counter() - start  # the loop alone: data, forward (with any TTA), scoring
+    if rank != 0:
+        return None
     if cfg.get("plots", True):
         from hydra.core.hydra_config import HydraConfig
 
@@ -66,7 +71,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     results.update({"checkpoint": str(cfg.checkpoint), "split": run.scored_split(cfg.split), "step": trained.step,
                     "precision": cfg.get("precision", "fp32"), "tta": tta.get("name") if tta else None,
                     "model": run.name, "data": run.data.name, "eval_seconds": round(seconds, 3),
-                    "compiled": compiled, "runtime": runtime})
+                    "compiled": compiled, "runtime": runtime, "ranks": world})
     return results
 
 

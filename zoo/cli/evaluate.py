@@ -22,6 +22,8 @@ def main(cfg: DictConfig) -> None:
 
     load_components()
     results = evaluate_checkpoint(cfg)
+    if results is None:  # another rank than 0 under torchrun: rank 0 writes and prints
+        return
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     tables = results.pop("tables")
     write_text_atomically(out_dir / "results.json", json.dumps(results, indent=2))  # never half a file

@@ -8,8 +8,8 @@ from zoo.data.build import build_dataset, build_transform
 from zoo.data.coco import COCODataset
 from zoo.data.collate import Collate, to_original
 from zoo.data.errors import DataError, DataWarning
-from zoo.data.loader import build_loader
-from zoo.data.sampler import TrainSampler
+from zoo.data.loader import build_loader, shard_loader
+from zoo.data.sampler import ShardedBatches, TrainSampler
 from zoo.data.synthetic import SyntheticShapes
 from zoo.data.transforms import AlbumentationsPipeline, keep_ratio_resize, resize, ssd_train
 from zoo.data.voc import VOC_CLASSES, VOCDataset
@@ -17,7 +17,7 @@ from zoo.data.voc2coco import voc_to_coco
 
 __all__ = [
     "AlbumentationsPipeline", "COCODataset", "Collate", "DataError", "DataWarning", "DetectionDataset",
-    "RecordDataset", "SyntheticShapes", "TrainSampler", "VOCDataset", "VOC_CLASSES", "build_dataset",
-    "build_loader", "build_transform", "keep_ratio_resize", "read_image", "resize", "ssd_train", "to_original",
+    "RecordDataset", "ShardedBatches", "SyntheticShapes", "TrainSampler", "VOCDataset", "VOC_CLASSES", "build_dataset",
+    "build_loader", "build_transform", "shard_loader", "keep_ratio_resize", "read_image", "resize", "ssd_train", "to_original",
     "voc_to_coco",
 ]

@@ -5,6 +5,8 @@ import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from zoo.data.sampler import ShardedBatches
+
 
 def build_loader(dataset: Dataset, batch_size: int, collate, num_workers: int = 0, sampler: Sampler | None = None,
                  shuffle: bool = False, drop_last: bool = False) -> DataLoader:
@@ -19,3 +21,16 @@ def build_loader(dataset: Dataset, batch_size: int, collate, num_workers: int = 
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
                       collate_fn=collate, num_workers=num_workers, drop_last=drop_last,
                       persistent_workers=num_workers > 0, generator=torch.Generator())
+
+
+def shard_loader(loader: DataLoader, rank: int, world_size: int) -> DataLoader:
+    """An evaluation ``loader`` (in order, no shuffling) split across ranks by whole batches (``ShardedBatches``:
+    nothing dropped or repeated, each batch as one process makes it)."""
+    if loader.batch_size is None:
+        raise ValueError("shard_loader: the loader must batch by batch_size (it has its own batch sampler)")
+    batches = ShardedBatches(list(loader.sampler), loader.batch_size, rank, world_size)
+    if loader.num_workers > 0:
+        cv2.setNumThreads(0)  # as build_loader: workers already run in parallel
+    return DataLoader(loader.dataset, batch_sampler=batches, collate_fn=loader.collate_fn,
+                      num_workers=loader.num_workers, persistent_workers=loader.num_workers > 0,
+                      generator=torch.Generator())

@@ -46,3 +46,23 @@ class TrainSampler(Sampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.start
+
+
+class ShardedBatches(Sampler):
+    """Evaluation across ranks: ``indices`` cut into the batches one process would make (``batch_size`` in order,
+    the last one short), and rank r takes batches r, r + world_size, ... . No image is dropped or repeated, and every
+    batch holds the images it would hold in one process, so a batch's padding (and a keep-ratio model's detections)
+    are the same; a rank may get one batch fewer than another, or none."""
+
+    def __init__(self, indices, batch_size: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        indices = list(indices)
+        batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+        self.batches = batches[rank::world_size]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

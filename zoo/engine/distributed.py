@@ -15,8 +15,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if world == 1 or dist.is_initialized():
         return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    # Rank 0 evaluates alone while the others wait at a collective: a COCO evaluation can outlast the
-    # 10-minute default, after which the watchdog would kill the run.
+    # Rank 0 scores the gathered detections alone while the others wait at a collective: a COCO evaluation can
+    # outlast the 10-minute default, after which the watchdog would kill the run.
     dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
     return dist.get_rank(), dist.get_world_size()
 
@@ -36,6 +36,11 @@ def local_device(requested: str) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return device
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the process group this process joined; (0, 1) outside torchrun."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 def barrier() -> None:

@@ -12,7 +12,9 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo.data.collate import to_original
+from zoo.data.loader import shard_loader
 from zoo.data.errors import DataWarning
+from zoo.engine.distributed import gather_from_all, rank_and_world
 from zoo.engine.precision import autocast_context, memory_format
 
 
@@ -77,8 +79,15 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
                    amp_dtype: torch.dtype | None = None, progress: bool = True,
                    channels_last: bool = True) -> dict[str, Any]:
     """Returns ``metrics`` (every evaluator's flat metrics), ``per_class`` keyed by each evaluator's
-    primary metric (per-class keys clash between evaluators) and the printable ``tables``."""
+    primary metric (per-class keys clash between evaluators) and the printable ``tables``.
+
+    Under torchrun every rank must call it: each runs its share of ``loader``'s batches (whole batches, as one process
+    makes them: ``shard_loader``), rank 0 gathers every image's detections, scores them in the one-process order and
+    returns the results; the other ranks return empty ones. The figure is the one process's, to the last digit."""
     dataset = loader.dataset
+    rank, world = rank_and_world()
+    if world > 1:
+        loader = shard_loader(loader, rank, world)
     for evaluator in evaluators:
         evaluator.reset()
     by_source = {source: [e for e in evaluators if getattr(e, "source", "detections") == source]
@@ -89,20 +98,28 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
         outputs = model(images, image_sizes=sizes) if by_source["detections"] else []
         return outputs, (proposer(images, sizes) if proposer else [])
 
-    skipped = []
-    for step in infer(model, loader, device, amp_dtype, memory_format(channels_last), progress, forward,
-                      skipped.append, desc="eval"):
+    skipped, kept = [], []  # kept: this rank's scored batches, when rank 0 scores them after gathering
+    for step in infer(model, loader, device, amp_dtype, memory_format(channels_last), progress and rank == 0,
+                      forward, skipped.append, desc="eval"):
         batch, (outputs, proposals) = step.batch, step.outputs
-        ground_truths = [dataset.get_annotation(meta.image_id) for meta in batch.metas]
-        predictions = [_in_original_pixels(out, meta) for out, meta in zip(outputs, batch.metas)]
-        for evaluator in by_source["detections"]:
-            evaluator.process(ground_truths, predictions)
-        ranked = [_in_original_pixels({"boxes": boxes, "scores": -torch.arange(len(boxes), dtype=torch.float32),
-                                       "labels": torch.zeros(len(boxes), dtype=torch.long)}, meta)
-                  for boxes, meta in zip(proposals, batch.metas)]
-        for evaluator in by_source["proposals"]:
-            evaluator.process(ground_truths, ranked)
-    if skipped:
+        scored = ([meta.image_id for meta in batch.metas],
+                  [_in_original_pixels(out, meta) for out, meta in zip(outputs, batch.metas)],
+                  [_in_original_pixels({"boxes": boxes, "scores": -torch.arange(len(boxes), dtype=torch.float32),
+                                        "labels": torch.zeros(len(boxes), dtype=torch.long)}, meta)
+                   for boxes, meta in zip(proposals, batch.metas)])
+        if world > 1:
+            kept.append(scored)
+        else:
+            _score(dataset, by_source, *scored)
+    if world > 1:
+        shares = gather_from_all((kept, sum(skipped)))
+        skipped = [sum(count for _, count in shares)]
+        if rank != 0:
+            return {"metrics": {}, "per_class": {}, "tables": []}
+        # in the one-process order: evaluation loaders read in index order (image_id is the index), in whole batches
+        for scored in sorted((b for batches, _ in shares for b in batches), key=lambda scored: min(scored[0])):
+            _score(dataset, by_source, *scored)
+    if sum(skipped):
         warnings.warn(f"{dataset.name}: {sum(skipped)} unreadable image(s) left out of the evaluation (skip_bad=true): "
                       "neither their ground truth nor detections count", DataWarning, stacklevel=2)
     results: dict[str, Any] = {"metrics": {}, "per_class": {}, "tables": []}
@@ -112,3 +129,11 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
         results["per_class"][evaluator.primary_metric] = out.pop("per_class", {})
         results["metrics"].update(out)
     return results
+
+
+def _score(dataset, by_source, image_ids, predictions, ranked) -> None:
+    ground_truths = [dataset.get_annotation(image_id) for image_id in image_ids]
+    for evaluator in by_source["detections"]:
+        evaluator.process(ground_truths, predictions)
+    for evaluator in by_source["proposals"]:
+        evaluator.process(ground_truths, ranked)

@@ -13,10 +13,10 @@ from zoo.engine.inference import evaluate_model
 
 @HOOKS.register("validation")
 class Validation(HookBase):
-    """Scores the val split every ``trainer.eval_every`` epochs (0: only at the end) and once training is done,
-    on the main process; tells the other hooks (``after_validation``) and keeps ``checkpoints/best.pt`` whenever
-    the first evaluator's primary metric improves (``trainer.best``). Place it before the checkpoint hook: an
-    epoch's last.pt is saved after its evaluation."""
+    """Scores the val split every ``trainer.eval_every`` epochs (0: only at the end) and once training is done (under
+    torchrun the ranks share the inference, rank 0 scores); tells the other hooks (``after_validation``) and keeps
+    ``checkpoints/best.pt`` whenever the first evaluator's primary metric improves (``trainer.best``). Place it before
+    the checkpoint hook: an epoch's last.pt is saved after its evaluation."""
 
     def after_epoch(self, trainer) -> None:
         epoch = math.ceil(trainer.step / trainer.iters_per_epoch)
@@ -28,10 +28,11 @@ class Validation(HookBase):
         self.validate(trainer)
 
     def validate(self, trainer) -> dict[str, Any]:
-        results, improved = {}, False
+        improved = False
+        # every rank scores its share of the split; rank 0 gathers and scores the whole (the others get empty results)
+        results = evaluate_model(trainer.model, trainer.val_loader, trainer.evaluators, trainer.device,
+                                 progress=trainer.tcfg.progress, channels_last=trainer.tcfg.channels_last)
         if trainer.is_main:
-            results = evaluate_model(trainer.model, trainer.val_loader, trainer.evaluators, trainer.device,
-                                     progress=trainer.tcfg.progress, channels_last=trainer.tcfg.channels_last)
             trainer.validation = (trainer.step, results)
             trainer.call_hooks("after_validation", results)
             metric = trainer.evaluators[0].primary_metric
