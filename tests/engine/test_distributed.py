@@ -48,3 +48,18 @@ def test_a_bare_cuda_device_is_this_process_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert local_device("cuda") == torch.device("cuda", 1) == local_device("auto")
     assert local_device("cuda:0") == torch.device("cuda", 0) and len(chosen) == 2
+
+
+def test_resuming_with_another_number_of_processes_is_refused_naming_both(compose_cfg, tmp_path):
+    from zoo.engine.checkpoint import save_checkpoint
+    from zoo.engine.trainer import Trainer
+
+    overrides = (*TINY, "trainer.max_iters=1", "trainer.eval_every=0")
+    Trainer(compose_cfg(*overrides), tmp_path).fit()
+    path = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(path, required=RESUME_KEYS)
+    state["rng"] = state["rng"] * 2  # as two processes save it: one random state each
+    save_checkpoint(state, path)
+    with pytest.raises(ValueError, match=r"trained by 2 process\(es\) \(a global batch of 4 x 2\), this run has 1 "
+                                         r"\(4 x 1\).*resume with torchrun --nproc_per_node=2"):
+        Trainer(compose_cfg(*overrides, "resume=true"), tmp_path)

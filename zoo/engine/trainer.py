@@ -148,12 +148,21 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def _own_rng_state(self, saved: Any, path: Path) -> dict[str, Any]:
-        """This rank's random state from a checkpoint holding one per rank (an older one holds a single state)."""
-        states = saved if isinstance(saved, list) else [saved]
-        if len(states) != self.world_size:
-            log.warning("resume: %s was saved by %d process(es), this run has %d; the random streams (and the data "
-                        "shards) will not continue exactly", path, len(states), self.world_size)
-        return states[self.rank] if self.rank < len(states) else states[0]
+        """This rank's random state from a checkpoint holding one per rank (one per process that trained it). Another
+        number of processes is refused: the schedule counts steps of the global batch (``trainer.batch_size`` per
+        process x processes) and each rank's data shard depends on it. An old checkpoint holds a single state."""
+        if not isinstance(saved, list):
+            log.warning("resume: %s holds one random state (an older checkpoint); the random streams of a "
+                        "multi-process run will not continue exactly", path)
+            return saved
+        if len(saved) != self.world_size:
+            launch = (f"torchrun --nproc_per_node={len(saved)} (or as many processes over several nodes)"
+                      if len(saved) > 1 else "one process, without torchrun")
+            raise ValueError(f"resume: {path} was trained by {len(saved)} process(es) (a global batch of "
+                             f"{self.tcfg.batch_size} x {len(saved)}), this run has {self.world_size} "
+                             f"({self.tcfg.batch_size} x {self.world_size}): the schedule and the data order count "
+                             f"steps of the global batch, so resume with {launch}")
+        return saved[self.rank]
 
     def _check_same_run(self, stored: DictConfig, path: Path) -> None:
         """Resuming with another model, data set, seed or schedule would silently mix two runs. A key that only
