@@ -59,3 +59,29 @@ def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path):
     assert {"voc07_map50", "voc_map50", "coco_ap", "coco_ar100"} <= set(alone["metrics"])
     assert (alone["ranks"], shared["ranks"]) == (1, 2)
     assert two.stdout.count("results:") == 1  # rank 0 alone prints and writes
+
+
+@needs_torchrun
+def test_two_nodes_on_one_machine_train_validate_and_resume(tmp_path):
+    """Two torchrun invocations, one process each, meeting at a c10d rendezvous on localhost as two nodes would:
+    one run folder (a shared file system), global rank 0 alone writes."""
+    port = free_port()
+    overrides = [o for o in TINY if not o.startswith("data.train.num_images")]
+
+    def both_nodes(*extra):
+        nodes = [subprocess.Popen([TORCHRUN, "--nnodes=2", f"--node_rank={k}", "--nproc_per_node=1",
+                                   "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=zoo-test",
+                                   "-m", "zoo.cli.train", "data.train.num_images=16", "trainer.max_epochs=1",
+                                   *overrides, f"hydra.run.dir={tmp_path}", *extra],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (0, 1)]
+        outs = [node.communicate(timeout=300) for node in nodes]
+        for node, (_, err) in zip(nodes, outs):
+            assert node.returncode == 0, err[-3000:]
+        return outs
+
+    both_nodes()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["steps"] == 2  # 16 images / (2 nodes x batch 4)
+    assert "voc07_map50" in results["metrics"]  # validated with both nodes sharing the val split
+    both_nodes("resume=true")  # both nodes take their own random state back from the one checkpoint
+    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 2
