@@ -63,7 +63,7 @@ def test_launching_refuses_a_protocol_whose_data_sets_a_switch_the_rows_compare(
 
 
 def test_a_bad_launch_mode_names_the_choices(tmp_path):
-    with pytest.raises(ValueError, match=r"launch='parallel': expected one of \['here', 'commands', 'multirun'\]"):
+    with pytest.raises(ValueError, match=r"launch='parallel': expected one of \['here', 'commands', 'multirun', 'slurm'\]"):
         launch_commands("parallel", _table("refinedet_table3"), "synthetic", 1, tmp_path)
 
 
@@ -120,3 +120,25 @@ def test_an_archived_run_of_another_config_is_listed_to_train_even_after_a_repor
     assert len(commands) == 4 and any("table3_full" in c for c in commands)  # and trained anew
     assert not (runs / "refinedet320_table3_full" / "seed0" / "results.json").exists()
     assert json.loads((archive / "refinedet320_table3_full_seed0.json").read_text()) == record  # until replaced
+
+
+def test_a_slurm_array_script_runs_each_task_as_printed(tmp_path):
+    """launch=slurm writes one array task per run; a task, run as SLURM would run it (the #SBATCH lines are comments
+    to bash, $SLURM_ARRAY_TASK_ID picks the run), trains that run where the table reads it back."""
+    overrides = [*TINY, "model.input_size=128", "trainer.max_iters=1", "trainer.eval_every=0"]
+    printed = subprocess.run([sys.executable, "-m", "zoo.cli.reproduce", "table=refinedet_table3", "protocol=synthetic",
+                              "seeds=2", f"out={tmp_path}", "launch=slurm", "table.rows=[refinedet320_table3_no_tcb]",
+                              "reuse=false", "slurm.gpus_per_task=0", "slurm.partition=cpu",
+                              f"overrides=[{','.join(map(json.dumps, overrides))}]"], capture_output=True, text=True,
+                             timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    path = tmp_path / "launch_slurm.sbatch"
+    assert path.is_file(), printed.stdout[-2000:]
+    script = path.read_text()
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --partition=cpu" in script and "--gpus" not in script
+    assert f"sbatch {path}" in printed.stdout
+    done = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "refinedet320_table3_no_tcb" / "seed1" / "results.json").is_file()
+    assert not (tmp_path / "refinedet320_table3_no_tcb" / "seed0" / "results.json").exists()  # task 1 alone

@@ -47,9 +47,12 @@ def _print_launch_commands(cfg: DictConfig, table: dict) -> None:
     commands = launch_commands(cfg.launch, table, cfg.protocol, int(cfg.seeds), cfg.out, list(cfg.overrides),
                                reuse=bool(cfg.reuse), archive=cfg.archive)
     again = shlex.join(["zoo-reproduce", *(a for a in sys.argv[1:] if not a.startswith("launch="))])
-    script = Path(cfg.out) / f"launch_{cfg.launch}.sh"
-    script.parent.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent  # where this environment's zoo-* commands are: the script needs no venv active
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    if cfg.launch == "slurm":
+        _write_slurm_script(cfg, table, commands, again, bin_dir)
+        return
+    script = Path(cfg.out) / f"launch_{cfg.launch}.sh"
     script.write_text(f"#!/usr/bin/env bash\n# What table {table['name']} ({cfg.protocol}) still lacks, a line per "
                       f"{'run' if cfg.launch == 'commands' else 'row'}: run them in any order, in parallel too.\n"
                       f"# Then `{again}` reads the runs back and writes the table.\n"
@@ -58,6 +61,19 @@ def _print_launch_commands(cfg: DictConfig, table: dict) -> None:
     script.chmod(0o755)
     print(script.read_text() + ("" if commands else "# nothing to train: every run is finished\n")
           + f"wrote {script}")
+
+def _write_slurm_script(cfg: DictConfig, table: dict, commands: list[str], again: str, bin_dir: Path) -> None:
+    from zoo.tables.launch import slurm_array_script
+
+    script = Path(cfg.out) / "launch_slurm.sbatch"
+    if not commands:
+        print(f"# nothing to train: every run is finished; `{again}` writes the table")
+        return
+    script.write_text(slurm_array_script(commands, table["name"], cfg.out, bin_dir,
+                                         OmegaConf.to_container(cfg.slurm, resolve=True)))
+    print(script.read_text() + f"wrote {script}: `sbatch {script}` submits its {len(commands)} run(s) as one array "
+          f"job; then `{again}` reads the runs back and writes the table")
+
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from zoo.tables.reproduce import check_before_training
 from zoo.tables.runs import (TableRun, archived_config, restore_archived, table_runs, take_twin, train_overrides,
                              twin_to_take)
 
-LAUNCH_MODES = ("here", "commands", "multirun")
+LAUNCH_MODES = ("here", "commands", "multirun", "slurm")
 
 
 def pending_runs(table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
@@ -77,9 +77,28 @@ def multirun_commands(pending: Sequence[TableRun], overrides: Sequence[str] = ()
 
 def launch_commands(mode: str, table: Mapping[str, Any], protocol: str, seeds: int, out_dir: str | Path,
                     overrides: Sequence[str] = (), reuse: bool = True, archive: str | Path | None = None) -> list[str]:
-    """The commands that train what the table still lacks, one per run (``mode=commands``) or one sweep per
-    row (``mode=multirun``)."""
+    """The commands that train what the table still lacks, one per run (``mode=commands``, and ``slurm``: one array
+    task each) or one sweep per row (``mode=multirun``)."""
     if mode not in LAUNCH_MODES[1:]:
         raise ValueError(f"launch={mode!r}: expected one of {list(LAUNCH_MODES)}")
     pending = pending_runs(table, protocol, seeds, out_dir, overrides, reuse, archive)
-    return (run_commands if mode == "commands" else multirun_commands)(pending, overrides)
+    return (multirun_commands if mode == "multirun" else run_commands)(pending, overrides)
+
+
+def slurm_array_script(commands: Sequence[str], name: str, out_dir: str | Path, bin_dir: str | Path,
+                       resources: Mapping[str, Any]) -> str:
+    """An ``sbatch`` script running ``commands`` as one array job, a task per command (``$SLURM_ARRAY_TASK_ID``
+    picks it); ``resources``: cpus_per_task, gpus_per_task (0: none asked), time, partition (None: the cluster's
+    default). Each task's output goes to ``<out_dir>/slurm-<job>_<task>.out``."""
+    directives = [f"--job-name=zoo-{name}", f"--array=0-{len(commands) - 1}", "--nodes=1", "--ntasks=1",
+                  f"--cpus-per-task={int(resources['cpus_per_task'])}", f"--time={resources['time']}",
+                  f"--output={Path(out_dir).resolve()}/slurm-%A_%a.out"]
+    if int(resources.get("gpus_per_task") or 0) > 0:
+        directives.append(f"--gpus-per-task={int(resources['gpus_per_task'])}")
+    if resources.get("partition"):
+        directives.append(f"--partition={resources['partition']}")
+    lines = ["#!/usr/bin/env bash", *(f"#SBATCH {d}" for d in directives),
+             f"export PATH={shlex.quote(str(bin_dir))}:\"$PATH\"  # the zoo-* commands that wrote this",
+             "RUNS=(", *(f"  {shlex.quote(c)}" for c in commands), ")",
+             'eval "${RUNS[$SLURM_ARRAY_TASK_ID]}"']
+    return "\n".join(lines) + "\n"
