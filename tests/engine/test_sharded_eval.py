@@ -46,8 +46,9 @@ def odd_checkpoint(tmp_path_factory):
 
 
 @needs_torchrun
-def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path):
-    common = [f"checkpoint={odd_checkpoint}", "evaluator=all", "batch_size=2", "plots=false", "progress=false"]
+@pytest.mark.parametrize("extra", [[], ["tta=flip", "evaluator=voc07"]], ids=["all-evaluators", "flip-tta"])
+def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path, extra):
+    common = [f"checkpoint={odd_checkpoint}", "evaluator=all", "batch_size=2", "plots=false", "progress=false", *extra]
     one = subprocess.run([sys.executable, "-m", "zoo.cli.evaluate", *common, f"hydra.run.dir={tmp_path / 'one'}"],
                          capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -56,7 +57,8 @@ def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     alone, shared = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
     assert shared["metrics"] == alone["metrics"] and shared["per_class"] == alone["per_class"]
-    assert {"voc07_map50", "voc_map50", "coco_ap", "coco_ar100"} <= set(alone["metrics"])
+    assert {"voc07_map50", "voc_map50", "coco_ap", "coco_ar100"} <= set(alone["metrics"]) or extra
+    assert alone["tta"] == ("flip" if extra else None)
     assert (alone["ranks"], shared["ranks"]) == (1, 2)
     assert two.stdout.count("results:") == 1  # rank 0 alone prints and writes
 

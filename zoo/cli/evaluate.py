@@ -18,17 +18,20 @@ from zoo.cli import reports_bad_input, suggests_keys
 def main(cfg: DictConfig) -> None:
     from zoo.utils.files import write_text_atomically
     from zoo.apis.evaluate import evaluate_checkpoint
+    from zoo.engine.distributed import barrier
     from zoo.components import load_components
 
     load_components()
     results = evaluate_checkpoint(cfg)
     if results is None:  # another rank than 0 under torchrun: rank 0 writes and prints
+        barrier()  # the ranks leave together
         return
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     tables = results.pop("tables")
     write_text_atomically(out_dir / "results.json", json.dumps(results, indent=2))  # never half a file
     print("\n\n".join(tables))
     print(f"results: {out_dir / 'results.json'}")
+    barrier()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Single-node multi-GPU helpers for runs started by torchrun (one process per GPU)."""
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from typing import Any
@@ -18,7 +19,13 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     # Rank 0 scores the gathered detections alone while the others wait at a collective: a COCO evaluation can
     # outlast the 10-minute default, after which the watchdog would kill the run.
     dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
+    atexit.register(_leave)  # left to the interpreter's teardown, gloo's threads can abort the process as it exits
     return dist.get_rank(), dist.get_world_size()
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(requested: str) -> torch.device:
