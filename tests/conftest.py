@@ -26,3 +26,12 @@ def compose_cfg():
 TINY = ("data.train.num_images=16", "data.val.num_images=8", "data.train.image_size=128", "data.val.image_size=128",
         "data.num_workers=0", "trainer.batch_size=4", "trainer.progress=false",
         "trainer.tensorboard=false", "trainer.plots=false", "trainer.log_every=1")
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now, for a torchrun rendezvous (fixed ports collide between concurrent tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

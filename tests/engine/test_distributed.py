@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY
+from tests.conftest import TINY, free_port
 from zoo.engine.checkpoint import RESUME_KEYS, load_checkpoint
 from zoo.engine.distributed import local_device
 
@@ -20,7 +20,7 @@ from zoo.engine.distributed import local_device
 def test_torchrun_two_processes(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     overrides = [o for o in TINY if not o.startswith("data.train.num_images")]
-    cmd = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "zoo.cli.train",
+    cmd = [torchrun, "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "zoo.cli.train",
            "data.train.num_images=32", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -29,8 +29,9 @@ def test_torchrun_two_processes(tmp_path):
     train_lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
                    if '"kind": "train"' in x]
     assert [x["step"] for x in train_lines] == list(range(1, 9))  # one writer, not two
-    rng = load_checkpoint(tmp_path / "checkpoints" / "last.pt", required=RESUME_KEYS)["rng"]
-    assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # each rank's own stream
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt", required=RESUME_KEYS)
+    rng = state["rng"]
+    assert state["world_size"] == 2 and len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # each rank's own stream
 
 
 def test_torchrun_needs_a_named_run_folder(tmp_path):

@@ -2,24 +2,17 @@
 last digit (VOC, COCO and the error breakdown), on an odd number of images; the trainer's validation shares it too."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY
+from tests.conftest import TINY, free_port
 from zoo.data import ShardedBatches
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
 needs_torchrun = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed beside this Python")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sharded_batches_neither_drop_nor_repeat_and_keep_each_batch_whole():

@@ -186,7 +186,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": gather_from_all(rng_state(self.device)),
+            "rng": gather_from_all(rng_state(self.device)), "world_size": self.world_size,
             "step": self.step, "best": self.best, "config": OmegaConf.to_yaml(self.cfg, resolve=True),
             "class_names": self.class_names,
         }
