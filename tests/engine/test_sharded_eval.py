@@ -39,7 +39,8 @@ def odd_checkpoint(tmp_path_factory):
 
 
 @needs_torchrun
-@pytest.mark.parametrize("extra", [[], ["tta=flip", "evaluator=voc07"]], ids=["all-evaluators", "flip-tta"])
+@pytest.mark.parametrize("extra", [[], pytest.param(["tta=flip", "evaluator=voc07"], marks=pytest.mark.slow)],
+                         ids=["all-evaluators", "flip-tta"])
 def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path, extra):
     common = [f"checkpoint={odd_checkpoint}", "evaluator=all", "batch_size=2", "plots=false", "progress=false", *extra]
     one = subprocess.run([sys.executable, "-m", "zoo.cli.evaluate", *common, f"hydra.run.dir={tmp_path / 'one'}"],
@@ -57,6 +58,7 @@ def test_two_processes_evaluating_score_what_one_does(odd_checkpoint, tmp_path, 
 
 
 @needs_torchrun
+@pytest.mark.slow  # 20 s: two rendezvous, two trainings
 def test_two_nodes_on_one_machine_train_validate_and_resume(tmp_path):
     """Two torchrun invocations, one process each, meeting at a c10d rendezvous on localhost as two nodes would:
     one run folder (a shared file system), global rank 0 alone writes."""
