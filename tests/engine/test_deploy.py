@@ -176,3 +176,16 @@ def test_a_file_that_does_not_reproduce_the_model_is_refused_and_not_written(tin
     with pytest.raises(ValueError, match="the onnxruntime file does not reproduce the model on test images"):
         export_checkpoint(export_cfg(tiny_checkpoint, format="onnx", out=str(out)))
     assert not any(tmp_path.iterdir())  # neither the file, its sidecar nor the temporary folder
+
+
+def test_the_command_exports_int8_and_says_what_it_checked(tiny_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.int8.onnx"
+    done = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={tiny_checkpoint}", "format=onnx",
+                           "int8=true", "calibration_images=2", f"out={out}"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "as an ONNX file; int8 (calibrated on 2 training images):" in done.stdout and str(out) in done.stdout
+    assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["int8"] is True
