@@ -38,6 +38,7 @@ from zoo.components import load_components
 from zoo.config import model_node
 from zoo.config.compose import compose_config
 from zoo.config.paths import PROJECT
+from zoo.data import read_image
 from zoo.engine.precision import compile_for_inference
 from zoo.models.detectors import build_detector
 from zoo.utils.provenance import machine
@@ -55,8 +56,8 @@ def bccd_images(root: Path, split: str, count: int, size: tuple[int, int]) -> li
     picked = [names[int(i * len(names) / count)] for i in range(min(count, len(names)))]
     out = []
     for name in picked:
-        image = cv2.cvtColor(cv2.imread(str(root / "JPEGImages" / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        image = cv2.resize(read_image(str(root / "JPEGImages" / f"{name}.jpg")), (size[1], size[0]),
+                           interpolation=cv2.INTER_LINEAR)
         out.append(torch.from_numpy(image).permute(2, 0, 1)[None].float().contiguous())
     return out
 

@@ -77,9 +77,9 @@ def export_size(model_cfg: Mapping[str, Any], image_size: Sequence[int] | None, 
 def same_detections(a: Sequence[Mapping[str, torch.Tensor]], b: Sequence[Mapping[str, torch.Tensor]],
                     atol: float = 1e-5, box_rtol: float = 0.0) -> str | None:
     """None if the two outputs agree (scores to ``atol``, boxes to ``atol`` plus ``box_rtol`` of the image's scale,
-    the largest coordinate either output holds; labels exactly), else what differs. Detections of equal score may come in either order (their ranking is not
-    defined), and two runtimes may rank scores that differ by rounding either way: each detection of ``a`` must have
-    its own partner in ``b``."""
+    the largest coordinate either output holds; labels exactly), else what differs. Detections of equal score may
+    come in either order (their ranking is not defined), and two runtimes may rank scores that differ by rounding
+    either way: each detection of ``a`` must have its own partner in ``b``."""
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x["labels"].shape != y["labels"].shape:
             return f"image {i}: {x['labels'].shape[0]} detections against {y['labels'].shape[0]}"
@@ -161,10 +161,15 @@ def _out_path(cfg: DictConfig, fmt: str, int8: bool) -> Path:
     return Path(cfg.checkpoint).resolve().parents[1] / "export" / f"{Path(cfg.checkpoint).stem}{suffix}"
 
 
+def _on_pixels(path: Path, runtime: str, info: dict[str, Any]) -> ExportedDetector:
+    """The file as a detector taking pixels as they are (an identity normalisation): what the eager check runs."""
+    return ExportedDetector(open_session(path, runtime), {**info, "mean": [0.0] * 3, "std": [1.0] * 3})
+
+
 def _runtime_check(path: Path, runtime: str, info: dict[str, Any], pixels: torch.Tensor, eager, split: str) -> None:
     """Refuses a file whose detections on ``pixels`` are not the eager model's (``eager``) to RUNTIME_ATOL."""
-    detector = ExportedDetector(open_session(path, runtime), {**info, "mean": [0.0] * 3, "std": [1.0] * 3})
-    differs = same_detections(eager, detector(pixels), atol=RUNTIME_ATOL, box_rtol=RUNTIME_BOX_RTOL)
+    differs = same_detections(eager, _on_pixels(path, runtime, info)(pixels), atol=RUNTIME_ATOL,
+                              box_rtol=RUNTIME_BOX_RTOL)
     if differs is not None:
         raise ValueError(f"export: the {runtime} file does not reproduce the model on {split} images ({differs})")
 
@@ -267,8 +272,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                 calibration = (_as_pixels(b.images, run_cfg.data, pad, size, batch).numpy()
                                for b in trained.calibration_loader(calibration_images, batch))
                 quantise_int8(fp32, written, calibration)
-                int8_found = ExportedDetector(open_session(written, "onnxruntime"),
-                                              {**info, "mean": [0.0] * 3, "std": [1.0] * 3})(check)
+                int8_found = _on_pixels(written, "onnxruntime", info)(check)
                 info["calibration_images"] = calibration_images
                 info["int8_check"] = found_again(eager, int8_found) + f" on {checked_on}"
             _move_into_place(written, out, suffixes)

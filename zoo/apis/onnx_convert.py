@@ -87,7 +87,7 @@ def quantise_int8(onnx_path: str | Path, out_path: str | Path, calibration: Iter
     """Static int8 quantisation of an ONNX file with ONNX Runtime: ``calibration`` yields input batches (pixels, the
     file's input shape) whose activation ranges (min-max) set the scales."""
     deploy_module("onnxruntime")
-    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Batches(CalibrationDataReader):
         def __init__(self):
@@ -97,20 +97,14 @@ def quantise_int8(onnx_path: str | Path, out_path: str | Path, calibration: Iter
             batch = next(self.batches, None)
             return None if batch is None else {"pixels": batch}
 
-    root = logging.getLogger()  # where ONNX Runtime's quantiser logs its advice to pre-process (we time both ways)
-    was, root.disabled = root.disabled, True
+    root = logging.getLogger()  # where ONNX Runtime's quantiser logs its advice to pre-process (the graph is already
+    was, root.disabled = root.disabled, True  # folded by torch's ONNX optimiser: no BatchNormalization left)
     try:
-        _quantize(onnx_path, out_path, Batches())
+        quantize_static(str(onnx_path), str(out_path), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=list(QUANTISED_OPS))
     finally:
         root.disabled = was
-
-
-def _quantize(onnx_path, out_path, reader) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    quantize_static(str(onnx_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(QUANTISED_OPS))
 
 
 def split_outputs(arrays: Sequence[np.ndarray], count: int) -> list[dict[str, torch.Tensor]]:
