@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
+from zoo.models.weights import check_named, is_named, named_state_dict
+
 
 class InputTooSmallError(ValueError):
     """An input below the smallest size a model can run (SSD's extra layers need 3x3 maps): callers
@@ -60,10 +62,21 @@ def resnet_norm_layer(norm: str, what: str) -> type[nn.Module]:
     return FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d
 
 
-def load_weights(module: nn.Module, path: str | None, what: str) -> None:
-    """Load a state dict from a local file (no downloads: machines may be offline)."""
-    if not path:
+def load_weights(module: nn.Module, spec: str | None, what: str, arch: str) -> None:
+    """Load pretrained weights into the torchvision model ``module`` (built by ``arch``: vgg16, resnet50...): a local
+    state-dict file, or torchvision's weights by name (``imagenet``, an enum name; see zoo.models.weights)."""
+    if not spec:
         return
+    if is_named(spec):
+        if any(p.is_meta for p in module.parameters()):  # a preflight build: only check the name (and the cache)
+            check_named(spec, arch, what)
+            return
+        state = named_state_dict(spec, arch, what)
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        if unexpected or missing:
+            raise ValueError(f"{what}: weights '{spec}' do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return
+    path = spec
     if Path(path).is_dir():
         raise ValueError(f"{what}: weights file '{path}' is a folder; name the state-dict file (.pt/.pth) in it")
     if any(p.is_meta for p in module.parameters()):  # a preflight build: only check the file is there

@@ -33,7 +33,7 @@ class ResNet(nn.Module):
         if not 0 <= frozen_stages <= 4:
             raise ValueError(f"resnet: frozen_stages must be 0..4, got {frozen_stages}")
         full = _DEPTHS[depth](weights=None, norm_layer=resnet_norm_layer(norm, "resnet"))
-        load_weights(full, weights, f"resnet{depth}")
+        load_weights(full, weights, f"resnet{depth}", f"resnet{depth}")
         self.stem = nn.Sequential(full.conv1, full.bn1, full.relu, full.maxpool)
         self.stages = nn.ModuleList([full.layer1, full.layer2, full.layer3, full.layer4])
         self.outputs = [s for s in _STAGES if s in outputs]

@@ -40,7 +40,7 @@ class VGG16Reduced(nn.Module):
             raise ValueError(f"vgg16_reduced: unknown sources {unknown}; choose from {list(self.SOURCES)}")
         self.sources = [s for s in self.SOURCES if s in sources]
         full = vgg16(weights=None)
-        load_weights(full, weights, "vgg16_reduced")  # a whole torchvision vgg16 state dict (ImageNet)
+        load_weights(full, weights, "vgg16_reduced", "vgg16")  # a whole torchvision vgg16 state dict (ImageNet)
         features = full.features
         features[_POOL3].ceil_mode = True  # 75 -> 38 at 300 px, as in SSD
         self.to_conv4_3 = features[:_CONV4_3_END]
@@ -56,7 +56,8 @@ class VGG16Reduced(nn.Module):
             nn.Conv2d(512, 1024, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True),
             nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
         ) if "fc7" in self.sources else None  # Faster R-CNN stops at conv5_3
-        if weights and self.to_fc7 is not None:
+        # VGG16_Weights.IMAGENET1K_FEATURES holds NaN in its classifier: fc6/fc7 then keep their initialisation
+        if weights and self.to_fc7 is not None and bool(torch.isfinite(full.classifier[0].weight).all()):
             _load_reduced_fc(self.to_fc7[1], self.to_fc7[3], full.classifier)
         l2norm = dict(l2norm or {})
         bad = [k for k in l2norm if k not in self.sources]

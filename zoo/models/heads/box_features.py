@@ -37,7 +37,10 @@ class VGGFCHead(nn.Module):
             raise ValueError(f"vgg_fc: needs 512-channel 7x7 RoIs (conv5_3, pooler output_size 7), "
                              f"got {in_channels} channels at {resolution}x{resolution}")
         full = vgg16(weights=None, dropout=dropout)
-        load_weights(full, weights, "vgg_fc")
+        load_weights(full, weights, "vgg_fc", "vgg16")
+        if weights and not bool(torch.isfinite(full.classifier[0].weight).all()):
+            raise ValueError(f"vgg_fc: weights '{weights}' hold no classifier (NaN in fc6); name weights with one, "
+                             "e.g. 'imagenet'")
         self.fc = full.classifier[:-1]  # drop the ImageNet classifier
         self.out_dim = 4096
 
@@ -59,7 +62,7 @@ class ResNetC5Head(nn.Module):
             raise ValueError(f"resnet_c5: needs C4's 1024 channels, got {in_channels}")
         # Frozen by default: BatchNorm over a batch of overlapping RoIs would ruin ImageNet statistics.
         full = _BOTTLENECK_RESNETS[depth](weights=None, norm_layer=resnet_norm_layer(norm, "resnet_c5"))
-        load_weights(full, weights, "resnet_c5")
+        load_weights(full, weights, "resnet_c5", f"resnet{depth}")
         self.res5 = full.layer4
         self.out_dim = 2048
 
