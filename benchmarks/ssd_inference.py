@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/ssd_inference.py [--rounds 10] [--threads 2] [--classes 21]
 
-Both models get the same randomly initialised weights (converted with zoo.models.convert) and
+Both models get the same randomly initialised weights (renamed by zoo-import's torchvision key map) and
 the same default boxes (torchvision's COCO scales and steps), so their detections must agree;
 the script checks that, then times batch-1 inference in alternating rounds (fair on a noisy
 machine) and prints the medians and ratios. zoo's time includes input normalisation, which
@@ -27,7 +27,7 @@ from zoo.config import model_node
 from zoo.engine.precision import compile_for_inference
 from bench_timing import medians, time_alternating
 from zoo.utils.provenance import machine
-from zoo.models.convert import ssd_from_torchvision
+from zoo.models.imports.torchvision import SSD_KEYS
 from zoo.models.detectors import build_detector
 from zoo.components import load_components
 
@@ -51,7 +51,7 @@ def build_pair(num_classes: int, background_bias: float):
     node = model_node(OmegaConf.load(f"{CONF_DIR}/model/ssd300.yaml"))
     node["priors"] = TORCHVISION_PRIORS
     zoo = build_detector(node, num_classes=num_classes - 1).eval()
-    zoo.load_state_dict(ssd_from_torchvision(tv.state_dict()))
+    zoo.load_state_dict(SSD_KEYS.rename(tv.state_dict(), "torchvision ssd300_vgg16"))
     return tv, zoo
 
 

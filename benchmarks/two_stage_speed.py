@@ -29,29 +29,9 @@ from bench_timing import medians, time_alternating
 from zoo.utils.provenance import machine
 from zoo.models.detectors import build_detector
 from zoo.components import load_components
+from zoo.models.imports.torchvision import FASTER_RCNN_KEYS
 
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-
-
-def zoo_state_from_torchvision(tv_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename torchvision's fasterrcnn_resnet50_fpn keys to zoo's fpn_r50 keys."""
-    renames = [("backbone.body.conv1.", "backbone.stem.0."), ("backbone.body.bn1.", "backbone.stem.1."),
-               *[(f"backbone.body.layer{i + 1}.", f"backbone.stages.{i}.") for i in range(4)],
-               *[(f"backbone.fpn.inner_blocks.{i}.0.", f"neck.laterals.{i}.") for i in range(4)],
-               *[(f"backbone.fpn.layer_blocks.{i}.0.", f"neck.outputs.{i}.") for i in range(4)],
-               ("rpn.head.conv.0.0.", "rpn.head.conv."), ("rpn.head.cls_logits.", "rpn.head.objectness."),
-               ("rpn.head.bbox_pred.", "rpn.head.box."), ("roi_heads.box_head.", "roi_head.features."),
-               ("roi_heads.box_predictor.cls_score.", "roi_head.cls."),
-               ("roi_heads.box_predictor.bbox_pred.", "roi_head.box.")]
-    out = {}
-    for key, value in tv_state.items():
-        for old, new in renames:
-            if key.startswith(old):
-                out[new + key[len(old):]] = value
-                break
-        else:
-            raise KeyError(f"no zoo name for torchvision key '{key}'")
-    return out
 
 
 def build_pair(num_classes: int, size: int):
@@ -64,7 +44,7 @@ def build_pair(num_classes: int, size: int):
         cfg = compose("train", overrides=["model=fpn_r50", "model.backbone.norm=bn", "model.backbone.frozen_stages=0",
                                           "model.roi_head.pooler.type=roi_align", "+model.roi_head.pooler.sampling_ratio=2"])
     zoo = build_detector(model_node(cfg.model), num_classes)
-    zoo.load_state_dict(zoo_state_from_torchvision(tv.state_dict()))
+    zoo.load_state_dict(FASTER_RCNN_KEYS.rename(tv.state_dict(), "torchvision fasterrcnn_resnet50_fpn"))
     return tv, zoo
 
 

@@ -95,11 +95,11 @@ def test_nms_sees_the_decoded_boxes_and_only_its_survivors_are_clipped():
 
 
 def test_torchvision_ssd300_weights_load_into_ssd300_key_for_key():
-    """zoo.models.convert.ssd_from_torchvision (the SSD benchmark's same-weights comparison): every torchvision
-    tensor lands on the zoo parameter of the same role, and none is left over or missing (strict load)."""
+    """zoo.models.imports.torchvision.SSD_KEYS (zoo-import's and the SSD benchmark's same-weights comparison): every
+    torchvision tensor lands on the zoo parameter of the same role, and none is left over or missing (strict load)."""
     from torchvision.models.detection import ssd300_vgg16
 
-    from zoo.models.convert import ssd_from_torchvision
+    from zoo.models.imports.torchvision import SSD_KEYS
 
     load_components()
     torch.manual_seed(0)
@@ -107,5 +107,5 @@ def test_torchvision_ssd300_weights_load_into_ssd300_key_for_key():
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         node = model_node(compose("train", overrides=["model=ssd300"]).model)
     zoo = build_detector(node, num_classes=20)
-    zoo.load_state_dict(ssd_from_torchvision(tv.state_dict()))
+    zoo.load_state_dict(SSD_KEYS.rename(tv.state_dict(), "torchvision ssd300_vgg16"))
     assert torch.equal(zoo.state_dict()[next(iter(zoo.state_dict()))], tv.state_dict()["backbone.features.0.weight"])

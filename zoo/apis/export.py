@@ -30,6 +30,7 @@ from zoo.apis.onnx_convert import onnx_to_openvino, program_to_onnx, quantise_in
 from zoo.apis.programs import check_program
 from zoo.apis.run import TrainedRun
 from zoo.apis.runtimes import ExportedDetector, open_session
+from zoo.config.run import RunConfig
 from zoo.engine.precision import memory_format
 from zoo.utils.files import write_atomically, write_text_atomically
 
@@ -126,12 +127,13 @@ def _canonical(found: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[order].detach() for k, v in found.items()}
 
 
-def _as_pixels(images: torch.Tensor, data_cfg, pad: list[float], size: tuple[int, int], batch: int) -> torch.Tensor:
+def _as_pixels(images: torch.Tensor, run: RunConfig, pad: list[float], size: tuple[int, int],
+               batch: int) -> torch.Tensor:
     """A loader's normalised images back to pixels on a canvas of ``size`` filled with ``pad`` (the padding the data
     pipeline adds), ``batch`` images (too few: the last are pad)."""
     images = images[:batch].float()
-    mean = torch.tensor(list(data_cfg.mean)).view(1, 3, 1, 1)
-    std = torch.tensor(list(data_cfg.std)).view(1, 3, 1, 1)
+    mean = torch.tensor(run.input_mean).view(1, 3, 1, 1)
+    std = torch.tensor(run.input_std).view(1, 3, 1, 1)
     canvas = torch.tensor(pad).view(1, 3, 1, 1).expand(batch, 3, *size).clone()
     h, w = min(images.shape[-2], size[0]), min(images.shape[-1], size[1])
     canvas[:images.shape[0], :, :h, :w] = (images * std + mean)[..., :h, :w]
@@ -212,7 +214,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),
                        OmegaConf.to_container(cfg.image_size) if cfg.image_size is not None else None,
                        loader.collate_fn.size_divisor)
-    wrapped = PixelDetector(model, run_cfg.data.mean, run_cfg.data.std, trained.run.channels_last).eval()
+    wrapped = PixelDetector(model, trained.run.input_mean, trained.run.input_std, trained.run.channels_last).eval()
     example = torch.rand(batch, 3, *size) * 255
     started = time.perf_counter()
     with torch.no_grad(), warnings.catch_warnings():
@@ -220,7 +222,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         program = torch.export.export(wrapped, (example,), strict=False)
     pad = loader.collate_fn.pad_pixel  # the pixel the model trained with: the mean, or black (pad_fill: black)
     first = next(iter(loader)).images
-    check = _as_pixels(first, run_cfg.data, pad, size, batch)
+    check = _as_pixels(first, trained.run, pad, size, batch)
     real = min(first.shape[0], batch)
     if real < batch:  # a split smaller than the batch: top up with random pixels
         check[real:] = example[real:]
@@ -246,7 +248,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                      "with pad_pixel to input_shape",
             "pad_pixel": pad,
             "test_transform": OmegaConf.to_container(run_cfg.model.transforms.test, resolve=True),
-            "mean": list(run_cfg.data.mean), "std": list(run_cfg.data.std),
+            "mean": trained.run.input_mean, "std": trained.run.input_std,
             "output": "per image {boxes (N, 4) xyxy in input pixels, scores (N,), labels (N,) class indices}"
                       + ("; ONNX outputs boxes_0, scores_0, labels_0, boxes_1, ..." if fmt != "pt2" else ""),
             "checked_on": checked_on, "note": note}
@@ -269,7 +271,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                 _runtime_check(written, "openvino", info, check, eager, cfg.split)
             if int8:
                 written = Path(folder) / "model.int8.onnx"
-                calibration = (_as_pixels(b.images, run_cfg.data, pad, size, batch).numpy()
+                calibration = (_as_pixels(b.images, trained.run, pad, size, batch).numpy()
                                for b in trained.calibration_loader(calibration_images, batch))
                 quantise_int8(fp32, written, calibration)
                 int8_found = _on_pixels(written, "onnxruntime", info)(check)

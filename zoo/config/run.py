@@ -74,6 +74,15 @@ class RunConfig:
         return batch_size_divisor(self.data, self.cfg.model)
 
     @property
+    def input_mean(self) -> list[float]:
+        """The pixel mean images are normalised with (RGB, 0-255): the model's own where it has one, else the data's."""
+        return list(self.cfg.model.get("input_mean") or self.data.mean)
+
+    @property
+    def input_std(self) -> list[float]:
+        return list(self.cfg.model.get("input_std") or self.data.std)
+
+    @property
     def channels_last(self) -> bool:
         """Whether the run trained in the channels-last layout: its checkpoint is tested in the same one, so the
         recorded figure is reproduced exactly."""

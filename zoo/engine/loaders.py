@@ -11,7 +11,7 @@ from zoo.data import Collate, TrainSampler, build_dataset, build_loader
 def build_collate(run: RunConfig) -> Collate:
     """Normalisation and padding as the run trained with them: its data's mean and std, its batch divisor, the
     model's padding fill."""
-    return Collate(mean=list(run.data.mean), std=list(run.data.std), size_divisor=run.batch_divisor,
+    return Collate(mean=run.input_mean, std=run.input_std, size_divisor=run.batch_divisor,
                    pad_fill=run.model.get("pad_fill", "mean"))
 
 

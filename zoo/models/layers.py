@@ -62,12 +62,13 @@ def resnet_norm_layer(norm: str, what: str) -> type[nn.Module]:
     return FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d
 
 
-def load_weights(module: nn.Module, spec: str | None, what: str, arch: str) -> None:
+def load_weights(module: nn.Module, spec: str | None, what: str, arch: str | None = None) -> None:
     """Load pretrained weights into the torchvision model ``module`` (built by ``arch``: vgg16, resnet50...): a local
-    state-dict file, or torchvision's weights by name (``imagenet``, an enum name; see zoo.models.weights)."""
+    state-dict file, or torchvision's weights by name (``imagenet``, an enum name; see zoo.models.weights) where
+    ``arch`` is given."""
     if not spec:
         return
-    if is_named(spec):
+    if arch is not None and is_named(spec):
         if any(p.is_meta for p in module.parameters()):  # a preflight build: only check the name (and the cache)
             check_named(spec, arch, what)
             return

@@ -24,6 +24,9 @@ class _CachedPriors:
     and torchvision's rule); 'box' clips the corners to the image."""
 
     steps: list[float] | None = None
+    centre_offset: float = 0.5  # centres at (i + offset) * step: 0.5 mid-cell, 0.0 on cell corners (torchvision)
+    round_corners: bool = False  # corners of the cell-independent shape rounded to whole pixels (torchvision)
+    floor_steps: bool = False  # steps of image size // feature size in whole pixels, ``steps`` aside (torchvision)
 
     def __init__(self, clip: str) -> None:
         if clip not in CLIP_MODES:
@@ -51,13 +54,21 @@ class _CachedPriors:
         shapes = self.cell_shapes(k, image_size)  # (A, 2) widths and heights in pixels
         if self.clip == "size":
             shapes = torch.minimum(shapes, torch.tensor([width, height], dtype=torch.float64))
-        step_y, step_x = (height / fh, width / fw) if self.steps is None else (self.steps[k], self.steps[k])
-        cy = (torch.arange(fh, dtype=torch.float64) + 0.5) * step_y
-        cx = (torch.arange(fw, dtype=torch.float64) + 0.5) * step_x
+        if self.floor_steps:
+            step_y, step_x = height // fh, width // fw
+        elif self.steps is not None:
+            step_y, step_x = self.steps[k], self.steps[k]
+        else:
+            step_y, step_x = height / fh, width / fw
+        cy = (torch.arange(fh, dtype=torch.float64) + self.centre_offset) * step_y
+        cx = (torch.arange(fw, dtype=torch.float64) + self.centre_offset) * step_x
         cy, cx = torch.meshgrid(cy, cx, indexing="ij")
         centres = torch.stack([cx, cy], dim=-1).reshape(-1, 1, 2)  # (H*W, 1, 2)
         half = shapes[None] / 2
-        boxes = torch.cat([centres - half, centres + half], dim=-1).reshape(-1, 4)
+        corners = torch.cat([-half, half], dim=-1)
+        if self.round_corners:
+            corners = corners.round()
+        boxes = (centres.repeat(1, 1, 2) + corners).reshape(-1, 4)
         if self.clip == "box":
             boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
                                  boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1)
@@ -113,12 +124,25 @@ class SSDPriorGenerator(_CachedPriors):
 class AnchorGenerator(_CachedPriors):
     """Anchors of fixed pixel sizes per level (RefineDet, RPN, FPN): every size x every ratio,
     ratio = height / width, area kept at size**2. ``steps`` (pixels per cell, the feature strides)
-    places the centres; without it, image size / feature size does."""
+    places the centres; without it, image size / feature size does.
+
+    torchvision's convention (importing its detectors): ``centre_offset: 0.0`` puts the centres on the cells'
+    top-left corners, ``round_corners: true`` rounds each anchor's corners around its centre to whole pixels,
+    ``floor_steps: true`` takes the step as image size // feature size (not the stride), and ``order: ratio_major`` lists a cell's
+    anchors ratio by ratio (the sizes inside), where zoo's default lists them size by size."""
+
+    ORDERS = ("size_major", "ratio_major")
 
     def __init__(self, sizes: Sequence[Sequence[float]], ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                 clip: str = "none", steps: Sequence[float] | None = None):
+                 clip: str = "none", steps: Sequence[float] | None = None, centre_offset: float = 0.5,
+                 round_corners: bool = False, floor_steps: bool = False, order: str = "size_major"):
+        if order not in self.ORDERS:
+            raise ValueError(f"anchors: order must be one of {self.ORDERS}, got '{order}'")
         self.sizes = [list(map(float, s)) for s in sizes]
         self.ratios = list(map(float, ratios))
+        self.centre_offset, self.round_corners, self.floor_steps = float(centre_offset), bool(round_corners), \
+            bool(floor_steps)
+        self.order = order
         if steps is not None and len(steps) != len(self.sizes):
             raise ValueError(f"anchors: {len(self.sizes)} levels need {len(self.sizes)} steps, got {len(steps)}")
         self.steps = None if steps is None else [float(v) for v in steps]
@@ -128,5 +152,7 @@ class AnchorGenerator(_CachedPriors):
         return [len(s) * len(self.ratios) for s in self.sizes]
 
     def cell_shapes(self, level: int, image_size: tuple[int, int]) -> torch.Tensor:
-        shapes = [(size / math.sqrt(r), size * math.sqrt(r)) for size in self.sizes[level] for r in self.ratios]
+        pairs = ([(size, r) for size in self.sizes[level] for r in self.ratios] if self.order == "size_major" else
+                 [(size, r) for r in self.ratios for size in self.sizes[level]])
+        shapes = [(size / math.sqrt(r), size * math.sqrt(r)) for size, r in pairs]
         return torch.tensor(shapes, dtype=torch.float64)

@@ -6,9 +6,12 @@ op's ``random_generator``, which the pipeline seeds per sample.
 """
 from __future__ import annotations
 
+import math
+
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 
 
 class Expand(A.DualTransform):
@@ -112,26 +115,67 @@ class MinIoURandomCrop(A.DualTransform):
 
 class KeepRatioResize(A.DualTransform):
     """Short side to ``short_side`` unless that makes the long side exceed ``max_size`` (Faster R-CNN's resize).
-    albumentations' SmallestMaxSize and LongestMaxSize each honour only one of the two limits."""
+    albumentations' SmallestMaxSize and LongestMaxSize each honour only one of the two limits.
+
+    ``backend``: ``cv2`` resizes the 8-bit image to the rounded size; ``torch`` resizes it as float with torch's
+    bilinear interpolation to the size torch's scale factor gives (floored), no rounding back to 8 bits: what
+    torchvision's detection models do inside their forward, so imported ones see the same pixels."""
+
+    BACKENDS = ("cv2", "torch")
 
     def __init__(self, short_side: int = 800, max_size: int = 1333, interpolation: int = cv2.INTER_LINEAR,
-                 p: float = 1.0):
+                 backend: str = "cv2", p: float = 1.0):
         super().__init__(p=p)
-        self.short_side, self.max_size, self.interpolation = short_side, max_size, interpolation
+        if backend not in self.BACKENDS:
+            raise ValueError(f"keep_ratio_resize: backend must be one of {self.BACKENDS}, got '{backend}'")
+        self.short_side, self.max_size, self.interpolation, self.backend = short_side, max_size, interpolation, backend
 
     def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
         h, w = params["shape"][:2]
         scale = min(self.short_side / min(h, w), self.max_size / max(h, w))
-        return {"out_size": (max(1, round(h * scale)), max(1, round(w * scale)))}
+        if self.backend == "torch":
+            return {"out_size": (max(1, math.floor(h * scale)), max(1, math.floor(w * scale))), "scale": scale}
+        return {"out_size": (max(1, round(h * scale)), max(1, round(w * scale))), "scale": scale}
 
-    def apply(self, img: np.ndarray, out_size, interpolation: int, **params) -> np.ndarray:
+    def apply(self, img: np.ndarray, out_size, interpolation: int, scale: float = 1.0, **params) -> np.ndarray:
+        if self.backend == "torch":
+            return torch_bilinear(img, scale=scale)
         return cv2.resize(img, (out_size[1], out_size[0]), interpolation=interpolation)
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params) -> np.ndarray:
         return bboxes  # normalised coordinates do not change under a resize
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("short_side", "max_size", "interpolation")
+        return ("short_side", "max_size", "interpolation", "backend")
+
+
+def torch_bilinear(img: np.ndarray, size: tuple[int, int] | None = None, scale: float | None = None) -> np.ndarray:
+    """An HxWxC image resized as float with torch's bilinear interpolation (to ``size`` (h, w), or by ``scale`` with
+    the size floored), as torchvision's detection transform resizes; cv2's float resize differs by up to 1e-3."""
+    image = torch.from_numpy(np.ascontiguousarray(img, np.float32)).permute(2, 0, 1)[None]
+    if size is not None:
+        out = torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    else:
+        out = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bilinear", recompute_scale_factor=True,
+                                              align_corners=False)
+    return out[0].permute(1, 2, 0).numpy()
+
+
+class TorchResize(A.DualTransform):
+    """Stretch to ``height`` x ``width`` with torch_bilinear (torchvision's SSD resizes so)."""
+
+    def __init__(self, height: int, width: int, p: float = 1.0):
+        super().__init__(p=p)
+        self.height, self.width = height, width
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        return torch_bilinear(img, size=(self.height, self.width))
+
+    def apply_to_bboxes(self, bboxes: np.ndarray, **params) -> np.ndarray:
+        return bboxes
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("height", "width")
 
 
 def _border(border: int, size: int) -> int:

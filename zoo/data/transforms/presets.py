@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import albumentations as A
 
-from zoo.data.transforms.ops import Expand, KeepRatioResize, MinIoURandomCrop, PCALighting, ScaledCentreCrop
+from zoo.data.transforms.ops import (Expand, KeepRatioResize, MinIoURandomCrop, PCALighting, ScaledCentreCrop,
+                                     TorchResize)
 from zoo.data.transforms.pipeline import AlbumentationsPipeline
 from zoo.registry import TRANSFORMS
 
@@ -53,21 +54,25 @@ def ssd_train(size: int = 320, mean=IMAGENET_MEAN, expand_ratio: float = 4.0, ph
 
 
 @TRANSFORMS.register("resize")
-def resize(size: int = 320) -> AlbumentationsPipeline:
-    """Evaluation for fixed-input detectors: stretch to size x size (no keep-ratio), as SSD does."""
-    return AlbumentationsPipeline([A.Resize(size, size)])
+def resize(size: int = 320, backend: str = "cv2") -> AlbumentationsPipeline:
+    """Evaluation for fixed-input detectors: stretch to size x size (no keep-ratio), as SSD does. ``backend``
+    ``torch``: in float with torch's bilinear interpolation, as torchvision's SSD (imported detectors)."""
+    if backend not in ("cv2", "torch"):
+        raise ValueError(f"resize: backend must be cv2 or torch, got '{backend}'")
+    return AlbumentationsPipeline([A.Resize(size, size) if backend == "cv2" else TorchResize(size, size)])
 
 
 @TRANSFORMS.register("keep_ratio_resize")
 def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float = 0.0, photometric: bool = False,
                       expand: bool = False, min_iou_crop: bool = False, mean=IMAGENET_MEAN,
-                      expand_ratio: float = 4.0) -> AlbumentationsPipeline:
+                      expand_ratio: float = 4.0, backend: str = "cv2") -> AlbumentationsPipeline:
     """Two-stage detectors: keep the aspect ratio; ``flip`` is the horizontal-flip probability (training).
     ``expand``, ``min_iou_crop`` and ``photometric`` add SSD's sampling and colour steps (off by
-    default, as in Faster R-CNN; the CPU-sized models trained from scratch need them)."""
+    default, as in Faster R-CNN; the CPU-sized models trained from scratch need them). ``backend``: see
+    KeepRatioResize (``torch`` for detectors imported from torchvision)."""
     if isinstance(flip, bool) or not 0.0 <= float(flip) <= 1.0:  # `flip: true` would mirror every image
         raise ValueError(f"keep_ratio_resize: flip is a probability in [0, 1] (0.5 for the usual recipe), got {flip!r}")
-    ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, flip), KeepRatioResize(short_side, max_size)]
+    ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, flip), KeepRatioResize(short_side, max_size, backend=backend)]
     return AlbumentationsPipeline(ops + ([_photometric()] if photometric else []))
 
 

@@ -14,7 +14,9 @@ from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, 
 from zoo.structures import per_image_sizes
 from zoo.task.assign import assign_targets
 
-DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400}
+# clip_before_nms: clip the decoded boxes to the image before NMS (torchvision's SSD) rather than its survivors after
+DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400,
+                "clip_before_nms": False}
 
 
 class DenseDetector(nn.Module):
@@ -26,14 +28,17 @@ class DenseDetector(nn.Module):
         """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
         put through per-class NMS with ``self.test_cfg`` and the survivors clipped to the image (``sizes``: each
         one's before padding), in that order as the SSD and RefineDet releases' detection output does (clipping
-        first would change the overlaps NMS sees at the border). Decoding and softmax
+        first would change the overlaps NMS sees at the border; ``clip_before_nms`` does so, as torchvision). Decoding and softmax
         run in fp32 (under bf16/fp16 autocast, scores would be ranked on an 8-bit mantissa); ``suppressed``
         (B, P) zeroes the scores of priors a first stage rejected."""
         boxes = self.coder.decode(deltas.float(), anchors)
         probs = scores.float().softmax(dim=-1)[..., 1:]
         if suppressed is not None:
             probs = probs.masked_fill(suppressed[..., None], 0.0)
-        return [_clipped(multiclass_nms(b, p, **self.test_cfg), size) for b, p, size in zip(boxes, probs, sizes)]
+        settings = dict(self.test_cfg)
+        if settings.pop("clip_before_nms", False):
+            boxes = [clip_boxes_to_image(b, size) for b, size in zip(boxes, sizes)]
+        return [_clipped(multiclass_nms(b, p, **settings), size) for b, p, size in zip(boxes, probs, sizes)]
 
 
 def _clipped(detections: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:

@@ -25,11 +25,12 @@ class RoIPooler(nn.Module):
     paper pool). ``strides`` picks the feature levels to pool from; unset, the neck's ``roi_strides``
     (FPN: P2..P5, leaving P6 to the RPN), else every level. The levels are pooled in a loop written here
     rather than by torchvision's MultiScaleRoIAlign, which serves RoIAlign only and, counting the RoIs as
-    a Python int, cannot be exported."""
+    a Python int, cannot be exported. ``aligned`` shifts the sampling grid by half a pixel (detectron2's
+    ROIAlignV2); torchvision's and the original RoIAlign leave it unset."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
                  sampling_ratio: int = 2, strides: Sequence[int] | None = None,
-                 roi_strides: Sequence[int] | None = None):
+                 roi_strides: Sequence[int] | None = None, aligned: bool = False):
         super().__init__()
         strides = list(roi_strides or in_strides) if strides is None else list(strides)
         missing = [s for s in strides if s not in in_strides]
@@ -45,6 +46,7 @@ class RoIPooler(nn.Module):
         self.strides = strides
         self.output_size = output_size
         self.sampling_ratio = sampling_ratio
+        self.aligned = bool(aligned)
         self.levels = LevelMapper(int(levels[0]), int(levels[-1])) if len(strides) > 1 else None
 
     def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
@@ -63,7 +65,7 @@ class RoIPooler(nn.Module):
     def _pool(self, feature: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
         if self.type == "roi_pool":
             return roi_pool(feature, rois, self.output_size, 1.0 / stride)
-        return roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio)
+        return roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio, aligned=self.aligned)
 
 
 @HEADS.register("roi_box_head")

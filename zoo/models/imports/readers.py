@@ -1,0 +1,90 @@
+"""Reading other libraries' checkpoint files without running code they might hold: torch files with ``weights_only``,
+detectron2's ``.pkl`` with an unpickler that admits numpy arrays and plain containers only."""
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.models.imports.keys import ImportError_
+
+# What a detectron2 model-zoo pickle is made of: a dict of numpy arrays (and a few strings and numbers).
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float", "bool", "complex", "slice"}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Refuses any global but numpy's array machinery and builtin containers: a pickle can otherwise run any code."""
+
+    def __init__(self, file, where: str):
+        super().__init__(file, encoding="latin1")  # Detectron's Python 2 pickles hold byte strings
+        self.where = where
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _NUMPY_GLOBALS or module in ("builtins", "__builtin__") and name in _BUILTINS:
+            return super().find_class(module, name)
+        raise ImportError_(f"{self.where}: the pickle holds '{module}.{name}', not only numpy arrays and builtins; "
+                           "refused (unpickling it could run code)")
+
+
+def read_detectron2_pkl(path: str | Path) -> dict[str, torch.Tensor]:
+    """A detectron2 model-zoo ``.pkl``: ``{"model": {name: numpy array}, "__author__": ...}`` (or the bare dict)."""
+    where = _exists(path)
+    try:
+        with open(path, "rb") as file:
+            data = _ArraysOnly(file, where).load()
+    except ImportError_:
+        raise
+    except Exception as error:  # a truncated or foreign file: pickle raises any of a dozen types
+        raise ImportError_(f"{where}: not a readable pickle ({type(error).__name__}: {error})") from None
+    if isinstance(data, Mapping) and "blobs" in data and "model" not in data:
+        raise ImportError_(f"{where}: a Caffe2/Detectron (v1) pickle with 'blobs'; convert it with detectron2 first")
+    model = data.get("model", data) if isinstance(data, Mapping) else data
+    if not isinstance(model, Mapping):
+        raise ImportError_(f"{where}: expected a dict of arrays (detectron2's {{'model': ...}}), got "
+                           f"{type(model).__name__}")
+    out = {}
+    for key, value in model.items():
+        if not isinstance(value, np.ndarray):
+            raise ImportError_(f"{where}: '{key}' is a {type(value).__name__}, not a numpy array")
+        out[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
+    return out
+
+
+def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``torch.save`` file holding a state dict: bare, or under ``state_dict`` (MMDetection) or ``model``
+    (torchvision's reference scripts, detectron2's ``.pth``); a ``module.`` prefix (DataParallel) is removed."""
+    where = _exists(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and weights-only errors alike
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise ImportError_(f"{where}: not a torch file of tensors ({type(error).__name__}: {first})") from None
+    if isinstance(data, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(data.get(wrapper), Mapping):
+                data = data[wrapper]
+                break
+    if not isinstance(data, Mapping) or not data:
+        raise ImportError_(f"{where}: expected a state dict (names to tensors), got "
+                           f"{'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
+    out = {}
+    for key, value in data.items():
+        if not isinstance(value, torch.Tensor):
+            raise ImportError_(f"{where}: '{key}' is a {type(value).__name__}, not a tensor")
+        out[key[len("module."):] if key.startswith("module.") else key] = value
+    return out
+
+
+def _exists(path: str | Path) -> str:
+    where = f"weights file '{path}'"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{where} not found")
+    return where
