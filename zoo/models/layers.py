@@ -109,3 +109,13 @@ def _unloadable(path: str, err: Exception) -> str:
         return ("it holds pickled Python objects, not only tensors (a whole model saved with torch.save(model)?); "
                 "save model.state_dict() instead")
     return "torch.load cannot read it (another format, or a file cut short or damaged)"
+
+
+def stride_in_1x1(stages) -> None:
+    """Move each stage's downsampling stride from the first bottleneck's 3x3 conv (torchvision) to its 1x1 conv (the
+    original MSRA ResNets, whose weights detectron2 and Detectron publish). Same tensors, other features."""
+    for stage in stages:
+        first = stage[0]
+        if first.conv2.stride != (1, 1):
+            first.conv1.stride, first.conv2.stride = first.conv2.stride, (1, 1)
+

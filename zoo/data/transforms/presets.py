@@ -62,6 +62,13 @@ def resize(size: int = 320, backend: str = "cv2") -> AlbumentationsPipeline:
     return AlbumentationsPipeline([A.Resize(size, size) if backend == "cv2" else TorchResize(size, size)])
 
 
+@TRANSFORMS.register("original_size")
+def original_size() -> AlbumentationsPipeline:
+    """Evaluation at each image's own size (a batch pads them to its largest): CornerNet's single-scale test as
+    its release and MMDetection run it."""
+    return AlbumentationsPipeline([])
+
+
 @TRANSFORMS.register("keep_ratio_resize")
 def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float = 0.0, photometric: bool = False,
                       expand: bool = False, min_iou_crop: bool = False, mean=IMAGENET_MEAN,

@@ -7,6 +7,7 @@ from torch import nn
 from torchvision.models import resnet, vgg16
 
 from zoo.models.layers import load_weights, resnet_norm_layer
+from zoo.models.layers import stride_in_1x1 as stride_into_1x1
 from zoo.registry import HEADS
 
 _BOTTLENECK_RESNETS = {50: resnet.resnet50, 101: resnet.resnet101, 152: resnet.resnet152}
@@ -51,10 +52,11 @@ class VGGFCHead(nn.Module):
 @HEADS.register("resnet_c5")
 class ResNetC5Head(nn.Module):
     """ResNet's last stage (res5, stride 2) and global average pooling on 14x14 RoIs of C4: the
-    Faster R-CNN ResNet "C4" head. ``weights``: an optional local torchvision ResNet state dict."""
+    Faster R-CNN ResNet "C4" head. ``weights``: an optional local torchvision ResNet state dict.
+    ``stride_in_1x1``: res5's stride in its first 1x1 conv (detectron2's weights)."""
 
     def __init__(self, in_channels: int, resolution: int, depth: int = 50, weights: str | None = None,
-                 norm: str = "frozen_bn"):
+                 norm: str = "frozen_bn", stride_in_1x1: bool = False):
         super().__init__()
         if depth not in _BOTTLENECK_RESNETS:
             raise ValueError(f"resnet_c5: depth must be one of {sorted(_BOTTLENECK_RESNETS)}, got {depth}")
@@ -63,6 +65,8 @@ class ResNetC5Head(nn.Module):
         # Frozen by default: BatchNorm over a batch of overlapping RoIs would ruin ImageNet statistics.
         full = _BOTTLENECK_RESNETS[depth](weights=None, norm_layer=resnet_norm_layer(norm, "resnet_c5"))
         load_weights(full, weights, "resnet_c5", f"resnet{depth}")
+        if stride_in_1x1:
+            stride_into_1x1([full.layer4])
         self.res5 = full.layer4
         self.out_dim = 2048
 

@@ -76,3 +76,15 @@ def keep_rows(tensor: torch.Tensor, keep: Sequence[int], group: int) -> torch.Te
         raise ValueError(f"{rows} rows do not split into groups of {group}")
     index = torch.tensor([g * group + k for g in range(rows // group) for k in keep])
     return tensor.index_select(0, index)
+
+
+def background_first(tensor: torch.Tensor, group: int) -> torch.Tensor:
+    """Per group of ``group`` class rows, the last (a background kept last, as detectron2 and MMDetection do) moved
+    first (zoo's)."""
+    return keep_rows(tensor, [group - 1, *range(group - 1)], group)
+
+
+def with_background_box_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Class-specific box regression without a background row (4 x classes rows) -> zoo's 4 x (classes + 1): four zero
+    rows first, which inference never reads."""
+    return torch.cat([tensor.new_zeros((4, *tensor.shape[1:])), tensor])

@@ -1,0 +1,171 @@
+"""zoo-import from libraries that cannot run here (detectron2, MMDetection, the papers' ports): a synthetic checkpoint
+in each library's own file format, holding every tensor of the committed manifest (names and shapes written from
+reading the library's code), imports with every key mapped and every shape checked, and the model runs. Bad files
+fail with one line naming the file and the first offending key."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.apis.import_model import import_checkpoint
+from zoo.apis.run import TrainedRun
+from zoo.cli.import_model import main as zoo_import
+from zoo.models.imports import IMPORTS
+
+MANIFESTS = Path(__file__).parent / "import_manifests"
+CASES = {  # (source, model): (manifest, file format)
+    ("detectron2", "faster_rcnn_R_50_C4_3x"): ("detectron2/faster_rcnn_R_50_C4_3x.txt", "pkl"),
+    ("detectron2", "faster_rcnn_R_50_FPN_3x"): ("detectron2/faster_rcnn_R_50_FPN_3x.txt", "pkl"),
+    ("mmdet", "ssd300_coco"): ("mmdet/ssd300_coco.txt", "mmdet"),
+    ("mmdet", "faster_rcnn_r50_fpn_1x_coco"): ("mmdet/faster_rcnn_r50_fpn_1x_coco.txt", "mmdet"),
+    ("mmdet", "cornernet_hourglass104_mstest_8x6_210e_coco"):
+        ("mmdet/cornernet_hourglass104_mstest_8x6_210e_coco.txt", "mmdet"),
+    ("ssd.pytorch", "ssd300"): ("ports/ssd_pytorch_ssd300_voc.txt", "bare"),
+    ("refinedet.pytorch", "refinedet320"): ("ports/refinedet_pytorch_refinedet320_voc.txt", "bare"),
+    ("refinedet.pytorch", "refinedet512"): ("ports/refinedet_pytorch_refinedet512_voc.txt", "bare"),
+}
+SLOW = {("mmdet", "cornernet_hourglass104_mstest_8x6_210e_coco")}  # 210M parameters: seconds to write and read
+
+
+def manifest(name: str) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for line in (MANIFESTS / name).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, shape = line.split()
+            shapes[key] = () if shape == "-" else tuple(int(d) for d in shape.split(","))
+    return shapes
+
+
+def synthetic_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(1000)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=generator) + 0.5
+        else:
+            state[key] = torch.randn(shape, generator=generator) * 0.01
+    return state
+
+
+def write(state: dict[str, torch.Tensor], path: Path, kind: str) -> Path:
+    if kind == "pkl":  # detectron2's model zoo: a pickle of numpy arrays
+        with open(path, "wb") as file:
+            pickle.dump({"model": {k: v.numpy() for k, v in state.items()}, "__author__": "Detectron2 Model Zoo"}, file)
+    elif kind == "mmdet":
+        torch.save({"meta": {"mmdet_version": "2.x", "CLASSES": ["person"]}, "state_dict": state}, path)
+    else:
+        torch.save(state, path)
+    return path
+
+
+def cases():
+    for key, (name, kind) in CASES.items():
+        marks = [pytest.mark.slow] if key in SLOW else []
+        yield pytest.param(key, name, kind, marks=marks, id=f"{key[0]}-{key[1]}")
+
+
+def test_every_importable_model_has_a_case():
+    assert set(IMPORTS) - {("torchvision", "ssd300_vgg16"), ("torchvision", "fasterrcnn_resnet50_fpn")} == set(CASES)
+
+
+@pytest.mark.parametrize("key,name,kind", cases())
+def test_a_synthetic_checkpoint_of_the_manifest_imports_and_runs(key, name, kind, tmp_path):
+    shapes = manifest(name)
+    state = synthetic_state(shapes)
+    source = write(state, tmp_path / f"source.{'pkl' if kind == 'pkl' else 'pth'}", kind)
+    info = import_checkpoint(*key, source, tmp_path / "zoo.pt")
+    kept = [k for k in shapes if not k.endswith(("num_batches_tracked", "cell_anchors.0", "cell_anchors.1",
+                                                    "cell_anchors.2", "cell_anchors.3", "cell_anchors.4"))]
+    assert info["tensors"] == len(kept)
+    trained = TrainedRun(info["file"], device="cpu")
+    imported = trained.model.state_dict()
+    # the tensors that are not class-dependent arrive unchanged (the last backbone tensor stands for them)
+    last = [k for k in kept if k.startswith(("backbone", "vgg"))][-1]
+    assert any(torch.equal(state[last].float(), v.float()) for v in imported.values() if v.shape == state[last].shape)
+    assert len(trained.class_names) == len(IMPORTS[key].classes)
+    if key[1] in ("ssd300", "ssd300_coco", "refinedet320"):  # the small ones run in the suite
+        size = trained.run.model.input_size
+        with torch.no_grad():
+            out = trained.model(torch.zeros(1, 3, size, size))
+        assert set(out[0]) >= {"boxes", "scores", "labels"}
+
+
+def test_detectron2_classes_move_background_first_and_the_stem_takes_rgb(tmp_path):
+    shapes = manifest(CASES[("detectron2", "faster_rcnn_R_50_FPN_3x")][0])
+    state = synthetic_state(shapes)
+    source = write(state, tmp_path / "d2.pkl", "pkl")
+    model = TrainedRun(import_checkpoint("detectron2", "faster_rcnn_R_50_FPN_3x", source, tmp_path / "z.pt")["file"],
+                       device="cpu").model.state_dict()
+    cls = state["roi_heads.box_predictor.cls_score.weight"]
+    assert torch.equal(model["roi_head.cls.weight"][0], cls[80]) and torch.equal(model["roi_head.cls.weight"][1:], cls[:80])
+    box = state["roi_heads.box_predictor.bbox_pred.weight"]
+    assert torch.equal(model["roi_head.box.weight"][4:], box) and not model["roi_head.box.weight"][:4].any()
+    stem = state["backbone.bottom_up.stem.conv1.weight"]
+    assert torch.equal(model["backbone.stem.0.weight"][:, 0], stem[:, 2])  # BGR-trained: its blue input is zoo's third
+
+
+def test_mmdet_ssd_moves_each_default_boxs_background_first(tmp_path):
+    state = synthetic_state(manifest(CASES[("mmdet", "ssd300_coco")][0]))
+    source = write(state, tmp_path / "ssd.pth", "mmdet")
+    model = TrainedRun(import_checkpoint("mmdet", "ssd300_coco", source, tmp_path / "z.pt")["file"],
+                       device="cpu").model.state_dict()
+    theirs, ours = state["bbox_head.cls_convs.0.0.bias"].view(-1, 81), model["head.cls.0.bias"].view(-1, 81)
+    assert torch.equal(ours[:, 0], theirs[:, 80]) and torch.equal(ours[:, 1:], theirs[:, :80])
+
+
+@pytest.fixture
+def ssd_pytorch_state():
+    return synthetic_state(manifest(CASES[("ssd.pytorch", "ssd300")][0]))
+
+
+def test_another_models_file_names_the_first_key_it_does_not_know(ssd_pytorch_state, tmp_path):
+    source = write(ssd_pytorch_state, tmp_path / "ssd.pth", "bare")
+    with pytest.raises(ValueError, match=r"ssd\.pth.*key 'L2Norm\.weight' is not one this model has"):
+        import_checkpoint("refinedet.pytorch", "refinedet320", source, tmp_path / "z.pt")
+    assert not (tmp_path / "z.pt").exists()
+
+
+def test_a_missing_tensor_and_a_wrong_shape_are_named(ssd_pytorch_state, tmp_path):
+    state = dict(ssd_pytorch_state)
+    del state["extras.3.bias"]
+    with pytest.raises(ValueError, match=r"tensor for zoo's 'neck\.extras\.1\.1\.0\.bias' is missing"):
+        import_checkpoint("ssd.pytorch", "ssd300", write(state, tmp_path / "cut.pth", "bare"), tmp_path / "z.pt")
+    state = dict(ssd_pytorch_state, **{"conf.0.weight": torch.zeros(4 * 81, 512, 3, 3)})  # COCO's 81 classes
+    with pytest.raises(ValueError, match=r"'head\.cls\.0\.weight' has shape \(324, 512, 3, 3\), the model needs "
+                                         r"\(84, 512, 3, 3\)"):
+        import_checkpoint("ssd.pytorch", "ssd300", write(state, tmp_path / "coco.pth", "bare"), tmp_path / "z.pt")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_holding_anything_but_arrays_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "ran"
+    payload = _RunsCode()
+    payload.marker = marker
+    path = tmp_path / "model_final.pkl"
+    with open(path, "wb") as file:
+        pickle.dump({"model": {"backbone.stem.conv1.weight": np.zeros((64, 3, 7, 7), np.float32)}, "x": payload}, file)
+    with pytest.raises(ValueError, match=r"model_final\.pkl.*holds '(posix|nt|os)\.system'.*refused"):
+        import_checkpoint("detectron2", "faster_rcnn_R_50_FPN_3x", path, tmp_path / "z.pt")
+    assert not marker.exists()
+
+
+def test_the_command_exits_2_with_one_line(ssd_pytorch_state, tmp_path, capsys):
+    source = write(ssd_pytorch_state, tmp_path / "ssd.pth", "bare")
+    with pytest.raises(SystemExit) as stop:
+        zoo_import(["source=refinedet.pytorch", "model=refinedet512", f"weights={source}", f"out={tmp_path}/z.pt"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert "zoo-import: error:" in error and "L2Norm.weight" in error and "Traceback" not in error
+    zoo_import(["source=ssd.pytorch", "model=ssd300", f"weights={source}", f"out={tmp_path}/z.pt"])
+    assert "imported ssd.pytorch ssd300 as zoo ssd300 (71 tensors, 20 classes)" in capsys.readouterr().out
