@@ -11,9 +11,7 @@ from zoo.data.annotations import ImageRecord, dropped_boxes_tally, make_record
 from zoo.data.base import RecordDataset, require_path
 from zoo.data.errors import DataError, DataWarning, Tally
 from zoo.registry import DATASETS
-from zoo.structures.class_names import VOC_CLASSES as VOC_CLASS_NAMES
-
-VOC_CLASSES = VOC_CLASS_NAMES  # the VOC reader's default classes
+from zoo.structures.class_names import VOC_CLASSES
 
 
 def read_split(root: str, split: str) -> list[str]:
