@@ -169,3 +169,18 @@ def test_the_command_exits_2_with_one_line(ssd_pytorch_state, tmp_path, capsys):
     assert "zoo-import: error:" in error and "L2Norm.weight" in error and "Traceback" not in error
     zoo_import(["source=ssd.pytorch", "model=ssd300", f"weights={source}", f"out={tmp_path}/z.pt"])
     assert "imported ssd.pytorch ssd300 as zoo ssd300 (71 tensors, 20 classes)" in capsys.readouterr().out
+
+
+def test_an_imported_checkpoint_starts_a_fine_tuning_run(tmp_path, compose_cfg, caplog):
+    from tests.conftest import TINY
+    from zoo.engine.trainer import Trainer
+
+    source = write(synthetic_state(manifest(CASES[("mmdet", "ssd300_coco")][0])), tmp_path / "ssd.pth", "mmdet")
+    imported = import_checkpoint("mmdet", "ssd300_coco", source, tmp_path / "coco_ssd.pt")["file"]
+    with caplog.at_level("INFO"):
+        trainer = Trainer(compose_cfg(*TINY, "model=ssd300", "trainer.max_iters=1", "trainer.eval_every=0",
+                                      f"+model.init_from={imported}"), tmp_path / "run")
+        trainer.fit()
+    said = caplog.text
+    assert "loaded 59 of 71 tensors" in said and "re-initialised 12 class-dependent" in said
+    assert "model.priors.scales: [0.07" in said  # the imported conventions this run does not set

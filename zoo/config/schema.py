@@ -19,7 +19,9 @@ from zoo.registry import ConfigError
 # Keys of a model node that describe its input pipeline rather than the detector's constructor.
 # ``input_mean``/``input_std`` (RGB, 0-255): a model's own normalisation, which the data's mean and std give way to (an
 # imported detector keeps the one it was trained with, whatever data it is then run on).
-MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill", "size_divisor", "input_mean", "input_std")
+# ``init_from``: a checkpoint whose fitting weights a new run starts from (zoo.engine.init_from).
+MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill", "size_divisor", "input_mean", "input_std",
+                   "init_from")
 
 
 DEFAULT_HOOKS = ("stages", "nan_guard", "progress", "metrics", "validation", "checkpoint", "report")

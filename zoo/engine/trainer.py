@@ -19,6 +19,7 @@ from zoo.engine.checkpoint import (RESUME_KEYS, check_finite, load_checkpoint, n
                                    save_checkpoint, set_rng_state)
 from zoo.engine.distributed import all_reduce_mean, gather_from_all, init_distributed, local_device
 from zoo.engine.hooks import NonFiniteLossError, StagesHook, build_hooks
+from zoo.engine.init_from import init_from
 from zoo.engine.loaders import build_split
 from zoo.engine.optim import build_optimizer, build_scheduler
 from zoo.engine.precision import autocast_context, autocast_dtype, cpu_has_native_bfloat16, memory_format
@@ -63,7 +64,12 @@ class Trainer:
                                                             rank=self.rank, world_size=self.world_size)
         self.class_names = list(self.train_loader.dataset.class_names)
         self.val_loader, _ = build_split(self.run, "val", self.tcfg.batch_size, class_names=self.class_names)
-        self.model = build_detector(self.run.detector, num_classes=len(self.class_names)).to(self.device)
+        self.model = build_detector(self.run.detector, num_classes=len(self.class_names))
+        if cfg.model.get("init_from") and not cfg.get("resume"):  # a resumed run has its own weights
+            for line in init_from(self.model, cfg.model.init_from, self.run.detector, self.class_names, cfg.model):
+                if self.is_main:
+                    log.info(line)
+        self.model.to(self.device)
         self.memory_format = memory_format(self.tcfg.channels_last)
         self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, self.tcfg.optimizer)
