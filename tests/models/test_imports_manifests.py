@@ -184,3 +184,25 @@ def test_an_imported_checkpoint_starts_a_fine_tuning_run(tmp_path, compose_cfg, 
     said = caplog.text
     assert "loaded 59 of 71 tensors" in said and "re-initialised 12 class-dependent" in said
     assert "model.priors.scales: [0.07" in said  # the imported conventions this run does not set
+
+
+def test_zoo_eval_and_zoo_export_take_an_imported_checkpoint(tmp_path, ssd_pytorch_state):
+    import subprocess
+    import sys
+
+    from tests.data.conftest import _write_voc
+
+    voc = _write_voc(tmp_path / "VOC2007", {f"im{i}": dict(size=(120, 160), objects=[("cat", (10, 20, 90, 100)),
+                                                                                      ("dog", (60, 30, 150, 110))])
+                                            for i in range(3)}, split="test")
+    source = write(ssd_pytorch_state, tmp_path / "ssd300_mAP_77.43_v2.pth", "bare")
+    checkpoint = import_checkpoint("ssd.pytorch", "ssd300", source, tmp_path / "ssd.pt")["file"]
+    scored = subprocess.run([sys.executable, "-m", "zoo.cli.evaluate", f"checkpoint={checkpoint}", f"data_root={voc}",
+                             "plots=false", "progress=false", f"hydra.run.dir={tmp_path / 'eval'}"],
+                            capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "objects  detections  recall" in scored.stdout and (tmp_path / "eval" / "results.json").is_file()
+    exported = subprocess.run([sys.executable, "-m", "zoo.cli.export", f"checkpoint={checkpoint}", f"data_root={voc}",
+                               f"out={tmp_path / 'ssd.pt2'}"], capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "it reproduces the model on the first" in exported.stdout and (tmp_path / "ssd.pt2").is_file()
