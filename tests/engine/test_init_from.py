@@ -30,7 +30,7 @@ def checkpoint_for(cfg, class_names, path, **model_overrides):
 def test_same_classes_load_every_tensor(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "trainer.max_iters=1")
     source = checkpoint_for(cfg, SHAPE_NAMES, tmp_path / "source.pt")
-    trainer = Trainer(compose_cfg(*TINY, "trainer.max_iters=1", f"+model.init_from={tmp_path / 'source.pt'}"),
+    trainer = Trainer(compose_cfg(*TINY, "trainer.max_iters=1", f"model.init_from={tmp_path / 'source.pt'}"),
                       tmp_path / "run")
     assert trainer.class_names == list(SHAPE_NAMES)
     assert all(torch.equal(v.cpu(), source[k]) for k, v in trainer.model.state_dict().items())
@@ -63,4 +63,4 @@ def test_settings_the_checkpoint_was_made_with_are_listed(compose_cfg, tmp_path)
 
 def test_a_missing_checkpoint_is_named(compose_cfg, tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
-        Trainer(compose_cfg(*TINY, f"+model.init_from={tmp_path / 'nothing.pt'}"), tmp_path / "run")
+        Trainer(compose_cfg(*TINY, f"model.init_from={tmp_path / 'nothing.pt'}"), tmp_path / "run")

@@ -179,7 +179,7 @@ def test_an_imported_checkpoint_starts_a_fine_tuning_run(tmp_path, compose_cfg, 
     imported = import_checkpoint("mmdet", "ssd300_coco", source, tmp_path / "coco_ssd.pt")["file"]
     with caplog.at_level("INFO"):
         trainer = Trainer(compose_cfg(*TINY, "model=ssd300", "trainer.max_iters=1", "trainer.eval_every=0",
-                                      f"+model.init_from={imported}"), tmp_path / "run")
+                                      f"model.init_from={imported}"), tmp_path / "run")
         trainer.fit()
     said = caplog.text
     assert "loaded 59 of 71 tensors" in said and "re-initialised 12 class-dependent" in said
