@@ -103,6 +103,10 @@ def _ssd_raw(reference, prepared):
     return head, reference.anchor_generator(prepared, features)
 
 
+@pytest.mark.parametrize("imported", [
+    "ssd300_vgg16",
+    pytest.param("fasterrcnn_resnet50_fpn", marks=pytest.mark.slow),  # 8 s at 800 px; the two checks above cover it
+], indirect=True)
 def test_end_to_end_on_the_jpeg_files(imported):
     reference, checkpoint = imported
     files = bccd_test_images(1)

@@ -39,14 +39,18 @@ def test_imagenet_resnet50_loads_the_cached_file(torch_home):
     assert torch.equal(by_enum.stages[0][0].conv1.weight, reference.layer1[0].conv1.weight)
 
 
-def test_imagenet_vgg16_fills_fc6_fc7_by_decimation_and_the_features_only_weights_leave_them(torch_home):
+def test_imagenet_vgg16_fills_fc6_fc7_by_decimation(torch_home):
     torch.manual_seed(0)
     reference = vgg16(weights=None)
     place_in_cache(torch_home, VGG16_Weights.IMAGENET1K_V1, reference)
     backbone = VGG16Reduced(weights=IMAGENET)
     assert torch.equal(backbone.to_conv4_3[0].weight, reference.features[0].weight)
     assert torch.equal(backbone.to_fc7[3].bias, reference.classifier[3].bias[::4])
-    features_only = reference
+
+
+@pytest.mark.slow  # two more 138M-parameter VGGs: 5 s
+def test_the_features_only_vgg16_weights_leave_fc6_fc7_initialised(torch_home):
+    features_only = vgg16(weights=None)
     with torch.no_grad():
         features_only.classifier[0].weight.fill_(float("nan"))  # as torchvision's IMAGENET1K_FEATURES file
     place_in_cache(torch_home, VGG16_Weights.IMAGENET1K_FEATURES, features_only)

@@ -119,3 +119,10 @@ def stride_in_1x1(stages) -> None:
         if first.conv2.stride != (1, 1):
             first.conv1.stride, first.conv2.stride = first.conv2.stride, (1, 1)
 
+
+def has_classifier(vgg: nn.Module) -> bool:
+    """Whether a torchvision vgg16's loaded weights include its classifier: VGG16_Weights.IMAGENET1K_FEATURES holds NaN
+    there. A preflight build (meta tensors) is taken to have one."""
+    weight = vgg.classifier[0].weight
+    return weight.is_meta or bool(torch.isfinite(weight).all())
+

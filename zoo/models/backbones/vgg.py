@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import vgg16
 
-from zoo.models.layers import L2Norm, load_weights
+from zoo.models.layers import L2Norm, has_classifier, load_weights
 from zoo.registry import BACKBONES
 
 # Indices into torchvision's vgg16().features, so its ImageNet weights load unchanged.
@@ -57,7 +57,7 @@ class VGG16Reduced(nn.Module):
             nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
         ) if "fc7" in self.sources else None  # Faster R-CNN stops at conv5_3
         # VGG16_Weights.IMAGENET1K_FEATURES holds NaN in its classifier: fc6/fc7 then keep their initialisation
-        if weights and self.to_fc7 is not None and bool(torch.isfinite(full.classifier[0].weight).all()):
+        if weights and self.to_fc7 is not None and has_classifier(full):
             _load_reduced_fc(self.to_fc7[1], self.to_fc7[3], full.classifier)
         l2norm = dict(l2norm or {})
         bad = [k for k in l2norm if k not in self.sources]

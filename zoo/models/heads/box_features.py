@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet, vgg16
 
-from zoo.models.layers import load_weights, resnet_norm_layer
+from zoo.models.layers import has_classifier, load_weights, resnet_norm_layer
 from zoo.models.layers import stride_in_1x1 as stride_into_1x1
 from zoo.registry import HEADS
 
@@ -39,7 +39,7 @@ class VGGFCHead(nn.Module):
                              f"got {in_channels} channels at {resolution}x{resolution}")
         full = vgg16(weights=None, dropout=dropout)
         load_weights(full, weights, "vgg_fc", "vgg16")
-        if weights and not bool(torch.isfinite(full.classifier[0].weight).all()):
+        if weights and not has_classifier(full):
             raise ValueError(f"vgg_fc: weights '{weights}' hold no classifier (NaN in fc6); name weights with one, "
                              "e.g. 'imagenet'")
         self.fc = full.classifier[:-1]  # drop the ImageNet classifier
