@@ -33,6 +33,10 @@ class ImportSpec:
 
 IMPORTS: dict[tuple[str, str], ImportSpec] = {}
 
+# zoo-eval's batch for keep-ratio models: one image, as the libraries evaluate (a batch pads its images to the largest,
+# which moves the anchors' grid); zoo-eval's batch_size= sets another
+ONE_PER_BATCH = "trainer.batch_size=1"
+
 
 def register(spec: ImportSpec) -> ImportSpec:
     IMPORTS[(spec.source, spec.model)] = spec

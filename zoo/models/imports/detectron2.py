@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import torch
 
-from zoo.models.imports.catalog import ImportSpec, register
+from zoo.models.imports.catalog import ONE_PER_BATCH, ImportSpec, register
 from zoo.models.imports.classes import COCO
 from zoo.models.imports.keys import KeyMap, background_first, with_background_box_rows
 from zoo.models.imports.readers import read_detectron2_pkl
@@ -82,7 +82,7 @@ _COMMON = ("++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[1
            "++model.roi_head.pooler.sampling_ratio=0", "++model.roi_head.pooler.aligned=true",
            "model.input_size=800", "model.transforms.test.max_size=1333", "model.transforms.train.max_size=1333",
            "model.roi_head.test.score_threshold=0.05", "model.roi_head.test.nms_threshold=0.5",
-           "model.roi_head.test.max_detections=100")
+           "model.roi_head.test.max_detections=100", ONE_PER_BATCH)
 _CHECKED = ("key map and shapes checked against a manifest of the checkpoint written from detectron2's code "
             "(tests/models/import_manifests/detectron2); outputs not compared (detectron2 does not run here)")
 _NOTES = ("detectron2 resizes with PIL; zoo with cv2: the same sizes, pixels not bit-identical",)

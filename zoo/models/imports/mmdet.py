@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import torch
 
-from zoo.models.imports.catalog import ImportSpec, register
+from zoo.models.imports.catalog import ONE_PER_BATCH, ImportSpec, register
 from zoo.models.imports.classes import COCO
 from zoo.models.imports.keys import KeyMap, background_first, with_background_box_rows
 from zoo.models.imports.readers import read_torch_state
@@ -110,7 +110,8 @@ register(ImportSpec(
     overrides=("model.backbone.norm=frozen_bn", "model.roi_head.pooler.type=roi_align",
                "++model.roi_head.pooler.sampling_ratio=0", "++model.roi_head.pooler.aligned=true",
                "++model.rpn.priors.centre_offset=0.0", "++model.rpn.priors.order=ratio_major",
-               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]"),
+               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]",
+               ONE_PER_BATCH),
     read=read_torch_state, convert=convert_faster_rcnn,
     published="faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth (MMDetection configs/faster_rcnn/"
               "faster-rcnn_r50_fpn_1x_coco.py): COCO val2017 box AP 37.4",
@@ -120,7 +121,8 @@ register(ImportSpec(
 register(ImportSpec(
     source="mmdet", model="cornernet_hourglass104_mstest_8x6_210e_coco", base="cornernet_hg104", data="coco",
     classes=COCO,
-    overrides=("model.pad_fill=mean", "++model.size_divisor=128", "model.transforms.test={type: original_size}"),
+    overrides=("model.pad_fill=mean", "++model.size_divisor=128", "model.transforms.test={type: original_size}",
+               ONE_PER_BATCH),
     read=read_torch_state, convert=convert_cornernet,
     published="cornernet_hourglass104_mstest_8x6_210e_coco_20200825_150618-79b44c30.pth (MMDetection configs/"
               "cornernet): COCO val2017 box AP 41.2 with flip (zoo-eval tta=cornernet_flip)",

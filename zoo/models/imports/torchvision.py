@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from zoo.models.imports.catalog import ImportSpec, register
+from zoo.models.imports.catalog import ONE_PER_BATCH, ImportSpec, register
 from zoo.models.imports.classes import COCO, TORCHVISION_COCO, TORCHVISION_COCO_ROWS
 from zoo.models.imports.keys import KeyMap, keep_rows
 from zoo.models.imports.readers import read_torch_state
@@ -67,7 +67,6 @@ def convert_faster_rcnn(state: Mapping[str, torch.Tensor], where: str) -> dict[s
 # 0.40784), unscaled.
 SSD_PRIORS = ("++model.priors={type: ssd_priors, aspect_ratios: [[2], [2, 3], [2, 3], [2, 3], [2], [2]], "
               "scales: [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05], steps: [8, 16, 32, 64, 100, 300], clip: size}")
-TORCH_RESIZE = "++model.transforms.test.backend=torch"
 
 register(ImportSpec(
     source="torchvision", model="ssd300_vgg16", base="ssd300", data="coco", classes=COCO,
@@ -88,7 +87,8 @@ register(ImportSpec(
                "++model.rpn.priors.round_corners=true", "++model.rpn.priors.floor_steps=true",
                "++model.rpn.priors.order=ratio_major", "++model.transforms.test.backend=torch",
                "++model.transforms.train.backend=torch",
-               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]"),
+               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]",
+               ONE_PER_BATCH),
     read=read_torch_state, convert=convert_faster_rcnn,
     published="fasterrcnn_resnet50_fpn_coco-258fb6c6.pth (torchvision FasterRCNN_ResNet50_FPN_Weights.COCO_V1): "
               "COCO val2017 box AP 37.0",
