@@ -213,3 +213,17 @@ def test_ssd_photometric_steps_fire_independently():
     transform = ssd_train(size=16, expand=False, min_iou_crop=False, flip=False)
     untouched = sum(np.array_equal(transform(image, [], [], [], seed=seed)["image"], image) for seed in range(320))
     assert 5 <= untouched <= 40  # 20 expected
+
+
+def test_the_pil_backend_resizes_as_detectron2_does():
+    """detectron2's ResizeShortestEdge: sizes rounded half up (int(x + 0.5)), Pillow's bilinear filter on 8 bits."""
+    from PIL import Image
+
+    from zoo.data.transforms.ops import KeepRatioResize
+
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    params = KeepRatioResize(800, 1333, backend="pil").get_params_dependent_on_data({"shape": image.shape}, {})
+    assert params["out_size"] == (800, 1067)
+    out = KeepRatioResize(800, 1333, backend="pil").apply(image, interpolation=None, **params)
+    assert np.array_equal(out, np.asarray(Image.fromarray(image).resize((1067, 800), Image.BILINEAR)))
+    assert out.dtype == np.uint8

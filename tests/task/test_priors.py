@@ -104,3 +104,19 @@ def test_ssd300_config_has_the_authors_caffe_default_boxes():
     centres = (priors[:4 * 38, :2] + priors[:4 * 38, 2:]) / 2
     assert centres[::4, 0].tolist() == pytest.approx([4.0 + 8 * i for i in range(38)])
     assert priors.min() < 0 and priors.max() > 300
+
+
+def test_centre_size_clamps_the_centres_the_ssd_ports_clamp():
+    """ssd.pytorch clamps each default box's (cx, cy, w, h) into [0, 1]: at 300 px the 10x10 level's last row and
+    column (step 32) centre at 304 px, pulled back to 300."""
+    from zoo.task.priors import SSDPriorGenerator
+
+    settings = dict(aspect_ratios=[[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+                    scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05], steps=[8, 16, 32, 64, 100, 300])
+    sizes = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    capped = SSDPriorGenerator(clip="size", **settings)(sizes, (300, 300))
+    clamped = SSDPriorGenerator(clip="centre_size", **settings)(sizes, (300, 300))
+    centres = (clamped[:, :2] + clamped[:, 2:]) / 2
+    assert centres.max() <= 300 and (centres - (capped[:, :2] + capped[:, 2:]) / 2).abs().max() == 4
+    moved = ((clamped - capped).abs().max(dim=1).values > 0).sum()
+    assert moved == (10 * 10 - 9 * 9) * 6  # the level's 19 edge cells, 6 boxes each

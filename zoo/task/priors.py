@@ -15,13 +15,14 @@ import torch
 from zoo.registry import PRIORS
 
 
-CLIP_MODES = ("none", "size", "box")
+CLIP_MODES = ("none", "size", "centre_size", "box")
 CACHE_SIZE = 8  # padded batch sizes vary under keep-ratio resizing: keep the recent ones, not every one seen
 
 
 class _CachedPriors:
-    """``clip``: 'none'; 'size' caps each prior's width and height at the image's (the SSD ports'
-    and torchvision's rule); 'box' clips the corners to the image."""
+    """``clip``: 'none'; 'size' caps each prior's width and height at the image's (torchvision's rule);
+    'centre_size' also clamps its centre into the image (the SSD ports clamp centre and size, ssd.pytorch's and
+    RefineDet.PyTorch's); 'box' clips the corners to the image."""
 
     steps: list[float] | None = None
     centre_offset: float = 0.5  # centres at (i + offset) * step: 0.5 mid-cell, 0.0 on cell corners (torchvision)
@@ -52,7 +53,7 @@ class _CachedPriors:
         fh, fw = feature_size
         height, width = image_size
         shapes = self.cell_shapes(k, image_size)  # (A, 2) widths and heights in pixels
-        if self.clip == "size":
+        if self.clip in ("size", "centre_size"):
             shapes = torch.minimum(shapes, torch.tensor([width, height], dtype=torch.float64))
         if self.floor_steps:
             step_y, step_x = height // fh, width // fw
@@ -62,6 +63,8 @@ class _CachedPriors:
             step_y, step_x = height / fh, width / fw
         cy = (torch.arange(fh, dtype=torch.float64) + self.centre_offset) * step_y
         cx = (torch.arange(fw, dtype=torch.float64) + self.centre_offset) * step_x
+        if self.clip == "centre_size":
+            cy, cx = cy.clamp(0, height), cx.clamp(0, width)
         cy, cx = torch.meshgrid(cy, cx, indexing="ij")
         centres = torch.stack([cx, cy], dim=-1).reshape(-1, 1, 2)  # (H*W, 1, 2)
         half = shapes[None] / 2

@@ -12,6 +12,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 
 class Expand(A.DualTransform):
@@ -119,9 +120,10 @@ class KeepRatioResize(A.DualTransform):
 
     ``backend``: ``cv2`` resizes the 8-bit image to the rounded size; ``torch`` resizes it as float with torch's
     bilinear interpolation to the size torch's scale factor gives (floored), no rounding back to 8 bits: what
-    torchvision's detection models do inside their forward, so imported ones see the same pixels."""
+    torchvision's detection models do inside their forward, so imported ones see the same pixels; ``pil`` resizes the
+    8-bit image with Pillow's bilinear filter to sizes rounded half up, as detectron2's ResizeShortestEdge does."""
 
-    BACKENDS = ("cv2", "torch")
+    BACKENDS = ("cv2", "torch", "pil")
 
     def __init__(self, short_side: int = 800, max_size: int = 1333, interpolation: int = cv2.INTER_LINEAR,
                  backend: str = "cv2", p: float = 1.0):
@@ -135,11 +137,15 @@ class KeepRatioResize(A.DualTransform):
         scale = min(self.short_side / min(h, w), self.max_size / max(h, w))
         if self.backend == "torch":
             return {"out_size": (max(1, math.floor(h * scale)), max(1, math.floor(w * scale))), "scale": scale}
+        if self.backend == "pil":
+            return {"out_size": (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))), "scale": scale}
         return {"out_size": (max(1, round(h * scale)), max(1, round(w * scale))), "scale": scale}
 
     def apply(self, img: np.ndarray, out_size, interpolation: int, scale: float = 1.0, **params) -> np.ndarray:
         if self.backend == "torch":
             return torch_bilinear(img, scale=scale)
+        if self.backend == "pil":
+            return np.asarray(Image.fromarray(img).resize((out_size[1], out_size[0]), Image.BILINEAR))
         return cv2.resize(img, (out_size[1], out_size[0]), interpolation=interpolation)
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params) -> np.ndarray:

@@ -76,7 +76,7 @@ def keep_ratio_resize(short_side: int = 800, max_size: int = 1333, flip: float =
     """Two-stage detectors: keep the aspect ratio; ``flip`` is the horizontal-flip probability (training).
     ``expand``, ``min_iou_crop`` and ``photometric`` add SSD's sampling and colour steps (off by
     default, as in Faster R-CNN; the CPU-sized models trained from scratch need them). ``backend``: see
-    KeepRatioResize (``torch`` for detectors imported from torchvision)."""
+    KeepRatioResize (``torch`` for detectors imported from torchvision, ``pil`` for detectron2's)."""
     if isinstance(flip, bool) or not 0.0 <= float(flip) <= 1.0:  # `flip: true` would mirror every image
         raise ValueError(f"keep_ratio_resize: flip is a probability in [0, 1] (0.5 for the usual recipe), got {flip!r}")
     ops = [*_sampling(mean, expand_ratio, expand, min_iou_crop, flip), KeepRatioResize(short_side, max_size, backend=backend)]

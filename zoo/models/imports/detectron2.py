@@ -82,10 +82,10 @@ _COMMON = ("++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[1
            "++model.roi_head.pooler.sampling_ratio=0", "++model.roi_head.pooler.aligned=true",
            "model.input_size=800", "model.transforms.test.max_size=1333", "model.transforms.train.max_size=1333",
            "model.roi_head.test.score_threshold=0.05", "model.roi_head.test.nms_threshold=0.5",
-           "model.roi_head.test.max_detections=100", ONE_PER_BATCH)
+           "model.roi_head.test.max_detections=100", "++model.transforms.test.backend=pil",
+           "++model.transforms.train.backend=pil", ONE_PER_BATCH)
 _CHECKED = ("key map and shapes checked against a manifest of the checkpoint written from detectron2's code "
             "(tests/models/import_manifests/detectron2); outputs not compared (detectron2 does not run here)")
-_NOTES = ("detectron2 resizes with PIL; zoo with cv2: the same sizes, pixels not bit-identical",)
 
 register(ImportSpec(
     source="detectron2", model="faster_rcnn_R_50_C4_3x", base="faster_rcnn_r50_c4", data="coco", classes=COCO,
@@ -96,7 +96,7 @@ register(ImportSpec(
                "model.rpn.test.nms_threshold=0.7"),
     read=read_detectron2_pkl, convert=_converter(C4_KEYS),
     published="model_final_f97cb7.pkl (detectron2 COCO-Detection/faster_rcnn_R_50_C4_3x): COCO val2017 box AP 38.4",
-    checked=_CHECKED, notes=_NOTES,
+    checked=_CHECKED,
 ))
 
 register(ImportSpec(
@@ -105,5 +105,5 @@ register(ImportSpec(
                "model.rpn.test.nms_threshold=0.7", "model.size_divisor=32"),
     read=read_detectron2_pkl, convert=_converter(FPN_KEYS),
     published="model_final_280758.pkl (detectron2 COCO-Detection/faster_rcnn_R_50_FPN_3x): COCO val2017 box AP 40.2",
-    checked=_CHECKED, notes=_NOTES,
+    checked=_CHECKED,
 ))

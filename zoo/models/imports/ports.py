@@ -61,20 +61,19 @@ _CHECKED = ("key map and shapes checked against a manifest of the state dict wri
 
 register(ImportSpec(
     source="ssd.pytorch", model="ssd300", base="ssd300", data="voc07", classes=tuple(VOC_CLASSES),
-    overrides=(*_INPUT, "model.priors.clip=size", "model.test.topk_per_class=200", "model.test.max_detections=4000"),
+    overrides=(*_INPUT, "model.priors.clip=centre_size", "model.test.topk_per_class=200",
+               "model.test.max_detections=4000"),
     read=read_torch_state, convert=lambda state, where: SSD_KEYS.rename(state, where),
     published="ssd300_mAP_77.43_v2.pth (amdegroot/ssd.pytorch): VOC2007 test mAP 77.43",
     checked=_CHECKED,
-    notes=("the port clamps prior centres into the image too: 114 of the 8732 priors (the 10x10 level's last row and "
-           "column) sit 4 px further out in zoo",
-           "the port keeps every class's 200 best after NMS, with no cap per image (max_detections 4000 here)"),
+    notes=("the port keeps every class's 200 best after NMS, with no cap per image (max_detections 4000 here)",),
 ))
 
 for _size in (320, 512):
     register(ImportSpec(
         source="refinedet.pytorch", model=f"refinedet{_size}", base=f"refinedet{_size}", data="voc07",
         classes=tuple(VOC_CLASSES),
-        overrides=(*_INPUT, "model.priors.ratios=[1.0, 0.5, 2.0]", "model.priors.clip=size",
+        overrides=(*_INPUT, "model.priors.ratios=[1.0, 0.5, 2.0]", "model.priors.clip=centre_size",
                    "model.test.max_detections=20000"),
         read=read_torch_state, convert=lambda state, where: REFINEDET_KEYS.rename(state, where),
         published=f"RefineDet{_size}_VOC_final.pth, as luuuyi/RefineDet.PyTorch's training script names its weights; "
