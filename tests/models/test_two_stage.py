@@ -251,3 +251,37 @@ def test_roi_losses_take_each_rois_own_class_offsets_and_detections_decode_with_
     found = RoIBoxHead._detections(head, logits, offsets.view(1, 16), [torch.tensor([[10.0, 10.0, 20.0, 20.0]])],
                                    [(100, 100)])[0]
     assert found["labels"].tolist() == [1] and found["boxes"].tolist() == [[20.0, 10.0, 30.0, 20.0]]
+
+
+def test_spp_with_one_level_of_7_is_roi_pool_bin_for_bin():
+    generator = torch.Generator().manual_seed(0)
+    features = [torch.randn(2, 8, 40, 40, generator=generator)]
+    rois = [torch.tensor([[3.0, 5.0, 120.0, 90.0], [40.0, 40.0, 60.0, 150.0]]), torch.tensor([[0.0, 0.0, 159.0, 159.0]])]
+    spp = RoIPooler([4], type="spp", pyramid_levels=[7])(features, rois)
+    pooled = RoIPooler([4], type="roi_pool", output_size=7)(features, rois)
+    assert spp.shape == (3, 8, 1, 49) and torch.equal(spp.view(3, 8, 7, 7), pooled)
+
+
+def test_spp_pyramid_bins_and_a_head_that_flattens_them(compose_cfg):
+    from zoo.models.heads.box_features import ResNetC5Head, TwoFCHead
+
+    pooler = RoIPooler([4, 8, 16, 32], type="spp", pyramid_levels=[1, 2, 3, 6])
+    assert pooler.grid == (1, 50)
+    features = [torch.randn(1, 4, 64 // 2**k, 64 // 2**k) for k in range(4)]
+    pooled = pooler(features, [torch.tensor([[0.0, 0.0, 200.0, 200.0], [10.0, 10.0, 30.0, 40.0]])])
+    assert pooled.shape == (2, 4, 1, 50)
+    assert torch.equal(pooled[:, :, 0, 0], pooled[:, :, 0, 14:].amax(dim=2))  # the 1x1 bin is the 6x6 bins' max
+    assert TwoFCHead(4, pooler.grid, dim=16)(pooled).shape == (2, 16)
+    with pytest.raises(ValueError, match="square RoI map"):
+        ResNetC5Head(1024, pooler.grid)
+    with pytest.raises(ValueError, match="pyramid_levels .* go with type spp"):
+        RoIPooler([4], type="roi_pool", pyramid_levels=[1, 2])
+    cfg = compose_cfg("model=faster_rcnn_lite", "model.roi_head.pooler.type=spp",
+                      "+model.roi_head.pooler.pyramid_levels=[1,2,4]")
+    from zoo.config import model_node
+    from zoo.models.detectors import build_detector
+
+    model = build_detector(model_node(cfg.model), num_classes=3).eval()
+    with torch.no_grad():
+        found = model(torch.zeros(1, 3, 128, 128))
+    assert set(found[0]) >= {"boxes", "scores", "labels"}

@@ -2,6 +2,8 @@
 built by the RoI box head, which wires ``in_channels`` and ``resolution`` from its pooler."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torchvision.models import resnet, vgg16
@@ -13,13 +15,20 @@ from zoo.registry import HEADS
 _BOTTLENECK_RESNETS = {50: resnet.resnet50, 101: resnet.resnet101, 152: resnet.resnet152}
 
 
+def grid(resolution: int | Sequence[int]) -> tuple[int, int]:
+    """A pooler's output grid as (height, width): a square side, or SPP's (1, bins)."""
+    return (int(resolution), int(resolution)) if isinstance(resolution, int) else (int(resolution[0]),
+                                                                                   int(resolution[1]))
+
+
 @HEADS.register("two_fc")
 class TwoFCHead(nn.Module):
     """Flatten, then two fully connected layers with ReLU (FPN's head; 1024-d)."""
 
-    def __init__(self, in_channels: int, resolution: int, dim: int = 1024):
+    def __init__(self, in_channels: int, resolution: int | Sequence[int], dim: int = 1024):
         super().__init__()
-        self.fc6 = nn.Linear(in_channels * resolution * resolution, dim)
+        height, width = grid(resolution)
+        self.fc6 = nn.Linear(in_channels * height * width, dim)
         self.fc7 = nn.Linear(dim, dim)
         self.out_dim = dim
 
@@ -32,11 +41,13 @@ class VGGFCHead(nn.Module):
     """VGG16's fc6 and fc7 (4096-d, dropout), as Faster R-CNN VGG16 uses them on 7x7 RoIs of
     conv5_3. ``weights``: an optional local torchvision vgg16 state dict (its classifier loads)."""
 
-    def __init__(self, in_channels: int, resolution: int, weights: str | None = None, dropout: float = 0.5):
+    def __init__(self, in_channels: int, resolution: int | Sequence[int], weights: str | None = None,
+                 dropout: float = 0.5):
         super().__init__()
-        if (in_channels, resolution) != (512, 7):
+        height, width = grid(resolution)
+        if (in_channels, height, width) != (512, 7, 7):
             raise ValueError(f"vgg_fc: needs 512-channel 7x7 RoIs (conv5_3, pooler output_size 7), "
-                             f"got {in_channels} channels at {resolution}x{resolution}")
+                             f"got {in_channels} channels at {height}x{width}")
         full = vgg16(weights=None, dropout=dropout)
         load_weights(full, weights, "vgg_fc", "vgg16")
         if weights and not has_classifier(full):
@@ -55,9 +66,13 @@ class ResNetC5Head(nn.Module):
     Faster R-CNN ResNet "C4" head. ``weights``: an optional local torchvision ResNet state dict.
     ``stride_in_1x1``: res5's stride in its first 1x1 conv (detectron2's weights)."""
 
-    def __init__(self, in_channels: int, resolution: int, depth: int = 50, weights: str | None = None,
+    def __init__(self, in_channels: int, resolution: int | Sequence[int], depth: int = 50, weights: str | None = None,
                  norm: str = "frozen_bn", stride_in_1x1: bool = False):
         super().__init__()
+        height, width = grid(resolution)
+        if height != width:
+            raise ValueError(f"resnet_c5: runs res5 on a square RoI map, got {height}x{width} (an spp pooler's flat "
+                             "pyramid? use roi_align or roi_pool with it)")
         if depth not in _BOTTLENECK_RESNETS:
             raise ValueError(f"resnet_c5: depth must be one of {sorted(_BOTTLENECK_RESNETS)}, got {depth}")
         if in_channels != 1024:

@@ -26,20 +26,32 @@ class RoIPooler(nn.Module):
     (FPN: P2..P5, leaving P6 to the RPN), else every level. The levels are pooled in a loop written here
     rather than by torchvision's MultiScaleRoIAlign, which serves RoIAlign only and, counting the RoIs as
     a Python int, cannot be exported. ``aligned`` shifts the sampling grid by half a pixel (detectron2's
-    ROIAlignV2); torchvision's and the original RoIAlign leave it unset."""
+    ROIAlignV2); torchvision's and the original RoIAlign leave it unset.
+
+    ``spp`` is SPP-net's spatial pyramid: the RoI max-pooled into each grid of ``pyramid_levels`` (e.g. [1, 2, 3, 6],
+    50 bins), the bins laid side by side as a (C, 1, bins) map, which flattening heads (two_fc) take as they take a
+    grid; with ``pyramid_levels: [7]`` it is RoIPool at 7x7, bin for bin. ``grid`` is the output's (height, width)."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
                  sampling_ratio: int = 2, strides: Sequence[int] | None = None,
-                 roi_strides: Sequence[int] | None = None, aligned: bool = False):
+                 roi_strides: Sequence[int] | None = None, aligned: bool = False,
+                 pyramid_levels: Sequence[int] | None = None):
         super().__init__()
         strides = list(roi_strides or in_strides) if strides is None else list(strides)
         missing = [s for s in strides if s not in in_strides]
         if missing:
             raise ValueError(f"roi pooler: strides {missing} are not among the feature strides {list(in_strides)}")
-        if type not in ("roi_align", "roi_pool"):
-            raise ValueError(f"roi pooler: type must be roi_align or roi_pool, got '{type}'")
-        levels = [math.log2(s) for s in strides]
-        if len(strides) > 1 and levels != list(range(int(levels[0]), int(levels[0]) + len(levels))):
+        if type not in ("roi_align", "roi_pool", "spp"):
+            raise ValueError(f"roi pooler: type must be roi_align, roi_pool or spp, got '{type}'")
+        if (type == "spp") != (pyramid_levels is not None):
+            raise ValueError("roi pooler: pyramid_levels (the grids, e.g. [1, 2, 3, 6]) go with type spp, and only "
+                             f"with it; got type {type}, pyramid_levels {pyramid_levels}")
+        if pyramid_levels is not None and (not pyramid_levels or any(int(n) < 1 for n in pyramid_levels)):
+            raise ValueError(f"roi pooler: spp's pyramid_levels must be grid sizes of 1 or more, got "
+                             f"{list(pyramid_levels)}")
+        self.pyramid = [int(n) for n in pyramid_levels] if pyramid_levels is not None else None
+        logs = [math.log2(s) for s in strides]
+        if len(strides) > 1 and logs != list(range(int(logs[0]), int(logs[0]) + len(logs))):
             raise ValueError(f"roi pooler: several levels must have strides doubling from one to the next, got {strides}")
         self.type = type
         self.indices = [list(in_strides).index(s) for s in strides]
@@ -47,7 +59,8 @@ class RoIPooler(nn.Module):
         self.output_size = output_size
         self.sampling_ratio = sampling_ratio
         self.aligned = bool(aligned)
-        self.levels = LevelMapper(int(levels[0]), int(levels[-1])) if len(strides) > 1 else None
+        self.grid = (1, sum(n * n for n in self.pyramid)) if self.pyramid else (output_size, output_size)
+        self.levels = LevelMapper(int(logs[0]), int(logs[-1])) if len(strides) > 1 else None
 
     def forward(self, features: Sequence[torch.Tensor], rois: list[torch.Tensor]) -> torch.Tensor:
         batch = torch.cat([torch.full_like(r[:, :1], i) for i, r in enumerate(rois)])
@@ -56,13 +69,16 @@ class RoIPooler(nn.Module):
             return self._pool(features[self.indices[0]], indexed, self.strides[0])
         level = self.levels(rois)
         first = features[self.indices[0]]
-        out = first.new_zeros(indexed.shape[0], first.shape[1], self.output_size, self.output_size)
+        out = first.new_zeros(indexed.shape[0], first.shape[1], *self.grid)
         for k, (i, stride) in enumerate(zip(self.indices, self.strides)):
             chosen = torch.nonzero(level == k).squeeze(1)
             out[chosen] = self._pool(features[i], indexed[chosen], stride).to(out.dtype)
         return out
 
     def _pool(self, feature: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
+        if self.type == "spp":
+            bins = [roi_pool(feature, rois, n, 1.0 / stride).flatten(2) for n in self.pyramid]
+            return torch.cat(bins, dim=2).unsqueeze(2)
         if self.type == "roi_pool":
             return roi_pool(feature, rois, self.output_size, 1.0 / stride)
         return roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio, aligned=self.aligned)
@@ -84,7 +100,7 @@ class RoIBoxHead(nn.Module):
         channels = {in_channels[i] for i in self.pooler.indices}
         if len(channels) != 1:
             raise ValueError(f"roi_box_head: pooled levels have different channels {sorted(channels)}")
-        self.features = HEADS.build(box_features, in_channels=channels.pop(), resolution=self.pooler.output_size)
+        self.features = HEADS.build(box_features, in_channels=channels.pop(), resolution=self.pooler.grid)
         self.num_classes = num_classes
         self.cls = nn.Linear(self.features.out_dim, num_classes + 1)
         self.box = nn.Linear(self.features.out_dim, (num_classes + 1) * 4)  # background row kept, as torchvision
