@@ -37,3 +37,18 @@ def test_per_class_boxes_are_taken_from_the_class_row():
     boxes[:, 1] = BOXES + 100  # class 1's boxes of the same anchors, elsewhere
     _, out = _run([[0.0, 0.0], [0.0, 0.0], [0.5, 0.6], [0.0, 0.0]], boxes=boxes)
     assert out["labels"].tolist() == [1, 0] and out["boxes"].tolist() == [[150, 150, 160, 160], [50, 50, 60, 60]]
+
+
+def test_level_topk_keeps_each_levels_best_prior_class_pairs():
+    """MMDetection's selection: per level the k best (prior, class) pairs above the threshold, then per-class NMS."""
+    from zoo.models.postprocess import level_topk_nms
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [100, 100, 110, 110], [200, 200, 210, 210],   # level 0: 3 priors
+                          [300, 300, 310, 310], [400, 400, 410, 410]])                    # level 1: 2 priors
+    scores = torch.tensor([[0.9, 0.8], [0.7, 0.05], [0.6, 0.5],
+                           [0.3, 0.2], [0.01, 0.4]])
+    found = level_topk_nms(boxes, scores, [3, 2], score_threshold=0.1, nms_threshold=0.5, max_detections=10,
+                           topk_per_level=2)
+    pairs = {(int(b[0]) // 100, int(label)) for b, label in zip(found["boxes"], found["labels"])}
+    assert pairs == {(0, 0), (0, 1), (4, 1), (3, 0)}  # level 0: 0.9, 0.8; level 1: 0.4, 0.3 (0.2 is third)
+    assert found["scores"].tolist() == sorted(found["scores"].tolist(), reverse=True)

@@ -1,7 +1,7 @@
 """Per-class NMS post-processing shared by every detector (SSD, RefineDet's ODM, the RoI head)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,3 +35,26 @@ def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: f
     cand_boxes = boxes[anchor_idx] if boxes.dim() == 2 else boxes[anchor_idx, labels]
     kept = class_nms(cand_boxes.float(), cand_scores.float(), labels, nms_threshold)[:max_detections]
     return {"boxes": cand_boxes[kept], "scores": cand_scores[kept], "labels": labels[kept]}
+
+
+def level_topk_nms(boxes: torch.Tensor, scores: torch.Tensor, level_counts: Sequence[int], score_threshold: float,
+                   nms_threshold: float, max_detections: int, topk_per_level: int) -> dict[str, torch.Tensor]:
+    """MMDetection's dense-head selection: per level, the ``topk_per_level`` best (prior, class) pairs scoring above
+    the threshold, then per-class NMS over all levels and the ``max_detections`` best. boxes (A, 4), scores (A, C)."""
+    num_classes = scores.shape[1]
+    anchors, labels, kept_scores = [], [], []
+    start = 0
+    for count in level_counts:
+        flat = scores[start:start + count].flatten()
+        candidates = (flat > score_threshold).nonzero().squeeze(1)
+        top, order = flat[candidates].topk(min(topk_per_level, candidates.numel()))
+        chosen = candidates[order]
+        anchors.append(chosen // num_classes + start)
+        labels.append(chosen % num_classes)
+        kept_scores.append(top)
+        start += count
+    anchor_idx, label, score = torch.cat(anchors), torch.cat(labels), torch.cat(kept_scores)
+    cand_boxes = boxes[anchor_idx]
+    kept = class_nms(cand_boxes.float(), score.float(), label, nms_threshold)[:max_detections]
+    return {"boxes": cand_boxes[kept], "scores": score[kept], "labels": label[kept]}
+

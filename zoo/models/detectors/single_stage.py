@@ -9,22 +9,23 @@ from torch import nn
 from torchvision.ops import clip_boxes_to_image
 
 from zoo.models.necks import build_neck
-from zoo.models.postprocess import build_test_settings, multiclass_nms
+from zoo.models.postprocess import build_test_settings, level_topk_nms, multiclass_nms
 from zoo.registry import BACKBONES, CODERS, DETECTORS, HEADS, LOSSES, MATCHERS, PRIORS
 from zoo.structures import per_image_sizes
 from zoo.task.assign import assign_targets
 
-# clip_before_nms: clip the decoded boxes to the image before NMS (torchvision's SSD) rather than its survivors after
+# clip_before_nms: clip the decoded boxes to the image before NMS (torchvision's SSD) rather than its survivors after.
+# topk_per_level: select per level the best (prior, class) pairs instead of each class's best priors (MMDetection).
 DEFAULT_TEST = {"score_threshold": 0.01, "nms_threshold": 0.45, "max_detections": 200, "topk_per_class": 400,
-                "clip_before_nms": False}
+                "clip_before_nms": False, "topk_per_level": None}
 
 
 class DenseDetector(nn.Module):
     """What every prior-based detector shares: the inference step from head outputs to detections."""
 
     def _detect(self, scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor,
-                sizes: Sequence[tuple[int, int]],
-                suppressed: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
+                sizes: Sequence[tuple[int, int]], suppressed: torch.Tensor | None = None,
+                level_counts: Sequence[int] | None = None) -> list[dict[str, torch.Tensor]]:
         """(B, P, C+1) scores and (B, P, 4) deltas over (B or 1, P, 4) anchors -> per image, boxes decoded,
         put through per-class NMS with ``self.test_cfg`` and the survivors clipped to the image (``sizes``: each
         one's before padding), in that order as the SSD and RefineDet releases' detection output does (clipping
@@ -38,6 +39,13 @@ class DenseDetector(nn.Module):
         settings = dict(self.test_cfg)
         if settings.pop("clip_before_nms", False):
             boxes = [clip_boxes_to_image(b, size) for b, size in zip(boxes, sizes)]
+        per_level = settings.pop("topk_per_level", None)
+        if per_level is not None:
+            if level_counts is None:
+                raise ValueError(f"{type(self).__name__}: model.test.topk_per_level is not supported by this detector")
+            settings.pop("topk_per_class")
+            return [_clipped(level_topk_nms(b, p, level_counts, topk_per_level=per_level, **settings), size)
+                    for b, p, size in zip(boxes, probs, sizes)]
         return [_clipped(multiclass_nms(b, p, **settings), size) for b, p, size in zip(boxes, probs, sizes)]
 
 
@@ -78,4 +86,5 @@ class SingleStageDetector(DenseDetector):
                 raise ValueError("single_stage: training forward needs targets")
             labels, box_targets = assign_targets(anchors, targets, self.matcher, self.coder)
             return {f"ssd/{k}": v for k, v in self.loss(scores, deltas, labels, box_targets).items()}
-        return self._detect(scores, deltas, anchors, per_image_sizes(images, image_sizes))
+        counts = [int(f.shape[-2]) * int(f.shape[-1]) * a for f, a in zip(features, self.priors.num_anchors_per_level())]
+        return self._detect(scores, deltas, anchors, per_image_sizes(images, image_sizes), level_counts=counts)

@@ -97,12 +97,11 @@ register(ImportSpec(
     overrides=("model.priors.scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]",
                "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[1.0, 1.0, 1.0]",
                "model.test.score_threshold=0.02", "model.test.nms_threshold=0.45", "model.test.max_detections=200",
-               "++model.test.clip_before_nms=true"),
+               "++model.test.clip_before_nms=true", "++model.test.topk_per_level=1000"),
     read=read_torch_state, convert=convert_ssd,
     published="ssd300_coco_20210803_015428-d231a06e.pth (MMDetection configs/ssd/ssd300_coco.py): COCO val2017 box "
               "AP 25.5",
     checked=_CHECKED,
-    notes=("MMDetection keeps the best 1000 (box, class) pairs per level before NMS; zoo the best 400 boxes per class",),
 ))
 
 register(ImportSpec(
