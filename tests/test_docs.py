@@ -21,7 +21,7 @@ DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 # Each console script and the config its @hydra.main composes (zoo/cli/*.py).
 CONFIG_OF = {"zoo-train": "train", "zoo-eval": "eval", "zoo-predict": "predict", "zoo-export": "export",
-             "zoo-visualize": "visualize", "zoo-reproduce": "reproduce"}
+             "zoo-visualize": "visualize", "zoo-reproduce": "reproduce", "zoo-proposals": "proposals"}
 NOT_CHECKED = ("zoo-list",)  # takes no overrides
 OWN_PARSER = ("zoo-import",)  # reads key=value against conf/import.yaml itself (zoo.cli.import_model.parse)
 

@@ -24,13 +24,13 @@ class RunData:
     class_names: list[str]
 
     def loader(self, split: str, batch_size: int | None = None) -> DataLoader:
-        """A loader over ``split`` ('test' or 'val') of the run's data, prepared as the trainer evaluated it.
-        ``batch_size`` None: the run's own (with keep-ratio data the batch sets each image's padding, and so the
-        anchors' grid)."""
-        if split not in ("test", "val"):
-            raise ValueError(f"split must be 'test' or 'val', got '{split}'")
+        """A loader over ``split`` ('test' or 'val'; 'train' in order, with the test transform: proposals for
+        training) of the run's data, prepared as the trainer evaluated it. ``batch_size`` None: the run's own (with
+        keep-ratio data the batch sets each image's padding, and so the anchors' grid)."""
+        if split not in ("test", "val", "train"):
+            raise ValueError(f"split must be 'test', 'val' or 'train', got '{split}'")
         size = self.run.trainer.batch_size if batch_size is None else batch_size
-        loader, _ = build_split(self.run, split, int(size))
+        loader, _ = build_split(self.run, split, int(size), in_order=split == "train")
         if list(loader.dataset.class_names) != self.class_names:
             raise ValueError(f"checkpoint classes {self.class_names} differ from the data's "
                              f"{list(loader.dataset.class_names)}")

@@ -2,7 +2,6 @@
 detectron2's ``.pkl`` with an unpickler that admits numpy arrays and plain containers only."""
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,40 +9,12 @@ import numpy as np
 import torch
 
 from zoo.models.imports.keys import ImportError_
-
-# What a detectron2 model-zoo pickle is made of: a dict of numpy arrays (and a few strings and numbers).
-_NUMPY_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-}
-_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float", "bool", "complex", "slice"}
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """Refuses any global but numpy's array machinery and builtin containers: a pickle can otherwise run any code."""
-
-    def __init__(self, file, where: str):
-        super().__init__(file, encoding="latin1")  # Detectron's Python 2 pickles hold byte strings
-        self.where = where
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _NUMPY_GLOBALS or module in ("builtins", "__builtin__") and name in _BUILTINS:
-            return super().find_class(module, name)
-        raise ImportError_(f"{self.where}: the pickle holds '{module}.{name}', not only numpy arrays and builtins; "
-                           "refused (unpickling it could run code)")
-
+from zoo.utils.safe_pickle import load_arrays_pickle
 
 def read_detectron2_pkl(path: str | Path) -> dict[str, torch.Tensor]:
     """A detectron2 model-zoo ``.pkl``: ``{"model": {name: numpy array}, "__author__": ...}`` (or the bare dict)."""
     where = _exists(path)
-    try:
-        with open(path, "rb") as file:
-            data = _ArraysOnly(file, where).load()
-    except ImportError_:
-        raise
-    except Exception as error:  # a truncated or foreign file: pickle raises any of a dozen types
-        raise ImportError_(f"{where}: not a readable pickle ({type(error).__name__}: {error})") from None
+    data = load_arrays_pickle(path, where)
     if isinstance(data, Mapping) and "blobs" in data and "model" not in data:
         raise ImportError_(f"{where}: a Caffe2/Detectron (v1) pickle with 'blobs'; convert it with detectron2 first")
     model = data.get("model", data) if isinstance(data, Mapping) else data

@@ -1,0 +1,27 @@
+"""`zoo-proposals checkpoint=<two-stage run> out=<file> [split=test]`: a split's proposals as a file
+(zoo.apis.proposals)."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from zoo.config.paths import CONF_DIR
+from zoo.cli import reports_bad_input, suggests_keys
+
+
+@suggests_keys("proposals")
+@hydra.main(config_path=CONF_DIR, config_name="proposals", version_base="1.3")
+@reports_bad_input("zoo-proposals")
+def main(cfg: DictConfig) -> None:
+    from zoo.apis.proposals import write_split_proposals
+    from zoo.components import load_components
+
+    load_components()
+    info = write_split_proposals(cfg.checkpoint, cfg.out, cfg.split, cfg.method, cfg.max_proposals, cfg.batch_size,
+                                 cfg.device, cfg.data_root, cfg.progress)
+    print(f"{info['images']} images, {info['mean_proposals']:.0f} proposals each on average, "
+          f"{info['seconds_per_image'] * 1000:.0f} ms per image (median): {info['file']}")
+
+
+if __name__ == "__main__":
+    main()
