@@ -23,8 +23,10 @@ def test_every_model_config_builds_and_runs(compose_cfg, name):
                                          else []))
     model = build_detector(model_node(cfg.model), num_classes=3).eval()
     size = cfg.model.input_size
+    given = {"proposals": [torch.tensor([[0.0, 0.0, size / 2, size / 2], [10.0, 20.0, size - 1, size - 1]])]} \
+        if cfg.model.type == "fast_rcnn" else {}  # Fast R-CNN's RoIs come with the data
     with torch.no_grad():
-        out = model(torch.zeros(1, 3, size, size))
+        out = model(torch.zeros(1, 3, size, size), **given)
     assert set(out[0]) == {"boxes", "scores", "labels"}
 
 

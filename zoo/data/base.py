@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from zoo.data.annotations import ImageRecord, as_targets
 from zoo.data.errors import DataError, DataWarning, Tally
+from zoo.data.proposals import proposals_for
 
 
 def split_key(key) -> tuple[int, int | None]:
@@ -117,8 +118,11 @@ def require_path(path: str, what: str) -> str:
     return path
 
 
-def identity_transform(image, boxes, labels, ignore, seed=None) -> dict:
-    return dict(image=image, boxes=boxes, labels=labels, ignore=ignore, scale=(1.0, 1.0))
+def identity_transform(image, boxes, labels, ignore, seed=None, proposals=None) -> dict:
+    out = dict(image=image, boxes=boxes, labels=labels, ignore=ignore, scale=(1.0, 1.0))
+    if proposals is not None:
+        out["proposals"] = np.asarray(proposals, np.float32).reshape(-1, 4)
+    return out
 
 
 class DetectionDataset(Dataset):
@@ -136,6 +140,16 @@ class DetectionDataset(Dataset):
         # is None, Collate drops it and counts it in Batch.skipped.
         self.stand_in = True
         self.cache: dict[int, tuple[np.ndarray, dict]] | None = None  # {} keeps every loaded sample (see load_cached)
+        self.proposals: dict[int, np.ndarray] | None = None  # given RoIs per image (attach_proposals)
+
+    def attach_proposals(self, path: str) -> None:
+        """Each sample also carries ``proposals`` (N, 4), read from a proposals file (zoo.data.proposals), checked
+        against this data set's images and moved by the transform as the boxes are."""
+        sizes = {}
+        for index in range(len(self)):
+            ann = self.get_annotation(index)
+            sizes[index] = (int(ann["height"]), int(ann["width"]))
+        self.proposals = proposals_for(path, sizes, self.name)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -175,11 +189,15 @@ class DetectionDataset(Dataset):
         if loaded is None:
             return None
         image, ann = loaded
-        out = self.transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed)
+        given = {} if self.proposals is None else {"proposals": self.proposals[ann["image_id"]]}
+        out = self.transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed, **given)
         boxes, labels, ignore = as_targets(out["boxes"], out["labels"], out["ignore"])
-        return dict(image=out["image"], boxes=boxes, labels=labels, ignore=ignore, image_id=ann["image_id"],
-                    file=self.file(ann["image_id"]), orig_size=(ann["height"], ann["width"]),
-                    scale=tuple(float(s) for s in out["scale"]))
+        sample = dict(image=out["image"], boxes=boxes, labels=labels, ignore=ignore, image_id=ann["image_id"],
+                      file=self.file(ann["image_id"]), orig_size=(ann["height"], ann["width"]),
+                      scale=tuple(float(s) for s in out["scale"]))
+        if given:
+            sample["proposals"] = out["proposals"]
+        return sample
 
     def _load_or_fallback(self, index: int) -> tuple[np.ndarray, dict] | None:
         # A corrupt file is only found when decoded; with skip_bad the next index stands in, so one bad

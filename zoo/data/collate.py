@@ -50,7 +50,9 @@ class Collate:
         metas = [ImageMeta(image_id=int(s["image_id"]), orig_size=tuple(s["orig_size"]),
                            input_size=s["image"].shape[:2], scale=tuple(s["scale"]), file=s["file"])
                  for s in samples]
-        return Batch(torch.from_numpy(images), targets, metas, skipped)
+        proposals = ([torch.from_numpy(np.asarray(s["proposals"], np.float32)).reshape(-1, 4) for s in samples]
+                     if "proposals" in samples[0] else None)
+        return Batch(torch.from_numpy(images), targets, metas, skipped, proposals)
 
 
 def to_original(boxes, meta: ImageMeta):

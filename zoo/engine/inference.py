@@ -37,7 +37,7 @@ def infer(model: nn.Module, loader, device: torch.device | None = None, amp_dtyp
     forward's whole time (otherwise a GPU's queued work may finish later). The model is put in eval mode for the loop
     and given back in the mode it had."""
     device = device if device is not None else next(model.parameters()).device
-    forward = forward or (lambda images, sizes: model(images, image_sizes=sizes))
+    forward = forward or (lambda images, sizes, **extra: model(images, image_sizes=sizes, **extra))
     was_training = model.training
     model.eval()
     try:
@@ -49,7 +49,8 @@ def infer(model: nn.Module, loader, device: torch.device | None = None, amp_dtyp
             with torch.inference_mode(), autocast_context(device, amp_dtype):
                 images = batch.images.to(device, non_blocking=True).contiguous(memory_format=layout)
                 start = time.perf_counter()
-                outputs = forward(images, batch.image_sizes)
+                extra = batch.model_inputs(device)  # proposals, where the data gives them (Fast R-CNN)
+                outputs = forward(images, batch.image_sizes, **extra)
                 if timed and device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - start
@@ -94,8 +95,8 @@ def evaluate_model(model: nn.Module, loader, evaluators: Sequence[Any], device: 
                  for source in ("detections", "proposals")}
     proposer = _proposer(model, by_source["proposals"])
 
-    def forward(images, sizes):
-        outputs = model(images, image_sizes=sizes) if by_source["detections"] else []
+    def forward(images, sizes, **extra):
+        outputs = model(images, image_sizes=sizes, **extra) if by_source["detections"] else []
         return outputs, (proposer(images, sizes) if proposer else [])
 
     skipped, kept = [], []  # kept: this rank's scored batches, when rank 0 scores them after gathering

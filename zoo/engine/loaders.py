@@ -32,6 +32,7 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     if "split" not in node:
         raise ValueError(f"data.{split} needs a 'split' key naming the data set's split (e.g. trainval)")
     own_split = node.pop("split")
+    proposals = node.pop("proposals", None)  # a proposals file (zoo-proposals) whose RoIs each sample carries
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
@@ -43,6 +44,8 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     dataset = build_dataset(node, split=own_split, transform=transform)
     if len(dataset) == 0:
         raise ValueError(f"data.{scored}: {dataset.name} has no images")
+    if proposals:
+        dataset.attach_proposals(proposals)
     if class_names is not None and list(dataset.class_names) != list(class_names):
         raise ValueError(f"data.{scored}: {dataset.name} has the classes {list(dataset.class_names)}, "
                          f"the training split {list(class_names)}; they must be the same, in the same order")

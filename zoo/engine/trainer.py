@@ -260,7 +260,7 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         images = batch.images.contiguous(memory_format=self.memory_format)
         with autocast_context(self.device, self.amp_dtype):
-            losses = self.net(images, batch.targets, image_sizes=batch.image_sizes)
+            losses = self.net(images, batch.targets, image_sizes=batch.image_sizes, **batch.model_inputs())
         weights = self.tcfg.loss_weights
         unknown = set(weights) - set(losses)
         if unknown:

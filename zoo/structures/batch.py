@@ -28,6 +28,8 @@ class Batch:
     targets: list[dict[str, torch.Tensor]]
     metas: list[ImageMeta] = field(default_factory=list)
     skipped: int = 0  # unreadable images left out of an evaluation batch (data.skip_bad=true)
+    # Given RoIs per image, (N, 4) in input pixels, where the data carries a proposals file (Fast R-CNN's input)
+    proposals: list[torch.Tensor] | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return Batch(
@@ -35,7 +37,14 @@ class Batch:
             [{k: v.to(device, non_blocking=non_blocking) for k, v in t.items()} for t in self.targets],
             self.metas,
             self.skipped,
+            None if self.proposals is None else [p.to(device, non_blocking=non_blocking) for p in self.proposals],
         )
+
+    def model_inputs(self, device: torch.device | str | None = None) -> dict[str, list[torch.Tensor]]:
+        """The keyword inputs beside the images that the detector takes: ``proposals`` where the batch has them."""
+        if self.proposals is None:
+            return {}
+        return {"proposals": [p.to(device) if device is not None else p for p in self.proposals]}
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -49,3 +49,34 @@ class TwoStageDetector(nn.Module):
         features = self.neck(self.backbone(images))
         proposals, losses = self.rpn(features, tuple(images.shape[-2:]), sizes, targets, max_proposals)
         return features, proposals, losses
+
+
+@DETECTORS.register("fast_rcnn")
+class FastRCNN(nn.Module):
+    """Fast R-CNN (Girshick 2015): no RPN; the RoI head (``roi_box_head``) pools, classifies and refines the
+    proposals the data gives each image (``data.<split>.proposals``, a file zoo-proposals writes), trained with the
+    multi-task loss ``roi/cls`` + ``roi/loc``. The forward contract's images, targets and image_sizes, plus
+    ``proposals``: per image (N, 4) in input pixels."""
+
+    def __init__(self, num_classes: int, backbone: Mapping, roi_head: Mapping, neck: Mapping | None = None):
+        super().__init__()
+        self.num_classes = num_classes
+        self.backbone = BACKBONES.build(backbone)
+        self.neck = build_neck(neck, self.backbone)
+        self.roi_head = HEADS.build(roi_head, in_channels=self.neck.out_channels, in_strides=self.neck.strides,
+                                    num_classes=num_classes, roi_strides=getattr(self.neck, "roi_strides", None))
+
+    def forward(self, images: torch.Tensor, targets: Sequence[dict[str, torch.Tensor]] | None = None,
+                image_sizes: Sequence[tuple[int, int]] | None = None,
+                proposals: Sequence[torch.Tensor] | None = None):
+        if proposals is None:
+            raise ValueError("fast_rcnn: needs each image's proposals; give the data a proposals file per split "
+                             "(data.train.proposals=..., data.val.proposals=..., written by zoo-proposals)")
+        if self.training and targets is None:
+            raise ValueError("fast_rcnn: training forward needs targets")
+        sizes = per_image_sizes(images, image_sizes)
+        features = self.neck(self.backbone(images))
+        rois = [p.float() for p in proposals]
+        if not self.training:
+            return self.roi_head(features, rois, sizes)
+        return {f"roi/{k}": v for k, v in self.roi_head(features, rois, sizes, targets).items()}
