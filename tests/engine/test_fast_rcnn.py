@@ -30,11 +30,12 @@ def proposals_file(cfg, split, path, seed=0):
     return path
 
 
-def test_fast_rcnn_trains_and_evaluates_on_a_proposals_file(compose_cfg, tmp_path):
+@pytest.mark.parametrize("model", [["model=fast_rcnn_lite"], ["model=spp_lite", "trainer/stages=spp_net"]])
+def test_fast_rcnn_trains_and_evaluates_on_a_proposals_file(compose_cfg, tmp_path, model):
     base = compose_cfg(*TINY)
     train = proposals_file(base, "train", tmp_path / "train.pkl")
     val = proposals_file(base, "val", tmp_path / "val.pkl")
-    cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=2", "trainer.eval_every=0",
+    cfg = compose_cfg(*TINY, *model, "trainer.max_iters=2", "trainer.eval_every=0",
                       f"+data.train.proposals={train}", f"+data.val.proposals={val}")
     trainer = Trainer(cfg, tmp_path / "run")
     batch = next(iter(trainer.train_loader))

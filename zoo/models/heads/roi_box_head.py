@@ -76,11 +76,12 @@ class RoIPooler(nn.Module):
         return out
 
     def _pool(self, feature: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
-        if self.type == "spp":
+        if self.type in ("spp", "roi_pool"):  # torchvision's roi_pool has no autocast rule: pooled in the RoIs' fp32
+            dtype, feature = feature.dtype, feature.to(rois.dtype)
+            if self.type == "roi_pool":
+                return roi_pool(feature, rois, self.output_size, 1.0 / stride).to(dtype)
             bins = [roi_pool(feature, rois, n, 1.0 / stride).flatten(2) for n in self.pyramid]
-            return torch.cat(bins, dim=2).unsqueeze(2)
-        if self.type == "roi_pool":
-            return roi_pool(feature, rois, self.output_size, 1.0 / stride)
+            return torch.cat(bins, dim=2).unsqueeze(2).to(dtype)
         return roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio, aligned=self.aligned)
 
 
