@@ -30,7 +30,8 @@ def proposals_file(cfg, split, path, seed=0):
     return path
 
 
-@pytest.mark.parametrize("model", [["model=fast_rcnn_lite"], ["model=spp_lite", "trainer/stages=spp_net"]])
+@pytest.mark.parametrize("model", [["model=fast_rcnn_lite"], ["model=spp_lite", "trainer/stages=spp_net"],
+                                   ["model=rcnn_lite"]])
 def test_fast_rcnn_trains_and_evaluates_on_a_proposals_file(compose_cfg, tmp_path, model):
     base = compose_cfg(*TINY)
     train = proposals_file(base, "train", tmp_path / "train.pkl")
@@ -71,3 +72,17 @@ def test_without_proposals_fast_rcnn_says_what_to_give(compose_cfg, tmp_path):
 
         model = build_detector(model_node(compose_cfg("model=fast_rcnn_lite").model), num_classes=3).eval()
         model(torch.zeros(1, 3, 64, 64))
+
+
+def test_the_warp_pooler_crops_each_proposal_with_its_context():
+    """R-CNN's crops: a box grown so that ``context`` px of the warped crop lie outside it; on an image that is a
+    ramp in x, a row of the crop inside the image reads from the grown box's left edge to its right one."""
+    from zoo.models.heads.roi_box_head import RoIPooler
+
+    image = torch.arange(200, dtype=torch.float32).repeat(1, 3, 100, 1)  # value = x + 0.5 at each pixel centre
+    box = torch.tensor([[50.0, 10.0, 150.0, 90.0]])
+    crops = RoIPooler([1], type="warp", output_size=20, context=5)([image], [box])
+    assert crops.shape == (1, 3, 20, 20)
+    grown = 100 * 20 / (20 - 2 * 5)  # 200 px wide: x from 0 to 200
+    step = grown / 20
+    assert torch.allclose(crops[0, 0, 10, [0, -1]], torch.tensor([0 + step / 2 - 0.5, 200 - step / 2 - 0.5]), atol=1e-3)

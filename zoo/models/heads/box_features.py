@@ -2,7 +2,7 @@
 built by the RoI box head, which wires ``in_channels`` and ``resolution`` from its pooler."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ from torchvision.models import resnet, vgg16
 
 from zoo.models.layers import has_classifier, load_weights, resnet_norm_layer
 from zoo.models.layers import stride_in_1x1 as stride_into_1x1
-from zoo.registry import HEADS
+from zoo.registry import BACKBONES, HEADS
 
 _BOTTLENECK_RESNETS = {50: resnet.resnet50, 101: resnet.resnet101, 152: resnet.resnet152}
 
@@ -87,3 +87,27 @@ class ResNetC5Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.res5(x).mean(dim=(2, 3))
+
+
+@HEADS.register("crop_cnn")
+class CropCNNHead(nn.Module):
+    """R-CNN's network on each warped crop (pooler ``warp`` on the ``image`` backbone): ``backbone`` (any
+    registered one) on the crops, global average pooling of its last level, two fully connected layers. The crops
+    go through in chunks of ``chunk`` to bound memory: R-CNN's cost is one network pass per proposal."""
+
+    def __init__(self, in_channels: int, resolution: int | Sequence[int], backbone: Mapping, dim: int = 512,
+                 chunk: int = 256):
+        super().__init__()
+        if in_channels != 3:
+            raise ValueError(f"crop_cnn: classifies image crops (the image backbone's 3 channels), got {in_channels} "
+                             "channels")
+        self.cnn = BACKBONES.build(backbone)
+        self.fc6 = nn.Linear(self.cnn.out_channels[-1], dim)
+        self.fc7 = nn.Linear(dim, dim)
+        self.out_dim, self.chunk = dim, int(chunk)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        pooled = [self.cnn(part)[-1].mean(dim=(2, 3)) for part in crops.split(self.chunk)] if len(crops) else \
+            [crops.new_zeros(0, self.fc6.in_features)]
+        return torch.relu(self.fc7(torch.relu(self.fc6(torch.cat(pooled)))))
+

@@ -30,19 +30,26 @@ class RoIPooler(nn.Module):
 
     ``spp`` is SPP-net's spatial pyramid: the RoI max-pooled into each grid of ``pyramid_levels`` (e.g. [1, 2, 3, 6],
     50 bins), the bins laid side by side as a (C, 1, bins) map, which flattening heads (two_fc) take as they take a
-    grid; with ``pyramid_levels: [7]`` it is RoIPool at 7x7, bin for bin. ``grid`` is the output's (height, width)."""
+    grid; with ``pyramid_levels: [7]`` it is RoIPool at 7x7, bin for bin. ``grid`` is the output's (height, width).
+
+    ``warp`` is R-CNN's: each RoI, grown so that ``context`` pixels of its surroundings border it once warped,
+    resampled bilinearly (RoIAlign, aligned) to ``output_size`` x ``output_size``; on the ``image`` backbone's
+    stride-1 level these are the crops R-CNN's network classifies (beyond the image: the padding's mean colour)."""
 
     def __init__(self, in_strides: Sequence[int], type: str = "roi_align", output_size: int = 7,
                  sampling_ratio: int = 2, strides: Sequence[int] | None = None,
                  roi_strides: Sequence[int] | None = None, aligned: bool = False,
-                 pyramid_levels: Sequence[int] | None = None):
+                 pyramid_levels: Sequence[int] | None = None, context: float = 0.0):
         super().__init__()
         strides = list(roi_strides or in_strides) if strides is None else list(strides)
         missing = [s for s in strides if s not in in_strides]
         if missing:
             raise ValueError(f"roi pooler: strides {missing} are not among the feature strides {list(in_strides)}")
-        if type not in ("roi_align", "roi_pool", "spp"):
-            raise ValueError(f"roi pooler: type must be roi_align, roi_pool or spp, got '{type}'")
+        if type not in ("roi_align", "roi_pool", "spp", "warp"):
+            raise ValueError(f"roi pooler: type must be roi_align, roi_pool, spp or warp, got '{type}'")
+        if type == "warp" and not 0 <= context < output_size / 2:
+            raise ValueError(f"roi pooler: warp's context must be in [0, output_size / 2), got {context}")
+        self.context = float(context)
         if (type == "spp") != (pyramid_levels is not None):
             raise ValueError("roi pooler: pyramid_levels (the grids, e.g. [1, 2, 3, 6]) go with type spp, and only "
                              f"with it; got type {type}, pyramid_levels {pyramid_levels}")
@@ -76,6 +83,11 @@ class RoIPooler(nn.Module):
         return out
 
     def _pool(self, feature: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
+        if self.type == "warp":
+            grown = self.output_size / (self.output_size - 2 * self.context)
+            centres, halves = (rois[:, 1:3] + rois[:, 3:5]) / 2, (rois[:, 3:5] - rois[:, 1:3]) / 2 * grown
+            rois = torch.cat([rois[:, :1], centres - halves, centres + halves], dim=1)
+            return roi_align(feature, rois.to(feature.dtype), self.output_size, 1.0 / stride, 2, aligned=True)
         if self.type in ("spp", "roi_pool"):  # torchvision's roi_pool has no autocast rule: pooled in the RoIs' fp32
             dtype, feature = feature.dtype, feature.to(rois.dtype)
             if self.type == "roi_pool":
