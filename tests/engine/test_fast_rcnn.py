@@ -31,19 +31,19 @@ def proposals_file(cfg, split, path, seed=0):
 
 
 @pytest.mark.parametrize("model", [["model=fast_rcnn_lite"], ["model=spp_lite", "trainer/stages=spp_net"],
-                                   ["model=rcnn_lite"]])
+                                   ["model=rcnn_lite", "trainer/stages=rcnn_svm"]])
 def test_fast_rcnn_trains_and_evaluates_on_a_proposals_file(compose_cfg, tmp_path, model):
     base = compose_cfg(*TINY)
     train = proposals_file(base, "train", tmp_path / "train.pkl")
     val = proposals_file(base, "val", tmp_path / "val.pkl")
-    cfg = compose_cfg(*TINY, *model, "trainer.max_iters=2", "trainer.eval_every=0",
+    cfg = compose_cfg(*TINY, *model, "trainer.max_iters=5", "trainer.eval_every=0",
                       f"+data.train.proposals={train}", f"+data.val.proposals={val}")
     trainer = Trainer(cfg, tmp_path / "run")
     batch = next(iter(trainer.train_loader))
     assert batch.proposals is not None and len(batch.proposals) == len(batch)
     results = trainer.fit()
-    assert set(trainer.losses) >= {"roi/cls", "roi/loc"}
-    assert results["steps"] == 2 and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+    assert set(trainer.losses) >= {"roi/cls", "roi/loc"} | ({"roi/svm"} if model[0] == "model=rcnn_lite" else set())
+    assert results["steps"] == 5 and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
 
 
 def test_proposals_move_with_the_resize_and_the_flip(compose_cfg, tmp_path):
@@ -86,3 +86,19 @@ def test_the_warp_pooler_crops_each_proposal_with_its_context():
     grown = 100 * 20 / (20 - 2 * 5)  # 200 px wide: x from 0 to 200
     step = grown / 20
     assert torch.allclose(crops[0, 0, 10, [0, -1]], torch.tensor([0 + step / 2 - 0.5, 200 - step / 2 - 0.5]), atol=1e-3)
+
+
+def test_the_svms_learn_from_ground_truths_and_the_hardest_negatives():
+    from zoo.models.heads.svm import ClassSVMs
+
+    svms = ClassSVMs(dim=2, num_classes=2, hard=1)
+    with torch.no_grad():
+        svms.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    vectors = torch.tensor([[2.0, -2.0],    # class 0, beyond its margin: no loss
+                            [-2.0, 0.5],    # class 1, inside its margin: (1 - 0.5)^2
+                            [-3.0, -0.5],   # a negative
+                            [-1.5, -4.0]])  # a negative
+    loss = svms.loss(vectors, torch.tensor([0, 1, -1, -1]))
+    # hardest negative of class 0: -1.5 (row 3; beyond the margin, no loss); of class 1: -0.5 (row 2): (1 - 0.5)^2.
+    # Two positives and one negative per class count: (0.25 + 0.25) / 4.
+    assert torch.isclose(loss, torch.tensor(0.5 / 4))

@@ -20,7 +20,7 @@ from torch import nn
 class Stage:
     name: str
     fraction: float  # of the run's iterations
-    train: tuple[str, ...]  # the model's top-level modules that learn; the others are frozen
+    train: tuple[str, ...]  # the modules that learn (top-level, or dotted paths such as roi_head.svm); the rest is frozen
     losses: tuple[str, ...]  # loss-key prefixes that count toward the total (e.g. "rpn/")
 
     def counts(self, key: str) -> bool:
@@ -32,12 +32,13 @@ class StageSchedule:
         known = [f.name for f in fields(Stage)]
         parsed = []
         children = [name for name, _ in model.named_children()]
+        modules = {name for name, _ in model.named_modules() if name}  # a stage may name a submodule: roi_head.svm
         for i, node in enumerate(stages):
             node = dict(node)
             if set(node) != set(known):
                 raise ValueError(f"trainer.stages[{i}]: needs exactly the keys {known}, got {sorted(node)}")
             stage = Stage(str(node["name"]), float(node["fraction"]), tuple(node["train"]), tuple(node["losses"]))
-            unknown = [m for m in stage.train if m not in children]
+            unknown = [m for m in stage.train if m not in modules]
             if unknown:
                 raise ValueError(f"trainer.stages[{i}] ({stage.name}): modules {unknown} are not among the model's "
                                  f"{children}")
@@ -82,11 +83,17 @@ class StageSchedule:
         began = stage != self.current
         if began:
             for name, param in model.named_parameters():
-                param.requires_grad_(name in self.trainable and name.split(".")[0] in stage.train)
+                param.requires_grad_(name in self.trainable and _within(name, stage.train))
             self.current = stage
         for name, module in model.named_modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 # Trainable in this stage, and not frozen by the model itself (frozen_stages).
-                learns = name.split(".")[0] in stage.train and (module.weight is None or f"{name}.weight" in self.trainable)
+                learns = _within(name, stage.train) and (module.weight is None or f"{name}.weight" in self.trainable)
                 module.train(learns)
         return stage, began
+
+
+def _within(name: str, modules: Sequence[str]) -> bool:
+    """Whether the parameter or module ``name`` belongs to one of ``modules`` (top-level or dotted paths)."""
+    return any(name == m or name.startswith(m + ".") for m in modules)
+

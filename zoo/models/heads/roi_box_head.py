@@ -8,14 +8,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import clip_boxes_to_image, roi_align, roi_pool
+from torchvision.ops import box_iou, clip_boxes_to_image, roi_align, roi_pool
 from torchvision.ops.poolers import LevelMapper
 
+from zoo.models.heads.svm import ClassSVMs
 from zoo.models.postprocess import build_test_settings, multiclass_nms
 from zoo.registry import CODERS, HEADS, MATCHERS, SAMPLERS
 from zoo.task.assign import assign_image
 
-DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections": 100, "topk_per_class": 1000}
+# scoring: "softmax" (the classifier) or "svm" (R-CNN's per-class SVMs, sigmoid of their margins; needs ``svm``)
+DEFAULT_TEST = {"score_threshold": 0.05, "nms_threshold": 0.5, "max_detections": 100, "topk_per_class": 1000,
+                "scoring": "softmax"}
 
 
 class RoIPooler(nn.Module):
@@ -103,11 +106,17 @@ class RoIBoxHead(nn.Module):
     (foreground IoU >= 0.5; background [bg_min_iou, 0.5)), the ``sampler`` picks e.g. 128 per image
     at 25% foreground; losses ``roi/cls`` (softmax CE) and ``roi/loc`` (smooth L1 on the
     foreground's own class offsets), both divided by the sampled count. Inference: class-specific
-    boxes, per-class NMS (``test``)."""
+    boxes, per-class NMS (``test``).
+
+    ``svm`` adds R-CNN's per-class linear SVMs on the box features (zoo.models.heads.svm.ClassSVMs): loss
+    ``roi/svm`` on the ground truths against hard-mined proposals of IoU < ``negative_iou``, the features held fixed;
+    ``test.scoring: svm`` scores detections with them. Train them as a stage of their own
+    (``trainer/stages=rcnn_svm``)."""
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, pooler: Mapping,
                  box_features: Mapping, matcher: Mapping, sampler: Mapping, coder: Mapping, add_gt: bool = True,
-                 smooth_l1_beta: float = 1.0, test: Mapping | None = None, roi_strides: Sequence[int] | None = None):
+                 smooth_l1_beta: float = 1.0, test: Mapping | None = None, roi_strides: Sequence[int] | None = None,
+                 svm: Mapping | None = None):
         super().__init__()
         self.pooler = RoIPooler(in_strides, **dict(pooler), roi_strides=roi_strides)
         channels = {in_channels[i] for i in self.pooler.indices}
@@ -127,6 +136,11 @@ class RoIBoxHead(nn.Module):
         self.add_gt = add_gt
         self.beta = smooth_l1_beta
         self.test_cfg = build_test_settings(test, DEFAULT_TEST)
+        self.scoring = self.test_cfg.pop("scoring")
+        self.svm = ClassSVMs(self.features.out_dim, num_classes, **dict(svm)) if svm is not None else None
+        if self.scoring not in ("softmax", "svm") or self.scoring == "svm" and self.svm is None:
+            raise ValueError(f"roi_box_head: test.scoring must be softmax, or svm with an svm node; got "
+                             f"{self.scoring!r}{'' if self.svm is not None else ' and no svm'}")
 
     def forward(self, features: Sequence[torch.Tensor], proposals: list[torch.Tensor],
                 image_sizes: Sequence[tuple[int, int]], targets: Sequence[dict[str, torch.Tensor]] | None = None):
@@ -137,16 +151,37 @@ class RoIBoxHead(nn.Module):
             rois, labels, box_targets = self._sample(features, proposals, targets)
         else:
             rois = proposals
-        scores, deltas = self._predict(features, rois)
+        scores, deltas, vectors = self._predict(features, rois, with_vectors=True)
         if self.training:
-            return self._losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
-        return self._detections(scores, deltas, rois, image_sizes)
+            losses = self._losses(scores, deltas, torch.cat(labels), torch.cat(box_targets))
+            if self.svm is not None and self.svm.linear.weight.requires_grad:  # a stage that trains them
+                losses["svm"] = self._svm_loss(features, proposals, targets)
+            return losses
+        probs = (torch.sigmoid(self.svm(vectors.float())) if self.scoring == "svm" else
+                 scores.float().softmax(dim=-1)[:, 1:])
+        return self._detections(probs, deltas, rois, image_sizes)
 
-    def _predict(self, features, rois):
+    def _predict(self, features, rois, with_vectors: bool = False):
         # RoIs stay fp32 under autocast: bf16 coordinates would be off by up to 4 px past 512.
         pooled = self.pooler(features, [r.float() for r in rois])
         vectors = self.features(pooled)
-        return self.cls(vectors), self.box(vectors)
+        return (self.cls(vectors), self.box(vectors), vectors) if with_vectors else (self.cls(vectors), self.box(vectors))
+
+    def _svm_loss(self, features, proposals, targets) -> torch.Tensor:
+        """The SVMs' rows: each image's ground truths (positives of their class) and up to ``svm.negatives`` of its
+        proposals overlapping every ground truth less than ``svm.negative_iou`` (negatives); features fixed."""
+        rois, labels = [], []
+        for boxes, target in zip(proposals, targets):
+            gt = target["boxes"].to(boxes.dtype)
+            keep = ~target["ignore"] if "ignore" in target else torch.ones_like(target["labels"], dtype=torch.bool)
+            overlap = box_iou(boxes, gt).amax(dim=1) if len(gt) else boxes.new_zeros(len(boxes))
+            negatives = boxes[overlap < self.svm.negative_iou]
+            negatives = negatives[torch.randperm(len(negatives), device=boxes.device)[: self.svm.negatives]]
+            rois.append(torch.cat([gt[keep], negatives]))
+            labels.append(torch.cat([target["labels"][keep], target["labels"].new_full((len(negatives),), -1)]))
+        with torch.no_grad():
+            vectors = self.features(self.pooler(features, [r.float() for r in rois]))
+        return self.svm.loss(vectors, torch.cat(labels))
 
     def _sample(self, features, proposals, targets):
         candidates, labels, box_targets = zip(*(self._label(p, t) for p, t in zip(proposals, targets)))
@@ -185,8 +220,8 @@ class RoIBoxHead(nn.Module):
         count = max(labels.numel(), 1)
         return {"cls": cls.sum() / count, "loc": loc.sum() / count}
 
-    def _detections(self, scores, deltas, rois, image_sizes) -> list[dict[str, Any]]:
-        probs = scores.float().softmax(dim=-1)[:, 1:]
+    def _detections(self, probs, deltas, rois, image_sizes) -> list[dict[str, Any]]:
+        """``probs`` (R, C) per class, background left out."""
         deltas = deltas.float().view(deltas.shape[0], -1, 4)[:, 1:]
         out, start = [], 0
         for image_rois, size in zip(rois, image_sizes):
