@@ -243,12 +243,12 @@ def test_roi_losses_take_each_rois_own_class_offsets_and_detections_decode_with_
     assert loc.tolist() == pytest.approx([0.125, 0.0])
 
     # Detections: only class 1 (label 2) scores; its row shifts the box by one width, class 0's row would not.
-    head = SimpleNamespace(coder=DeltaXYWHCoder((1.0, 1.0, 1.0, 1.0)),
-                           test_cfg={**DEFAULT_TEST, "score_threshold": 0.5})
-    logits = torch.tensor([[0.0, 0.0, 10.0, 0.0]])
+    settings = {k: v for k, v in DEFAULT_TEST.items() if k != "scoring"}  # the head keeps scoring apart
+    head = SimpleNamespace(coder=DeltaXYWHCoder((1.0, 1.0, 1.0, 1.0)), test_cfg={**settings, "score_threshold": 0.5})
+    probs = torch.tensor([[0.0, 0.0, 10.0, 0.0]]).softmax(dim=-1)[:, 1:]  # background left out
     offsets = torch.zeros(1, 4, 4)
     offsets[0, 2, 0] = 1.0
-    found = RoIBoxHead._detections(head, logits, offsets.view(1, 16), [torch.tensor([[10.0, 10.0, 20.0, 20.0]])],
+    found = RoIBoxHead._detections(head, probs, offsets.view(1, 16), [torch.tensor([[10.0, 10.0, 20.0, 20.0]])],
                                    [(100, 100)])[0]
     assert found["labels"].tolist() == [1] and found["boxes"].tolist() == [[20.0, 10.0, 30.0, 20.0]]
 
