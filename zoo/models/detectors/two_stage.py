@@ -1,4 +1,5 @@
-"""Two-stage detectors (Faster R-CNN, FPN): backbone -> neck -> RPN proposals -> RoI box head."""
+"""Two-stage detectors: Faster R-CNN and FPN (backbone -> neck -> RPN proposals -> RoI box head), and the detectors of
+given proposals (Fast R-CNN, SPP-net and R-CNN: backbone -> neck -> RoI box head on the data's proposals)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
