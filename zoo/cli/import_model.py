@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         for (source, model), spec in sorted(IMPORTS.items()):
             print(f"source={source} model={model}  ->  zoo {spec.base}, {len(spec.classes)} {spec.data} classes; "
                   f"{spec.published}")
+            for line in (f"checked: {spec.checked}", *spec.notes):
+                print(f"    {line}")
         return
     missing = [key for key in ("source", "model", "weights", "out") if not cfg.get(key)]
     if missing:

@@ -36,6 +36,12 @@ IMPORTS: dict[tuple[str, str], ImportSpec] = {}
 # zoo-eval's batch for keep-ratio models: one image, as the libraries evaluate (a batch pads its images to the largest,
 # which moves the anchors' grid); zoo-eval's batch_size= sets another
 ONE_PER_BATCH = "trainer.batch_size=1"
+# What torchvision's and MMDetection's Faster R-CNN R50-FPN share: frozen BatchNorm, RoIAlign, anchors on cell corners
+# listed ratio by ratio, ImageNet's normalisation, one image per evaluation batch
+FPN_ON_CORNERS = ("model.backbone.norm=frozen_bn", "model.roi_head.pooler.type=roi_align",
+                  "++model.rpn.priors.centre_offset=0.0", "++model.rpn.priors.order=ratio_major",
+                  "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]",
+                  ONE_PER_BATCH)
 
 
 def register(spec: ImportSpec) -> ImportSpec:

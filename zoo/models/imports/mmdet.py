@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import torch
 
-from zoo.models.imports.catalog import ONE_PER_BATCH, ImportSpec, register
+from zoo.models.imports.catalog import FPN_ON_CORNERS, ONE_PER_BATCH, ImportSpec, register
 from zoo.models.imports.classes import COCO
 from zoo.models.imports.keys import KeyMap, background_first, with_background_box_rows
 from zoo.models.imports.readers import read_torch_state
@@ -106,11 +106,7 @@ register(ImportSpec(
 
 register(ImportSpec(
     source="mmdet", model="faster_rcnn_r50_fpn_1x_coco", base="fpn_r50", data="coco", classes=COCO,
-    overrides=("model.backbone.norm=frozen_bn", "model.roi_head.pooler.type=roi_align",
-               "++model.roi_head.pooler.sampling_ratio=0", "++model.roi_head.pooler.aligned=true",
-               "++model.rpn.priors.centre_offset=0.0", "++model.rpn.priors.order=ratio_major",
-               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]",
-               ONE_PER_BATCH),
+    overrides=(*FPN_ON_CORNERS, "++model.roi_head.pooler.sampling_ratio=0", "++model.roi_head.pooler.aligned=true"),
     read=read_torch_state, convert=convert_faster_rcnn,
     published="faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth (MMDetection configs/faster_rcnn/"
               "faster-rcnn_r50_fpn_1x_coco.py): COCO val2017 box AP 37.4",

@@ -21,12 +21,7 @@ def read_detectron2_pkl(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(model, Mapping):
         raise ImportError_(f"{where}: expected a dict of arrays (detectron2's {{'model': ...}}), got "
                            f"{type(model).__name__}")
-    out = {}
-    for key, value in model.items():
-        if not isinstance(value, np.ndarray):
-            raise ImportError_(f"{where}: '{key}' is a {type(value).__name__}, not a numpy array")
-        out[str(key)] = torch.from_numpy(np.ascontiguousarray(value))
-    return out
+    return _tensors(model, where, np.ndarray, lambda key, value: (str(key), torch.from_numpy(np.ascontiguousarray(value))))
 
 
 def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -46,11 +41,17 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(data, Mapping) or not data:
         raise ImportError_(f"{where}: expected a state dict (names to tensors), got "
                            f"{'an empty dict' if isinstance(data, Mapping) else type(data).__name__}")
+    return _tensors(data, where, torch.Tensor, lambda key, value: (key.removeprefix("module."), value))
+
+
+def _tensors(items: Mapping, where: str, kind: type, convert) -> dict[str, torch.Tensor]:
+    """Every value of ``items`` must be a ``kind``; ``convert(key, value)`` gives its (name, tensor)."""
     out = {}
-    for key, value in data.items():
-        if not isinstance(value, torch.Tensor):
-            raise ImportError_(f"{where}: '{key}' is a {type(value).__name__}, not a tensor")
-        out[key[len("module."):] if key.startswith("module.") else key] = value
+    for key, value in items.items():
+        if not isinstance(value, kind):
+            raise ImportError_(f"{where}: '{key}' is a {type(value).__name__}, not a {kind.__module__}.{kind.__name__}")
+        name, tensor = convert(key, value)
+        out[name] = tensor
     return out
 
 

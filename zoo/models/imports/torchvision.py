@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from zoo.models.imports.catalog import ONE_PER_BATCH, ImportSpec, register
+from zoo.models.imports.catalog import FPN_ON_CORNERS, ImportSpec, register
 from zoo.models.imports.classes import COCO, TORCHVISION_COCO, TORCHVISION_COCO_ROWS
 from zoo.models.imports.keys import KeyMap, keep_rows
 from zoo.models.imports.readers import read_torch_state
@@ -82,13 +82,9 @@ register(ImportSpec(
 
 register(ImportSpec(
     source="torchvision", model="fasterrcnn_resnet50_fpn", base="fpn_r50", data="coco", classes=COCO,
-    overrides=("model.backbone.norm=frozen_bn", "model.roi_head.pooler.type=roi_align",
-               "++model.roi_head.pooler.sampling_ratio=2", "++model.rpn.priors.centre_offset=0.0",
-               "++model.rpn.priors.round_corners=true", "++model.rpn.priors.floor_steps=true",
-               "++model.rpn.priors.order=ratio_major", "++model.transforms.test.backend=torch",
-               "++model.transforms.train.backend=torch",
-               "++model.input_mean=[123.675, 116.28, 103.53]", "++model.input_std=[58.395, 57.12, 57.375]",
-               ONE_PER_BATCH),
+    overrides=(*FPN_ON_CORNERS, "++model.roi_head.pooler.sampling_ratio=2", "++model.rpn.priors.round_corners=true",
+               "++model.rpn.priors.floor_steps=true", "++model.transforms.test.backend=torch",
+               "++model.transforms.train.backend=torch"),
     read=read_torch_state, convert=convert_faster_rcnn,
     published="fasterrcnn_resnet50_fpn_coco-258fb6c6.pth (torchvision FasterRCNN_ResNet50_FPN_Weights.COCO_V1): "
               "COCO val2017 box AP 37.0",
