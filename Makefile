@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Selective search (zoo-proposals, data.<split>.proposals=selective_search) is in OpenCV's contrib modules. albumentations
+# requires opencv-python-headless, so the contrib build of the same version goes over it, without dependencies.
+OPENCV_CONTRIB := opencv-contrib-python-headless==$(shell sed -n 's/^ *opencv-python-headless==//p' setup.cfg)
 
 .PHONY: install train test test-all test-gpu bench docs clean
 
@@ -11,6 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@# quiet unless it fails: then the whole log
 	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 \
 		&& $(BIN)/python -m pip install -q -e '.[test]' >> $(VENV)/install.log 2>&1 \
+		&& $(BIN)/python -m pip install -q --no-deps $(OPENCV_CONTRIB) >> $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; echo "make: installing into $(VENV) failed (log: $(VENV)/install.log)"; exit 1)
 	touch $(STAMP)
 

@@ -12,6 +12,16 @@ def _components():
     torch.set_num_threads(1)  # tests run in parallel workers; threads inside them only contend
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _proposals_cache(tmp_path_factory):
+    """Selective search's cached proposals (model.proposals=selective_search) go to a folder of the session, not the
+    user's cache: each test session computes its own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ZOO_CACHE", str(tmp_path_factory.mktemp("zoo_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def compose_cfg():
     """Compose the train config with overrides, as `zoo-train` would."""

@@ -20,8 +20,10 @@ from zoo.registry import ConfigError
 # ``input_mean``/``input_std`` (RGB, 0-255): a model's own normalisation, which the data's mean and std give way to (an
 # imported detector keeps the one it was trained with, whatever data it is then run on).
 # ``init_from``: a checkpoint whose fitting weights a new run starts from (zoo.engine.init_from).
+# ``proposals``: where a detector of given proposals (Fast R-CNN, SPP-net, R-CNN) gets them on a split whose data
+# names none (``data.<split>.proposals``): a method computed once per split and cached (selective_search).
 MODEL_META_KEYS = ("name", "input_size", "transforms", "pad_fill", "size_divisor", "input_mean", "input_std",
-                   "init_from")
+                   "init_from", "proposals")
 
 
 DEFAULT_HOOKS = ("stages", "nan_guard", "progress", "metrics", "validation", "checkpoint", "report")

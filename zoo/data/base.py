@@ -141,6 +141,7 @@ class DetectionDataset(Dataset):
         self.stand_in = True
         self.cache: dict[int, tuple[np.ndarray, dict]] | None = None  # {} keeps every loaded sample (see load_cached)
         self.proposals: dict[int, np.ndarray] | None = None  # given RoIs per image (attach_proposals)
+        self.proposals_file: str | None = None  # the file they were read from
 
     def attach_proposals(self, path: str) -> None:
         """Each sample also carries ``proposals`` (N, 4), read from a proposals file (zoo.data.proposals), checked
@@ -150,6 +151,7 @@ class DetectionDataset(Dataset):
             ann = self.get_annotation(index)
             sizes[index] = (int(ann["height"]), int(ann["width"]))
         self.proposals = proposals_for(path, sizes, self.name)
+        self.proposals_file = str(path)
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -1,11 +1,16 @@
 """Compose a split's data loader from config: dataset + the model's transform + sampler + collate."""
 from __future__ import annotations
 
+import logging
+
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from zoo.config.run import RunConfig
 from zoo.data import Collate, TrainSampler, build_dataset, build_loader
+from zoo.data.selective_search import proposals_source
+
+log = logging.getLogger("zoo.data")
 
 
 def build_collate(run: RunConfig) -> Collate:
@@ -32,7 +37,8 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     if "split" not in node:
         raise ValueError(f"data.{split} needs a 'split' key naming the data set's split (e.g. trainval)")
     own_split = node.pop("split")
-    proposals = node.pop("proposals", None)  # a proposals file (zoo-proposals) whose RoIs each sample carries
+    # RoIs each sample carries (Fast R-CNN's line): the split's file (zoo-proposals) or method, else the model's method
+    proposals = node.pop("proposals", None) or model.get("proposals")
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
@@ -44,8 +50,8 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     dataset = build_dataset(node, split=own_split, transform=transform)
     if len(dataset) == 0:
         raise ValueError(f"data.{scored}: {dataset.name} has no images")
-    if proposals:
-        dataset.attach_proposals(proposals)
+    if proposals:  # a file, or a method computed once and cached (selective_search)
+        dataset.attach_proposals(proposals_source(str(proposals), dataset, log=log.info))
     if class_names is not None and list(dataset.class_names) != list(class_names):
         raise ValueError(f"data.{scored}: {dataset.name} has the classes {list(dataset.class_names)}, "
                          f"the training split {list(class_names)}; they must be the same, in the same order")

@@ -99,8 +99,8 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
     if finished < seeds * len(rows):
         header += (f"\n\n**Partial: {finished} of {seeds * len(rows)} runs finished**; a row's figure is the mean "
                    "of its finished seeds.")
-    extras = [(title, name) for title, name in (("ms / image", "ms"), ("train min", "train_minutes"))
-              if any(getattr(r, name) is not None for r in rows)]
+    extras = [(title, name) for title, name in EXTRA_COLUMNS if any(getattr(r, name) is not None for r in rows)]
+    names = [name for _, name in extras]
     also_tta = table.get("also_tta") if any(r.also_runs for r in rows) else None
     also_titles = [f"with `tta={also_tta}`", f"`tta={also_tta}` minus plain, per seed"] if also_tta else []
     versus = f"`{reference}`" if reference else "the row above"
@@ -118,7 +118,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         values = [getattr(row, name) for _, name in extras]
         mark = "" if not row.stale else " (config not recorded)" if row.stale == [UNRECORDED] else " (stale)"
         lines.append(f"| {row.experiment}{mark} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
-                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {v:.1f} |" for v in values)
+                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {_number(v, n)} |" for v, n in zip(values, names))
                      + ("".join(f" {cell} |" for cell in _also_cells(row)) if also_titles else ""))
     if not of_models:
         lines += ["", (f"Steps are each row's change from {versus}; the ordering holds when our step has the sign of "
@@ -147,10 +147,15 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
             machines = next(iter(by_machine), machine(torch.get_num_threads()))
         lines += ["", ("ms / image: seed 0's checkpoint, batch 1, median over 20 test images at each model's own test "
                   f"input size (keep-ratio models see the image's aspect), timed when the run finished; {machines}.")]
+    if any(name == "proposal_ms" for _, name in extras):
+        lines += ["", ("proposals ms / image: for the rows fed given proposals, the median time their method took on "
+                       "the same test images, one image at a time, as the proposals file records it (not in ms / "
+                       "image); the other rows' proposals are part of their network.")]
     if any(name == "train_minutes" for _, name in extras):
         note = ("train min: each run's training wall clock (its periodic validation included; a resumed run counts "
                 "its last process only), mean over seeds; other jobs on the machine lengthen it.")
         lines += ["", note]
+    lines += _speed_ratios(rows)
     lines += _records_note(rows)
     skipped = table["protocols"][protocol].get("skip") or []
     if skipped:
@@ -167,6 +172,43 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
                  for r, h in zip(rows, holds)]}, indent=2))
     plot_table(rows, table["title"], metric, paths["png"], paper_bars=same_metric)
     return paths
+
+
+# Optional columns after the ordering: ours beside the paper's, where any row has a figure.
+EXTRA_COLUMNS = (("ms / image", "ms"), ("paper s / image", "paper_test_seconds"),
+                 ("proposals ms / image", "proposal_ms"), ("paper proposals s / image", "paper_proposal_seconds"),
+                 ("train min", "train_minutes"), ("paper train h", "paper_train_hours"))
+
+
+def _number(value: float, name: str) -> str:
+    return f"{value:g}" if name.startswith("paper_") else f"{value:.1f}"  # the paper's as printed, ours to 0.1
+
+
+def _speed_ratios(rows: Sequence[Row]) -> list[str]:
+    """How many times faster each row is than the first, the paper's beside ours: test time without proposals, with
+    them, and training time (where the paper gives the figures); none for a table without the paper's speeds."""
+    first = rows[0] if rows else None
+    if first is None or not any(r.paper_test_seconds is not None or r.paper_train_hours is not None for r in rows):
+        return []
+
+    def total(row: Row, paper: bool) -> float | None:
+        model, given = ((row.paper_test_seconds, row.paper_proposal_seconds) if paper else
+                        (row.ms, row.proposal_ms))
+        return None if model is None else model + (given or 0.0)
+
+    measures = (("test time per image, proposals excluded", lambda r: r.paper_test_seconds, lambda r: r.ms),
+                ("test time per image, proposals included", lambda r: total(r, True), lambda r: total(r, False)),
+                ("training time", lambda r: r.paper_train_hours, lambda r: r.train_minutes))
+    lines = ["", f"Times faster than `{first.experiment}` (the paper's / ours):"]
+    for title, paper, ours in measures:
+        cells = []
+        for row in rows[1:]:
+            ratios = [None if f(first) is None or not f(row) else f(first) / f(row) for f in (paper, ours)]
+            if any(r is not None for r in ratios):
+                cells.append(f"{row.experiment} " + " / ".join("-" if r is None else f"{r:.3g}x" for r in ratios))
+        if cells:
+            lines.append(f"- {title}: " + "; ".join(cells))
+    return lines if len(lines) > 2 else []
 
 
 def _records_note(rows: Sequence[Row]) -> list[str]:

@@ -65,15 +65,16 @@ def train_row(cfg, run_dir: Path) -> dict[str, Any]:
 
 
 def row_latency(run_dir: Path) -> float:
-    """The run's checkpoint timed on its test images, cached in ``latency.json`` beside it."""
+    """The run's checkpoint timed on its test images, cached in ``latency.json`` beside it (with its proposals'
+    time, for a model fed given proposals)."""
     cached = run_dir / "latency.json"
     if cached.is_file():
         return json.loads(cached.read_text())["ms_per_image"]
-    from zoo.apis.latency import checkpoint_latency
+    from zoo.apis.latency import checkpoint_timing
 
-    ms = checkpoint_latency(str(run_dir / "checkpoints" / "last.pt"))
-    write_text_atomically(cached, json.dumps({"ms_per_image": ms, "machine": machine(torch.get_num_threads())}))
-    return ms
+    timing = checkpoint_timing(str(run_dir / "checkpoints" / "last.pt"))
+    write_text_atomically(cached, json.dumps({**timing, "machine": machine(torch.get_num_threads())}))
+    return timing["ms_per_image"]
 
 
 def cached_tta(run_dir: Path, tta: str) -> dict[str, Any] | None:
@@ -205,10 +206,11 @@ def _row(experiment: str, group: str, cfg, figures: RowFigures, spec: Mapping[st
     settings += f"; under {protocol}: {' '.join(row_overrides)}" if row_overrides else ""
     train_minutes = statistics.fmean(figures.minutes) if table.get("train_time") and figures.minutes else None
     timing = out_dir / experiment / "seed0" / "latency.json"
-    timed_on = json.loads(timing.read_text()).get("machine") if figures.ms is not None and timing.is_file() else None
+    timed = json.loads(timing.read_text()) if figures.ms is not None and timing.is_file() else {}
     return Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), figures.runs, figures.ms,
-               train_minutes, bool(paper.get("step_verified")), timed_on, figures.also_runs, figures.codes,
-               figures.stale)
+               train_minutes, bool(paper.get("step_verified")), timed.get("machine"), figures.also_runs, figures.codes,
+               figures.stale, timed.get("proposal_ms_per_image"), paper.get("train_hours"), paper.get("test_seconds"),
+               paper.get("proposal_seconds"))
 
 
 def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:

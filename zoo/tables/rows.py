@@ -27,6 +27,12 @@ class Row:
     # Config keys in which an archived run of the row differs from the config the row composes today: its figures
     # are a record of that config (shown marked stale), until the row is trained again.
     stale: list[str] = field(default_factory=list)
+    proposal_ms: float | None = None  # seed 0's proposals per test image (given proposals), for ``speed: true``
+    # The paper's own speed figures, where its table gives them (the row's ``paper:`` node): training hours, test
+    # seconds per image (proposals excluded where they are given) and the proposals' seconds per image.
+    paper_train_hours: float | None = None
+    paper_test_seconds: float | None = None
+    paper_proposal_seconds: float | None = None
 
     @property
     def mean(self) -> float:

@@ -71,8 +71,9 @@ class FastRCNN(nn.Module):
                 image_sizes: Sequence[tuple[int, int]] | None = None,
                 proposals: Sequence[torch.Tensor] | None = None):
         if proposals is None:
-            raise ValueError("fast_rcnn: needs each image's proposals; give the data a proposals file per split "
-                             "(data.train.proposals=..., data.val.proposals=..., written by zoo-proposals)")
+            raise ValueError("fast_rcnn: needs each image's proposals; set model.proposals=selective_search, or give "
+                             "the data a proposals file per split (data.train.proposals=..., data.val.proposals=..., "
+                             "written by zoo-proposals)")
         if self.training and targets is None:
             raise ValueError("fast_rcnn: training forward needs targets")
         sizes = per_image_sizes(images, image_sizes)

@@ -1,0 +1,97 @@
+"""Selective search proposals (zoo.data.selective_search): OpenCV contrib's boxes in the image's pixels, the same
+for an image whatever ran before, cached once per split, and named as a split's proposals instead of a file."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torchvision.ops import box_iou
+
+from tests.conftest import TINY
+from zoo.data.proposals import read_proposals
+from zoo.data.selective_search import cached_selective_search, selective_search
+
+pytest.importorskip("cv2.ximgproc", reason="OpenCV contrib (make install puts it over opencv-python-headless)")
+
+
+def scene(seed=0):
+    """A grey 120 x 160 image with a red square and a blue disc on a noisy background."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(100, 130, (120, 160, 3), dtype=np.uint8)
+    image[20:60, 30:70] = (220, 30, 30)
+    yy, xx = np.mgrid[:120, :160]
+    image[(yy - 80) ** 2 + (xx - 115) ** 2 < 20 ** 2] = (30, 40, 210)
+    return image
+
+
+@pytest.mark.parametrize("mode", ["fast", "single"])
+def test_boxes_are_in_the_images_pixels_and_find_its_objects(mode):
+    boxes = selective_search(scene(), mode, max_proposals=300)
+    assert boxes.dtype == np.float32 and boxes.shape[1] == 4 and 0 < len(boxes) <= 300
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 160).all() and (boxes[:, 3] <= 120).all()
+    assert (boxes[:, 2:] > boxes[:, :2]).all() and len(np.unique(boxes, axis=0)) == len(boxes)
+    objects = np.array([[30, 20, 70, 60], [95, 60, 135, 100]], np.float32)
+    assert box_iou(torch.from_numpy(objects), torch.from_numpy(boxes)).max(dim=1).values.min() > 0.8  # each object has a box about it
+
+
+def test_an_images_boxes_do_not_depend_on_what_ran_before():
+    first = selective_search(scene(0))
+    selective_search(scene(1), "quality")  # draws from OpenCV's random generator
+    assert np.array_equal(selective_search(scene(0)), first)
+
+
+def test_a_mode_that_does_not_exist_is_named():
+    with pytest.raises(ValueError, match="mode 'slow'.*fast, quality, single"):
+        selective_search(scene(), "slow")
+
+
+def test_without_opencv_contrib_the_error_says_how_to_install_it(monkeypatch):
+    import cv2
+
+    monkeypatch.delattr(cv2, "ximgproc")
+    with pytest.raises(ImportError, match="pip install --no-deps opencv-contrib-python-headless=="):
+        selective_search(scene())
+
+
+def test_a_split_is_searched_once_and_read_from_the_cache_after(compose_cfg, tmp_path, monkeypatch):
+    import zoo.data.selective_search as module
+    from zoo.config.run import RunConfig
+    from zoo.engine.loaders import build_split
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    searched = []
+    real = module.split_selective_search
+    monkeypatch.setattr(module, "split_selective_search", lambda *a, **k: searched.append(a[1]) or real(*a, **k))
+    cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "+data.val.proposals=selective_search")
+    for _ in range(2):
+        loader, _ = build_split(RunConfig.from_composed(cfg), "val", 2)
+    assert searched == ["fast"]  # the second loader read the file the first one wrote
+    files = list((tmp_path / "cache" / "proposals").glob("*-fast-2000-*.pkl"))
+    assert len(files) == 1 and read_proposals(files[0])["method"] == "selective_search:fast"
+    assert len(read_proposals(files[0])["seconds_per_image"]) == 8 and loader.dataset.proposals is not None
+    assert cached_selective_search(loader.dataset, "single", 100, progress=False) != files[0]  # another mode: another file
+    assert searched == ["fast", "single"]
+
+
+def test_fast_rcnn_trains_on_selective_search_named_as_the_splits_proposals(compose_cfg, tmp_path, monkeypatch):
+    from zoo.engine.trainer import Trainer
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=2", "trainer.eval_every=0",
+                      "+data.train.proposals=selective_search", "+data.val.proposals=selective_search")
+    results = Trainer(cfg, tmp_path / "run").fit()
+    assert results["steps"] == 2 and 0.0 <= results["metrics"]["voc07_map50"] <= 1.0
+
+
+def test_zoo_proposals_writes_a_splits_selective_search(compose_cfg, tmp_path):
+    from zoo.apis.proposals import write_selective_search
+
+    data = compose_cfg(*TINY).data
+    info = write_selective_search(data, tmp_path / "val.pkl", split="val", mode="fast", max_proposals=100,
+                                  progress=False)
+    written = read_proposals(tmp_path / "val.pkl")
+    assert info["images"] == 8 and written["ids"] == list(range(8)) and written["objectness_logits"] is None
+    assert all(0 < len(b) <= 100 for b in written["boxes"]) and info["seconds_per_image"] > 0
+    with pytest.raises(ValueError, match="needs a data set with a 'val' split: add data=<name>"):
+        write_selective_search(OmegaConf.create({}), tmp_path / "x.pkl", split="val")

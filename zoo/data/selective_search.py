@@ -1,0 +1,143 @@
+"""Selective search proposals (Uijlings et al. 2013, R-CNN's and Fast R-CNN's) by OpenCV contrib's
+``cv2.ximgproc.segmentation``, per image and per split, and a split's proposals cached on disk so that every run
+given ``data.<split>.proposals=selective_search`` computes them once.
+
+Modes: ``fast`` (the mode R-CNN used: 2 colour spaces, 2 segmentation scales, about 1,500-2,000 boxes per image),
+``quality`` (more colour spaces and scales, about twice the boxes and three times the time) and ``single`` (one
+strategy). The boxes come best ranked first, capped at ``max_proposals``; exact duplicates are dropped. OpenCV ranks
+the regions with its global random generator, so it is reseeded before every image: an image's boxes do not depend
+on what ran before it."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from zoo.data.proposals import write_proposals
+
+MODES = ("fast", "quality", "single")
+DEFAULT_MAX = 2000  # R-CNN's "about 2000 region proposals" per image
+# The names ``data.<split>.proposals`` takes instead of a file.
+NAMES = {"selective_search": "fast", **{f"selective_search_{mode}": mode for mode in MODES}}
+INSTALL = ("selective search needs OpenCV's contrib modules (cv2.ximgproc): pip install --no-deps "
+           "opencv-contrib-python-headless=={version} (the same version as opencv-python-headless, installed over "
+           "it; `make install` does this)")
+
+
+def _segmentation():
+    import cv2
+
+    if not hasattr(cv2, "ximgproc"):
+        raise ImportError(INSTALL.format(version=_opencv_version()))
+    return cv2, cv2.ximgproc.segmentation
+
+
+def _opencv_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opencv-python-headless")
+    except PackageNotFoundError:
+        import cv2
+
+        return cv2.__version__
+
+
+@functools.cache
+def _c_library():
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
+def _seed_c_rand() -> None:
+    # OpenCV's selective search ranks regions by level x rand(): without a seed the order, and so the cap, would
+    # depend on every rand() call made before. Python offers no srand, hence ctypes.
+    library = _c_library()
+    if library is not None:
+        library.srand(0)
+
+
+def selective_search(image: np.ndarray, mode: str = "fast", max_proposals: int = DEFAULT_MAX) -> np.ndarray:
+    """An RGB uint8 image's proposals: (N, 4) float32 x1, y1, x2, y2 in its pixels, best ranked first."""
+    if mode not in MODES:
+        raise ValueError(f"selective search mode '{mode}': expected one of {', '.join(MODES)}")
+    _, segmentation = _segmentation()
+    search = segmentation.createSelectiveSearchSegmentation()
+    search.setBaseImage(np.ascontiguousarray(image[..., ::-1]))  # OpenCV's colour conversions read BGR
+    {"fast": search.switchToSelectiveSearchFast, "quality": search.switchToSelectiveSearchQuality,
+     "single": search.switchToSingleStrategy}[mode]()
+    _seed_c_rand()
+    rects = np.asarray(search.process(), np.float32).reshape(-1, 4)
+    boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+    _, first = np.unique(boxes, axis=0, return_index=True)
+    return boxes[np.sort(first)][:max_proposals]
+
+
+def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX, progress: bool = True,
+                           desc: str = "selective search") -> tuple[list[int], list[np.ndarray], list[float]]:
+    """Every image of a data set (zoo.data.DetectionDataset) in its own pixels: image ids, boxes, seconds each."""
+    ids, boxes, seconds = [], [], []
+    for index in tqdm(range(len(dataset)), desc=f"{desc} ({mode})", unit="image", disable=not progress):
+        image, ann = dataset.load(index)
+        started = time.perf_counter()
+        boxes.append(selective_search(image, mode, max_proposals))
+        seconds.append(time.perf_counter() - started)
+        ids.append(int(ann["image_id"]))
+    return ids, boxes, seconds
+
+
+def cache_dir() -> Path:
+    """``$ZOO_CACHE/proposals``, else ``$XDG_CACHE_HOME/zoo/proposals``, else ``~/.cache/zoo/proposals``."""
+    root = os.environ.get("ZOO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+    return Path(root) / "proposals"
+
+
+def _key(dataset, mode: str, max_proposals: int) -> str:
+    """What the proposals depend on: the images (path, size and modification time, or the pixels of a drawn one),
+    the mode, the cap and OpenCV's version."""
+    stats = []
+    for index in range(len(dataset)):
+        file = Path(dataset.file(index))
+        if file.is_file():
+            found = file.stat()
+            stats.append((str(file.resolve()), found.st_size, int(found.st_mtime)))
+        else:  # a drawn image (synthetic data) has a name only: its pixels say what it is
+            stats.append((str(file), hashlib.sha1(dataset.load(index)[0].tobytes()).hexdigest()))
+    blob = json.dumps({"images": stats, "mode": mode, "max": max_proposals, "opencv": _opencv_version()})
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX,
+                            progress: bool = True, log=None) -> Path:
+    """The file of the data set's selective-search proposals, computed the first time (other processes asking for
+    the same file meanwhile wait for it, under a lock) and read from the cache after."""
+    _segmentation()  # fail before hashing a split when OpenCV's contrib modules are missing
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset.name).strip("_")
+    path = folder / f"{name}-{mode}-{max_proposals}-{_key(dataset, mode, max_proposals)}.pkl"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second run waits for the first one's file instead of computing it too
+        if not path.is_file():
+            if log is not None:
+                log(f"{dataset.name}: selective search ({mode}) over {len(dataset)} images, cached in {path}")
+            ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals, progress, dataset.name)
+            write_proposals(path, ids, boxes, None, method=f"selective_search:{mode}", seconds_per_image=seconds)
+    return path
+
+
+def proposals_source(value: str, dataset, progress: bool = True, log=None) -> str:
+    """A split's ``proposals`` setting as a file: a method's name (``selective_search``, ``selective_search_quality``,
+    ...) becomes its cached file; anything else is a file already."""
+    if value in NAMES:
+        return str(cached_selective_search(dataset, NAMES[value], progress=progress, log=log))
+    return value
