@@ -95,3 +95,16 @@ def test_zoo_proposals_writes_a_splits_selective_search(compose_cfg, tmp_path):
     assert all(0 < len(b) <= 100 for b in written["boxes"]) and info["seconds_per_image"] > 0
     with pytest.raises(ValueError, match="needs a data set with a 'val' split: add data=<name>"):
         write_selective_search(OmegaConf.create({}), tmp_path / "x.pkl", split="val")
+
+
+def test_zoo_predict_gives_a_detector_of_given_proposals_each_pictures_own(compose_cfg, tmp_path):
+    from zoo.apis.predict import Predictor
+    from zoo.engine.trainer import Trainer
+
+    cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=1", "trainer.eval_every=0",
+                      "data.eval_images=2")
+    Trainer(cfg, tmp_path / "run").fit()
+    predictor = Predictor(str(tmp_path / "run" / "checkpoints" / "last.pt"), device="cpu", batch_size=2)
+    found = predictor([scene(0), scene(1)])
+    assert [f["size"] for f in found] == [(120, 160)] * 2 and all(len(f["boxes"]) == len(f["scores"]) for f in found)
+    assert all((f["boxes"][:, 2] <= 160).all() for f in found)

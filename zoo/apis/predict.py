@@ -18,6 +18,7 @@ from zoo.apis.runtimes import load_run
 from zoo.config.compose import named_tta
 from zoo.data import build_loader, read_image, to_original
 from zoo.data.image_list import ImageList
+from zoo.data.selective_search import image_proposer
 from zoo.engine.drawing import draw_detections
 from zoo.engine.inference import infer
 from zoo.tta import build_tta, parse_tta
@@ -45,6 +46,7 @@ class Predictor:
         self.model = build_tta(self.trained.model, tta).eval()
         self.transform, self.collate = self.trained.test_transform(), self.trained.collate()
         self.score_threshold, self.batch_size, self.skip_bad = score_threshold, batch_size, skip_bad
+        self.propose = image_proposer(self.trained.run.model.get("proposals"))
 
     def __call__(self, images: Sequence[str | np.ndarray]) -> list[dict[str, Any]]:
         """Per image: ``boxes`` (N, 4) float32 xyxy in its own pixels, ``scores`` (N,), ``labels`` (N,)
@@ -52,6 +54,7 @@ class Predictor:
         ``skip_bad`` an image that cannot be read keeps its place as ``{file, error}`` (and a warning)
         instead of stopping the whole call."""
         dataset = ImageList(images, self.class_names, self.transform, skip_bad=self.skip_bad)
+        dataset.propose = self.propose  # a detector of given proposals: each picture's own (selective search)
         found = {}
         loader = build_loader(dataset, self.batch_size, self.collate)
         for step in infer(self.model, loader, self.device, layout=self.trained.layout):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -142,6 +143,8 @@ class DetectionDataset(Dataset):
         self.cache: dict[int, tuple[np.ndarray, dict]] | None = None  # {} keeps every loaded sample (see load_cached)
         self.proposals: dict[int, np.ndarray] | None = None  # given RoIs per image (attach_proposals)
         self.proposals_file: str | None = None  # the file they were read from
+        # Without a file: each image's proposals made from its pixels when it is loaded (zoo-predict on any image)
+        self.propose: Callable[[np.ndarray], np.ndarray] | None = None
 
     def attach_proposals(self, path: str) -> None:
         """Each sample also carries ``proposals`` (N, 4), read from a proposals file (zoo.data.proposals), checked
@@ -191,7 +194,8 @@ class DetectionDataset(Dataset):
         if loaded is None:
             return None
         image, ann = loaded
-        given = {} if self.proposals is None else {"proposals": self.proposals[ann["image_id"]]}
+        given = ({"proposals": self.proposals[ann["image_id"]]} if self.proposals is not None else
+                 {"proposals": self.propose(image)} if self.propose is not None else {})
         out = self.transform(image, ann["boxes"], ann["labels"], ann["ignore"], seed=seed, **given)
         boxes, labels, ignore = as_targets(out["boxes"], out["labels"], out["ignore"])
         sample = dict(image=out["image"], boxes=boxes, labels=labels, ignore=ignore, image_id=ann["image_id"],

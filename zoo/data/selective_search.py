@@ -135,6 +135,15 @@ def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DE
     return path
 
 
+def image_proposer(value: str | None):
+    """For images outside any split (zoo-predict): a model's ``proposals`` method as a function of an image's pixels,
+    or None when it names no method."""
+    if value not in NAMES:
+        return None
+    _segmentation()
+    return functools.partial(selective_search, mode=NAMES[value])
+
+
 def proposals_source(value: str, dataset, progress: bool = True, log=None) -> str:
     """A split's ``proposals`` setting as a file: a method's name (``selective_search``, ``selective_search_quality``,
     ...) becomes its cached file; anything else is a file already."""
