@@ -660,3 +660,44 @@ def test_the_scatter_names_points_that_cluster_without_covering_one_another():
     for box, (name, x, y) in zip(boxes, sorted(points, key=lambda p: -p[2])):
         others = [ax.transData.transform((ox, oy)) for other, ox, oy in points if other != name]
         assert not any(box.contains(*point) for point in others)
+
+
+def test_the_road_to_faster_rcnn_carries_the_papers_speeds_and_the_proposals_time_apart(tmp_path):
+    minutes = {"rcnn": 30, "spp_net": 20, "fast_rcnn": 25, "faster_rcnn": 40, "fpn": 50}
+
+    def fake_train(cfg, run_dir):
+        row = run_dir.parent.name.removeprefix("rcnn_progression_")
+        assert (cfg.model.get("proposals") == "selective_search") == (row in ("rcnn", "spp_net", "fast_rcnn"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        given = None if cfg.model.get("proposals") is None else 1500.0
+        (run_dir / "latency.json").write_text(json.dumps({"ms_per_image": 10.0 * len(row),
+                                                          "proposal_ms_per_image": given, "machine": "machine: A"}))
+        return {"metrics": {"voc07_map50": 0.8}, "train_seconds": 60.0 * minutes[row]}
+
+    table = _table("rcnn_progression")
+    rows = reproduce(table, "bccd", 1, tmp_path, train=fake_train, latency=lambda d: 10.0 * len(d.parent.name[17:]))
+    assert [(r.paper, r.paper_train_hours, r.paper_test_seconds, r.paper_proposal_seconds) for r in rows] == [
+        (66.0, 84, 47.0, 1.51), (63.1, 25, 2.3, 1.51), (66.9, 9.5, 0.32, 1.51), (69.9, None, 0.198, None),
+        (None, None, None, None)]
+    assert [r.proposal_ms for r in rows] == [1500.0, 1500.0, 1500.0, None, None]
+    text = Path(write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce")["md"]).read_text()
+    assert ("| ms / image | paper s / image | proposals ms / image | paper proposals s / image | train min | "
+            "paper train h |") in text
+    assert "| 40.0 | 47 | 1500.0 | 1.51 | 30.0 | 84 |" in text  # rcnn: ours beside the paper's
+    assert "| 110.0 | 0.198 | - | - | 40.0 | - |" in text  # faster_rcnn: its proposals are in its network
+    assert "Times faster than `rcnn_progression_rcnn` (the paper's / ours):" in text
+    assert "- training time: rcnn_progression_spp_net 3.36x / 1.5x; rcnn_progression_fast_rcnn 8.84x / 1.2x" in text
+    assert "- test time per image, proposals excluded: rcnn_progression_spp_net 20.4x / 0.571x;" in text
+
+
+def test_a_detector_of_given_proposals_is_timed_with_its_proposals_apart(compose_cfg, tmp_path):
+    from zoo.apis.latency import checkpoint_timing
+    from zoo.engine.trainer import Trainer
+
+    Trainer(compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=1", "trainer.eval_every=0",
+                        "data.eval_images=2"), tmp_path).fit()
+    timing = checkpoint_timing(str(tmp_path / "checkpoints" / "last.pt"), split="val", num_images=2, warmup=1)
+    assert timing["ms_per_image"] > 0 and timing["proposal_ms_per_image"] > 0  # selective search's, from its file
+    plain = tmp_path / "plain"
+    Trainer(compose_cfg(*TINY, "trainer.max_iters=1", "trainer.eval_every=0", "data.eval_images=2"), plain).fit()
+    assert checkpoint_timing(str(plain / "checkpoints" / "last.pt"), "val", 2, 1)["proposal_ms_per_image"] is None
