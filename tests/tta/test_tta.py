@@ -298,3 +298,32 @@ def test_every_tta_file_parses_and_the_refinedet_recipes_have_the_authors_views(
     views512 = parse_tta(OmegaConf.to_container(_eval_cfg("tta=refinedet512_ms").tta))[0]
     assert {(v.scale, v.keep_smaller_side_below) for v in views512} == {
         (1.0, None), ((0.75, 1.0), None), (0.5, None), (0.75, None), (1.75, 128), (1.5, 192)}
+
+
+class ProposalEcho(nn.Module):
+    """Detects its proposals: each one a box of score 1, class 0."""
+
+    def forward(self, images, image_sizes=None, proposals=None):
+        return [{"boxes": p, "scores": torch.ones(len(p)), "labels": torch.zeros(len(p), dtype=torch.long)}
+                for p in proposals]
+
+
+@pytest.mark.parametrize("view", [{"scale": 1.0, "flip": True}, {"scale": 2.0}, {"scale": 0.5, "flip": True}])
+def test_given_proposals_go_into_each_view_as_its_image_does(view):
+    proposals = [torch.tensor([[20.0, 8, 52, 24], [0, 0, 10, 30]]), torch.tensor([[2.0, 40, 10, 60]])]
+    tta = TTADetector(ProposalEcho(), [View.from_config(view, 0)], {"type": "nms", "iou_threshold": 1.0}).eval()
+    got = tta(torch.zeros(2, 3, 64, 64), proposals=proposals)
+    for found, given in zip(got, proposals):  # mapped into the view and back: where they were
+        order = found["boxes"][:, 0].argsort(descending=True)
+        assert torch.allclose(found["boxes"][order], given[given[:, 0].argsort(descending=True)], atol=1e-4)
+
+
+def test_fast_rcnn_is_scored_with_flip_on_its_proposals(compose_cfg, tmp_path):
+    from zoo.apis.evaluate import evaluate_checkpoint
+    from zoo.config.compose import compose_config
+
+    Trainer(compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=1", "trainer.eval_every=0",
+                        "data.eval_images=2"), tmp_path).fit()
+    cfg = compose_config("eval", [f"checkpoint={tmp_path / 'checkpoints' / 'last.pt'}", "tta=flip", "plots=false",
+                                  "progress=false", "split=val"])
+    assert 0.0 <= evaluate_checkpoint(cfg)["metrics"]["voc07_map50"] <= 1.0

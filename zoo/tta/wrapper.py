@@ -96,11 +96,12 @@ class TTADetector(nn.Module):
                 raise ValueError(f"tta.view_test: unknown key(s) {unknown} for {type(model).__name__}; "
                                  f"accepted: {sorted(settings)}")
 
-    def forward(self, images: torch.Tensor, targets=None,
-                image_sizes: Sequence[tuple[int, int]] | None = None) -> list[dict[str, torch.Tensor]]:
+    def forward(self, images: torch.Tensor, targets=None, image_sizes: Sequence[tuple[int, int]] | None = None,
+                proposals: Sequence[torch.Tensor] | None = None) -> list[dict[str, torch.Tensor]]:
         """Every image keeps its place (top-left, padding bottom/right) in every view, so the detector
         sees each as in training and ``image_sizes``, scaled, still describes it; boxes mapped back are
-        clipped to each image and empty ones dropped before merging."""
+        clipped to each image and empty ones dropped before merging. Given ``proposals`` (a detector of given
+        proposals) go into each view as its image does: scaled, and mirrored in a flipped view."""
         if self.training or targets is not None:
             raise ValueError("tta: test-time augmentation is for inference only (call .eval(), pass no targets)")
         sizes = per_image_sizes(images, image_sizes)
@@ -108,7 +109,7 @@ class TTADetector(nn.Module):
         collected: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in range(len(images))]
         with self._view_settings():
             for index, view in enumerate(self.views):
-                self._run_view(view, index, images, sizes, channels_last, collected)
+                self._run_view(view, index, images, sizes, channels_last, collected, proposals)
         results = []
         for found in collected:
             boxes, scores, labels = (torch.cat(parts) for parts in zip(*found))
@@ -117,7 +118,8 @@ class TTADetector(nn.Module):
         return results
 
     def _run_view(self, view: View, index: int, images: torch.Tensor, sizes: list[tuple[int, int]],
-                  channels_last: bool, collected: list[list[tuple[torch.Tensor, ...]]]) -> None:
+                  channels_last: bool, collected: list[list[tuple[torch.Tensor, ...]]],
+                  proposals: Sequence[torch.Tensor] | None = None) -> None:
         """The detector on one view; each image's boxes, mapped back and kept by the view's rules, are
         appended to its list in ``collected``."""
         height, width = images.shape[-2:]
@@ -133,11 +135,13 @@ class TTADetector(nn.Module):
         x = _mirror_each(x, view_sizes) if view.flip else x
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        outputs = self.model(x, image_sizes=view_sizes)
+        given = {}
+        if proposals is not None:
+            given["proposals"] = [_into_view(p.float() * p.new_tensor([sx, sy, sx, sy]).float(), vw, view.flip)
+                                  for p, (_, vw) in zip(proposals, view_sizes)]
+        outputs = self.model(x, image_sizes=view_sizes, **given)
         for found, out, (_, vw), size in zip(collected, outputs, view_sizes, sizes):
-            boxes = out["boxes"].float()
-            if view.flip:
-                boxes = torch.stack([vw - boxes[:, 2], boxes[:, 1], vw - boxes[:, 0], boxes[:, 3]], dim=1)
+            boxes = _into_view(out["boxes"].float(), vw, view.flip)  # a mirror is its own inverse
             boxes = clip_boxes_to_image(boxes / boxes.new_tensor([sx, sy, sx, sy]), size)
             keep = view.keep(boxes) & (box_area(boxes) > 0)  # a box in the padding is clipped to nothing
             found.append((boxes[keep], out["scores"][keep].float(), out["labels"][keep]))
@@ -153,6 +157,13 @@ class TTADetector(nn.Module):
             yield
         finally:
             self.model.test_cfg = own
+
+
+def _into_view(boxes: torch.Tensor, width: int, flip: bool) -> torch.Tensor:
+    """Boxes mirrored within an image ``width`` wide when ``flip``; as they are otherwise."""
+    if not flip:
+        return boxes
+    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
 
 
 def _mirror_each(images: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> torch.Tensor:
