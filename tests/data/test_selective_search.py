@@ -108,3 +108,28 @@ def test_zoo_predict_gives_a_detector_of_given_proposals_each_pictures_own(compo
     found = predictor([scene(0), scene(1)])
     assert [f["size"] for f in found] == [(120, 160)] * 2 and all(len(f["boxes"]) == len(f["scores"]) for f in found)
     assert all((f["boxes"][:, 2] <= 160).all() for f in found)
+
+
+def test_zoo_proposals_names_what_each_method_needs(tmp_path, monkeypatch, capsys):
+    import sys
+
+    import cv2
+
+    from zoo.cli.proposals import main
+
+    cases = [(["method=selective_search"], "needs a data set with a 'test' split: add data=<name>"),
+             (["method=rpn"], "method=rpn needs checkpoint=<a two-stage run's checkpoint>"),
+             (["method=edge_boxes"], "method=edge_boxes; expected one of rpn, selective_search"),
+             (["data=bccd", "checkpoint=x.pt", "method=selective_search"], "reads a data set (data=...), not a checkpoint")]
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    for given, said in cases:
+        monkeypatch.setattr(sys, "argv", ["zoo-proposals", f"out={tmp_path / 'p.pkl'}", *given])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        assert stopped.value.code == 2 and said in capsys.readouterr().err
+    monkeypatch.delattr(cv2, "ximgproc")  # OpenCV without its contrib modules: one line saying what to install
+    monkeypatch.setattr(sys, "argv", ["zoo-proposals", f"out={tmp_path / 'p.pkl'}", "data=synthetic",
+                                      "data.val.num_images=2", "split=val"])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 2 and "pip install --no-deps opencv-contrib-python-headless==" in capsys.readouterr().err

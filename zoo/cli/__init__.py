@@ -10,8 +10,9 @@ from zoo.config.paths import CONF_DIR  # noqa: F401  (the commands' config_path)
 
 
 def reports_bad_input(command: str):
-    """A command's bad input (a ValueError: wrong config values, bad data, files that are not there) ends it with
-    one line naming the problem and exit status 2, not a traceback; HYDRA_FULL_ERROR=1 shows the traceback."""
+    """A command's bad input (a ValueError: wrong config values, bad data, files that are not there) or a missing
+    optional package ends it with one line naming the problem and exit status 2, not a traceback;
+    HYDRA_FULL_ERROR=1 shows the traceback."""
     def wrap(main):
         @functools.wraps(main)
         def run(*args, **kwargs):
@@ -19,6 +20,8 @@ def reports_bad_input(command: str):
                 return main(*args, **kwargs)
             except (ValueError, FileNotFoundError, MissingMandatoryValue) as err:
                 _stop(command, _message(err))
+            except ModuleNotFoundError as err:  # an optional package the command needs: say which, and how to get it
+                _stop(command, str(err))
             except KeyboardInterrupt as err:  # Ctrl-C: what was kept and how to go on, not a traceback
                 print(f"{command}: {err or 'interrupted'}", file=sys.stderr)
                 sys.exit(130)

@@ -1,12 +1,12 @@
 """Selective search proposals (Uijlings et al. 2013, R-CNN's and Fast R-CNN's) by OpenCV contrib's
 ``cv2.ximgproc.segmentation``, per image and per split, and a split's proposals cached on disk so that every run
-given ``data.<split>.proposals=selective_search`` computes them once.
+given ``model.proposals: selective_search`` (or ``data.<split>.proposals=selective_search``) computes them once.
 
 Modes: ``fast`` (the mode R-CNN used: 2 colour spaces, 2 segmentation scales, about 1,500-2,000 boxes per image),
 ``quality`` (more colour spaces and scales, about twice the boxes and three times the time) and ``single`` (one
 strategy). The boxes come best ranked first, capped at ``max_proposals``; exact duplicates are dropped. OpenCV ranks
-the regions with its global random generator, so it is reseeded before every image: an image's boxes do not depend
-on what ran before it."""
+the regions with C's ``rand()``, so that generator is reseeded before every image: an image's boxes, and which of them
+the cap keeps, do not depend on what ran before it."""
 from __future__ import annotations
 
 import ctypes
@@ -37,7 +37,7 @@ def _segmentation():
     import cv2
 
     if not hasattr(cv2, "ximgproc"):
-        raise ImportError(INSTALL.format(version=_opencv_version()))
+        raise ModuleNotFoundError(INSTALL.format(version=_opencv_version()), name="cv2.ximgproc")
     return cv2, cv2.ximgproc.segmentation
 
 
