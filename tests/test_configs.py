@@ -110,3 +110,18 @@ def test_a_stored_config_from_before_a_key_moved_reads_as_todays(compose_cfg):
     old["model"]["loss"]["neg_pos_ratio"] = 2.0  # a real difference stays one
     assert run_config_differences(today, stored_run_config(old)) == ["model"]
     assert stored_run_config(old).model.loss.sampler == {"type": "hard_negative", "neg_pos_ratio": 2.0}
+
+
+def test_a_relative_data_root_composes_the_run_that_stored_it_absolute(compose_cfg):
+    from omegaconf import OmegaConf
+
+    from zoo.config import stored_run_config
+    from zoo.config.compare import run_config_differences
+    from zoo.config.run import RunConfig
+
+    trained = compose_cfg("data=bccd")
+    RunConfig.from_composed(trained)  # as zoo-train stores it: the root, and every split's, absolute
+    stored = stored_run_config(OmegaConf.to_container(trained, resolve=True))
+    assert stored.data.train.root.startswith("/") and not compose_cfg("data=bccd").data.root.startswith("/")
+    assert run_config_differences(compose_cfg("data=bccd"), stored, shared_only=True) == []
+    assert run_config_differences(compose_cfg("data=bccd", "data.root=/elsewhere"), stored, shared_only=True) == ["data"]

@@ -5,6 +5,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from zoo.config.paths import root_in_project
+
 
 # Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every", "hooks", "smoke"}
@@ -15,7 +17,9 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
     """The keys (model, data, evaluator, seed, non-cosmetic trainer.*) in which ``cfg`` would train another
     run than the one ``stored`` (a checkpoint's config) trained. ``shared_only`` compares only the leaves
     both configs have, so a key added to the configs since the run, with its default, is no difference."""
-    current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    current = OmegaConf.create(OmegaConf.to_container(cfg))
+    root_in_project(current)  # as a run stores it: a relative data root made absolute before the splits resolve it
+    current = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
 
     def differs(a: Any, b: Any) -> bool:
         if shared_only and isinstance(a, DictConfig) and isinstance(b, DictConfig):
