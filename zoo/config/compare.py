@@ -5,11 +5,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.config.paths import root_in_project
-
 
 # Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every", "hooks", "smoke"}
+_LOCATION = {"root", "ann_file", "image_dir"}  # where a data set lies: the same data set wherever it is
 _COSMETIC_DATA = {"num_workers", "cache"}  # eval_images is not: a run scored on a few images is no table's row  # samples are keyed by (seed, epoch, position), not by who loads them or when
 
 
@@ -17,9 +16,7 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
     """The keys (model, data, evaluator, seed, non-cosmetic trainer.*) in which ``cfg`` would train another
     run than the one ``stored`` (a checkpoint's config) trained. ``shared_only`` compares only the leaves
     both configs have, so a key added to the configs since the run, with its default, is no difference."""
-    current = OmegaConf.create(OmegaConf.to_container(cfg))
-    root_in_project(current)  # as a run stores it: a relative data root made absolute before the splits resolve it
-    current = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
+    current = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
     def differs(a: Any, b: Any) -> bool:
         if shared_only and isinstance(a, DictConfig) and isinstance(b, DictConfig):
@@ -27,7 +24,7 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
         return a != b
 
     names = [k for k in ("model", "evaluator", "seed") if differs(current.get(k), stored.get(k))]
-    if differs(*(_without(node.get("data"), _COSMETIC_DATA) for node in (current, stored))):
+    if differs(*(_data_identity(node.get("data")) for node in (current, stored))):
         names.append("data")
     keys = set(current.trainer) & set(stored.trainer) if shared_only else set(current.trainer) | set(stored.trainer)
     names += [f"trainer.{k}" for k in keys
@@ -35,7 +32,14 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
     return sorted(names)
 
 
-def _without(node: Any, keys: set[str]) -> Any:
+def _data_identity(node: Any) -> Any:
+    """The data section without what does not change the run: its cosmetic keys, and where the data set lies (a run
+    stores its root absolute, a config may name it relative to the project, and a table finished on another machine
+    finds it elsewhere)."""
     if not isinstance(node, DictConfig):
         return node
-    return OmegaConf.create({k: v for k, v in OmegaConf.to_container(node).items() if k not in keys})
+    data = {k: v for k, v in OmegaConf.to_container(node).items() if k not in _COSMETIC_DATA | _LOCATION}
+    for split, given in data.items():
+        if split in ("train", "val", "test") and isinstance(given, dict):
+            data[split] = {k: v for k, v in given.items() if k not in _LOCATION}
+    return OmegaConf.create(data)
