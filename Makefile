@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Selective search (zoo-proposals, data.<split>.proposals=selective_search) is in OpenCV's contrib modules. albumentations
-# requires opencv-python-headless, so the contrib build of the same version goes over it, without dependencies.
+# requires opencv-python-headless, so the contrib build of the same version goes over it, without dependencies (both
+# own cv2/: a later pip reinstall or removal of either one breaks or strips cv2; `make clean install` restores it).
 OPENCV_CONTRIB := opencv-contrib-python-headless==$(shell sed -n 's/^ *opencv-python-headless==//p' setup.cfg)
 
 .PHONY: install train test test-all test-gpu bench docs clean

@@ -129,3 +129,5 @@ def test_where_the_data_lies_does_not_make_another_run(compose_cfg):
     moved = compose_cfg("data=bccd", "data.root=/elsewhere/bccd")  # the same data set on another machine
     assert run_config_differences(moved, stored, shared_only=True) == []
     assert run_config_differences(compose_cfg("data=bccd", "data.train.split=test"), stored, shared_only=True) == ["data"]
+    other = compose_cfg("data=bccd", "data.train.root=/elsewhere/other")  # a split reading another folder
+    assert run_config_differences(other, stored, shared_only=True) == ["data"]

@@ -683,11 +683,12 @@ def test_the_road_to_faster_rcnn_carries_the_papers_speeds_and_the_proposals_tim
     text = Path(write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce")["md"]).read_text()
     assert ("| ms / image | paper s / image | proposals ms / image | paper proposals s / image | train min | "
             "paper train h |") in text
-    assert "| 40.0 | 47 | 1500.0 | 1.51 | 30.0 | 84 |" in text  # rcnn: ours beside the paper's
+    assert "| 40.0 | 47.0 | 1500.0 | 1.51 | 30.0 | 84 |" in text  # rcnn: ours beside the paper's
     assert "| 110.0 | 0.198 | - | - | 40.0 | - |" in text  # faster_rcnn: its proposals are in its network
     assert "Times faster than `rcnn_progression_rcnn` (the paper's / ours):" in text
     assert "- training time: rcnn_progression_spp_net 3.36x / 1.5x; rcnn_progression_fast_rcnn 8.84x / 1.2x" in text
-    assert "- test time per image, proposals excluded: rcnn_progression_spp_net 20.4x / 0.571x;" in text
+    assert "excluded (an RPN's is part of its network): rcnn_progression_spp_net 20.4x / 0.571x;" in text
+    assert "- test time per image, proposals included: rcnn_progression_spp_net 12.7x / 0.981x;" in text
 
 
 def test_a_detector_of_given_proposals_is_timed_with_its_proposals_apart(compose_cfg, tmp_path):

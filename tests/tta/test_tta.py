@@ -301,11 +301,24 @@ def test_every_tta_file_parses_and_the_refinedet_recipes_have_the_authors_views(
 
 
 class ProposalEcho(nn.Module):
-    """Detects its proposals: each one a box of score 1, class 0."""
+    """Detects its proposals: each one a box of score 1, class 0; keeps what each view gave it."""
+
+    def __init__(self):
+        super().__init__()
+        self.given = []
 
     def forward(self, images, image_sizes=None, proposals=None):
+        self.given.append([p.clone() for p in proposals])
         return [{"boxes": p, "scores": torch.ones(len(p)), "labels": torch.zeros(len(p), dtype=torch.long)}
                 for p in proposals]
+
+
+def test_a_mirrored_view_mirrors_each_images_proposals_within_its_own_width():
+    echo = ProposalEcho()
+    tta = TTADetector(echo, [View.from_config({"scale": 1.0, "flip": True}, 0)], {"type": "nms"}).eval()
+    tta(torch.zeros(2, 3, 64, 64), image_sizes=[(64, 64), (64, 40)],
+        proposals=[torch.tensor([[20.0, 8, 52, 24]]), torch.tensor([[2.0, 40, 10, 60]])])
+    assert echo.given[0][0].tolist() == [[12.0, 8, 44, 24]] and echo.given[0][1].tolist() == [[30.0, 40, 38, 60]]
 
 
 @pytest.mark.parametrize("view", [{"scale": 1.0, "flip": True}, {"scale": 2.0}, {"scale": 0.5, "flip": True}])

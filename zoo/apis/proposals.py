@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from zoo.apis.run import TrainedRun
 from zoo.data import build_dataset, to_original
 from zoo.data.proposals import write_proposals
 from zoo.data.selective_search import DEFAULT_MAX, split_selective_search
 from zoo.engine.inference import infer
+from zoo.engine.loaders import split_node
 
 METHODS = ("rpn", "selective_search")
 
@@ -59,9 +58,8 @@ def write_selective_search(data, out: str | Path, split: str = "test", mode: str
     if data is None or not data.get(split):
         raise ValueError(f"zoo-proposals: method=selective_search needs a data set with a '{split}' split: add "
                          "data=<name> (e.g. data=bccd)")
-    node = OmegaConf.to_container(data[split], resolve=True) if OmegaConf.is_config(data) else dict(data[split])
-    node.pop("proposals", None)
-    dataset = build_dataset(node, split=node.pop("split"))
+    node, own_split, _ = split_node(data, split)
+    dataset = build_dataset(node, split=own_split)
     started = time.perf_counter()
     ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals or DEFAULT_MAX, progress,
                                                  f"proposals {split}")

@@ -15,6 +15,7 @@ from zoo.cli import reports_bad_input, suggests_keys
 def main(cfg: DictConfig) -> None:
     from zoo.apis.proposals import METHODS, write_selective_search, write_split_proposals
     from zoo.components import load_components
+    from zoo.config.run import root_in_project
 
     method = cfg.method or ("rpn" if cfg.checkpoint else "selective_search")
     if method not in METHODS:
@@ -28,6 +29,7 @@ def main(cfg: DictConfig) -> None:
     else:
         if cfg.checkpoint:
             raise ValueError("zoo-proposals: method=selective_search reads a data set (data=...), not a checkpoint")
+        root_in_project(cfg)  # a relative data root (conf/data) names a folder beside the project
         info = write_selective_search(cfg.get("data"), cfg.out, cfg.split, cfg.mode, cfg.max_proposals, cfg.progress)
     print(f"{info['images']} images, {info['mean_proposals']:.0f} proposals each on average, "
           f"{info['seconds_per_image'] * 1000:.0f} ms per image (median): {info['file']}")

@@ -8,7 +8,6 @@ from omegaconf import DictConfig, OmegaConf
 
 # Trainer and data keys that only change what is shown or written, or how fast, not the run itself.
 _COSMETIC = {"progress", "log_every", "tensorboard", "plots", "eval_every", "checkpoint_every", "hooks", "smoke"}
-_LOCATION = {"root", "ann_file", "image_dir"}  # where a data set lies: the same data set wherever it is
 _COSMETIC_DATA = {"num_workers", "cache"}  # eval_images is not: a run scored on a few images is no table's row  # samples are keyed by (seed, epoch, position), not by who loads them or when
 
 
@@ -33,13 +32,25 @@ def run_config_differences(cfg: DictConfig, stored: DictConfig, shared_only: boo
 
 
 def _data_identity(node: Any) -> Any:
-    """The data section without what does not change the run: its cosmetic keys, and where the data set lies (a run
+    """The data section without what does not change the run: its cosmetic keys, and where the data set lies. A run
     stores its root absolute, a config may name it relative to the project, and a table finished on another machine
-    finds it elsewhere)."""
+    finds it elsewhere: ``data.root`` is left out, and each split's paths under it are compared from it (a split
+    reading another folder, or another list of them, is still another run)."""
     if not isinstance(node, DictConfig):
         return node
-    data = {k: v for k, v in OmegaConf.to_container(node).items() if k not in _COSMETIC_DATA | _LOCATION}
-    for split, given in data.items():
-        if split in ("train", "val", "test") and isinstance(given, dict):
-            data[split] = {k: v for k, v in given.items() if k not in _LOCATION}
+    data = {k: v for k, v in OmegaConf.to_container(node).items() if k not in _COSMETIC_DATA}
+    root = data.pop("root", None)
+    if isinstance(root, str) and root:
+        data = _under_root(data, root.rstrip("/"))
     return OmegaConf.create(data)
+
+
+def _under_root(value: Any, root: str) -> Any:
+    """Every path string below ``root`` named from it (``<data.root>/VOC2007``), through dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _under_root(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_under_root(v, root) for v in value]
+    if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+        return "<data.root>" + value[len(root):]
+    return value

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from zoo.config.paths import root_in_project
+from zoo.config.paths import PROJECT
 
 from zoo.config.ranges import check_ranges
 from zoo.config.schema import (DataConfig, TrainerConfig, batch_size_divisor, model_node, stored_run_config,
@@ -107,6 +108,16 @@ def _smoke_settings(cfg: DictConfig) -> None:
         for key, value in SMOKE.items():
             if key in ("trainer.plots", "trainer.tensorboard") or OmegaConf.select(cfg, key, default=None) is None:
                 OmegaConf.update(cfg, key, value, force_add=True)
+
+
+def root_in_project(cfg: DictConfig) -> None:
+    """A relative ``data.root`` (``../shared/datasets/bccd`` in conf/data) names a folder beside the project, not
+    below whichever folder a command runs from: made absolute against the project, so the stored config holds it
+    absolute too."""
+    root = OmegaConf.select(cfg, "data.root", default=None)
+    if isinstance(root, str) and root and not Path(root).is_absolute():
+        with open_dict(cfg):
+            cfg.data.root = str((PROJECT / root).resolve())
 
 
 def _reroot(data: DictConfig, root: str) -> None:

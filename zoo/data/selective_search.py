@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zoo.data.proposals import write_proposals
+from zoo.utils.optional import MissingPackage
 
 MODES = ("fast", "quality", "single")
 DEFAULT_MAX = 2000  # R-CNN's "about 2000 region proposals" per image
@@ -37,7 +38,7 @@ def _segmentation():
     import cv2
 
     if not hasattr(cv2, "ximgproc"):
-        raise ModuleNotFoundError(INSTALL.format(version=_opencv_version()), name="cv2.ximgproc")
+        raise MissingPackage(INSTALL.format(version=_opencv_version()), name="cv2.ximgproc")
     return cv2, cv2.ximgproc.segmentation
 
 
@@ -101,30 +102,40 @@ def cache_dir() -> Path:
     return Path(root) / "proposals"
 
 
+CACHE_VERSION = 1  # raised when zoo's own handling of OpenCV's boxes changes, so that older cached files are not read
+
+
 def _key(dataset, mode: str, max_proposals: int) -> str:
-    """What the proposals depend on: the images (path, size and modification time, or the pixels of a drawn one),
-    the mode, the cap and OpenCV's version."""
-    stats = []
+    """What the proposals depend on: the images (path, size and modification time, or the pixels of a drawn one), each
+    one's id and size in the annotations, the mode, the cap, OpenCV's version and zoo's handling of its boxes."""
+    images = []
     for index in range(len(dataset)):
-        file = Path(dataset.file(index))
+        file, ann = Path(dataset.file(index)), dataset.get_annotation(index)
         if file.is_file():
             found = file.stat()
-            stats.append((str(file.resolve()), found.st_size, int(found.st_mtime)))
+            seen = (str(file.resolve()), found.st_size, int(found.st_mtime))
         else:  # a drawn image (synthetic data) has a name only: its pixels say what it is
-            stats.append((str(file), hashlib.sha1(dataset.load(index)[0].tobytes()).hexdigest()))
-    blob = json.dumps({"images": stats, "mode": mode, "max": max_proposals, "opencv": _opencv_version()})
+            seen = (str(file), hashlib.sha1(dataset.load(index)[0].tobytes()).hexdigest())
+        images.append((*seen, int(ann["image_id"]), int(ann["height"]), int(ann["width"])))
+    import cv2
+
+    blob = json.dumps({"images": images, "mode": mode, "max": max_proposals, "opencv": cv2.__version__,
+                       "version": CACHE_VERSION})
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX,
                             progress: bool = True, log=None) -> Path:
     """The file of the data set's selective-search proposals, computed the first time (other processes asking for
-    the same file meanwhile wait for it, under a lock) and read from the cache after."""
-    _segmentation()  # fail before hashing a split when OpenCV's contrib modules are missing
+    the same file meanwhile wait for it, under a lock) and read from the cache after (written atomically: a file
+    there is whole)."""
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset.name).strip("_")
     path = folder / f"{name}-{mode}-{max_proposals}-{_key(dataset, mode, max_proposals)}.pkl"
+    if path.is_file():
+        return path
+    _segmentation()  # fail before waiting or computing when OpenCV's contrib modules are missing
+    folder.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second run waits for the first one's file instead of computing it too
         if not path.is_file():

@@ -20,6 +20,18 @@ def build_collate(run: RunConfig) -> Collate:
                    pad_fill=run.model.get("pad_fill", "mean"))
 
 
+def split_node(data, split: str) -> tuple[dict, str, str | None]:
+    """A data config's split: its data set's constructor arguments, the data set's own split name (``split:
+    trainval``) and its ``proposals`` (a file or a method; None)."""
+    node = data.get(split)
+    if not node:
+        raise ValueError(f"data '{data.get('name')}' has no '{split}' split configured")
+    node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    if "split" not in node:
+        raise ValueError(f"data.{split} needs a 'split' key naming the data set's split (e.g. trainval)")
+    return node, node.pop("split"), node.pop("proposals", None)
+
+
 def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank: int = 0,
                 world_size: int = 1, class_names: list[str] | None = None,
                 in_order: bool = False) -> tuple[DataLoader, TrainSampler | None]:
@@ -30,15 +42,10 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     without images, or whose classes are not ``class_names`` (the training split's, in order), is refused:
     it would be scored as empty, or with every label meaning another class."""
     data, model, scored = run.data, run.model, run.scored_split(split)
-    node = data.get(scored)
-    if not node:
-        raise ValueError(f"data '{data.name}' has no '{split}' split configured")
-    node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    if "split" not in node:
-        raise ValueError(f"data.{split} needs a 'split' key naming the data set's split (e.g. trainval)")
-    own_split = node.pop("split")
-    # RoIs each sample carries (Fast R-CNN's line): the split's file (zoo-proposals) or method, else the model's method
-    proposals = node.pop("proposals", None) or model.get("proposals")
+    node, own_split, proposals = split_node(data, scored)
+    if not proposals and model.get("proposals"):  # RoIs for a detector of given proposals: the model's method
+        proposals = model.proposals
+        log.info(f"data.{scored}: proposals by {proposals} (model.proposals; data.{scored}.proposals=<file> gives a file)")
     transforms = model.get("transforms")
     if transforms is None or "train" not in transforms or "test" not in transforms:
         raise ValueError(f"model '{model.get('name')}' needs transforms.train and transforms.test")
@@ -50,11 +57,11 @@ def build_split(run: RunConfig, split: str, batch_size: int, seed: int = 0, rank
     dataset = build_dataset(node, split=own_split, transform=transform)
     if len(dataset) == 0:
         raise ValueError(f"data.{scored}: {dataset.name} has no images")
-    if proposals:  # a file, or a method computed once and cached (selective_search)
-        dataset.attach_proposals(proposals_source(str(proposals), dataset, log=log.info))
     if class_names is not None and list(dataset.class_names) != list(class_names):
         raise ValueError(f"data.{scored}: {dataset.name} has the classes {list(dataset.class_names)}, "
                          f"the training split {list(class_names)}; they must be the same, in the same order")
+    if proposals:  # a file, or a method computed once and cached (selective_search)
+        dataset.attach_proposals(proposals_source(str(proposals), dataset, log=log.info))
     dataset.stand_in = training  # a stand-in image would be scored twice
     dataset.cache = {} if data.cache and training else None  # evaluation reads each image once
     collate = build_collate(run)

@@ -100,7 +100,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         header += (f"\n\n**Partial: {finished} of {seeds * len(rows)} runs finished**; a row's figure is the mean "
                    "of its finished seeds.")
     extras = [(title, name) for title, name in EXTRA_COLUMNS if any(getattr(r, name) is not None for r in rows)]
-    names = [name for _, name in extras]
+    extra_names = [name for _, name in extras]
     also_tta = table.get("also_tta") if any(r.also_runs for r in rows) else None
     also_titles = [f"with `tta={also_tta}`", f"`tta={also_tta}` minus plain, per seed"] if also_tta else []
     versus = f"`{reference}`" if reference else "the row above"
@@ -118,7 +118,7 @@ def write_table(rows: Sequence[Row], table: Mapping[str, Any], protocol: str, se
         values = [getattr(row, name) for _, name in extras]
         mark = "" if not row.stale else " (config not recorded)" if row.stale == [UNRECORDED] else " (stale)"
         lines.append(f"| {row.experiment}{mark} | {row.settings} | {paper} | {ours} | {paper_step} | {our_step} | "
-                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {_number(v, n)} |" for v, n in zip(values, names))
+                     f"{hold or '-'} |" + "".join(" - |" if v is None else f" {_number(v, n)} |" for v, n in zip(values, extra_names))
                      + ("".join(f" {cell} |" for cell in _also_cells(row)) if also_titles else ""))
     if not of_models:
         lines += ["", (f"Steps are each row's change from {versus}; the ordering holds when our step has the sign of "
@@ -181,7 +181,7 @@ EXTRA_COLUMNS = (("ms / image", "ms"), ("paper s / image", "paper_test_seconds")
 
 
 def _number(value: float, name: str) -> str:
-    return f"{value:g}" if name.startswith("paper_") else f"{value:.1f}"  # the paper's as printed, ours to 0.1
+    return str(value) if name.startswith("paper_") else f"{value:.1f}"  # the paper's as its config gives it, ours to 0.1
 
 
 def _speed_ratios(rows: Sequence[Row]) -> list[str]:
@@ -194,9 +194,12 @@ def _speed_ratios(rows: Sequence[Row]) -> list[str]:
     def total(row: Row, paper: bool) -> float | None:
         model, given = ((row.paper_test_seconds, row.paper_proposal_seconds) if paper else
                         (row.ms, row.proposal_ms))
-        return None if model is None else model + (given or 0.0)
+        if model is None or (given is None and row.paper_proposal_seconds is not None):
+            return None  # a row on given proposals whose proposals' time is not known: no total to compare
+        return model + (given or 0.0)
 
-    measures = (("test time per image, proposals excluded", lambda r: r.paper_test_seconds, lambda r: r.ms),
+    measures = (("test time per image, given proposals' time excluded (an RPN's is part of its network)",
+                 lambda r: r.paper_test_seconds, lambda r: r.ms),
                 ("test time per image, proposals included", lambda r: total(r, True), lambda r: total(r, False)),
                 ("training time", lambda r: r.paper_train_hours, lambda r: r.train_minutes))
     lines = ["", f"Times faster than `{first.experiment}` (the paper's / ours):"]

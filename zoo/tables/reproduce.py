@@ -207,10 +207,11 @@ def _row(experiment: str, group: str, cfg, figures: RowFigures, spec: Mapping[st
     train_minutes = statistics.fmean(figures.minutes) if table.get("train_time") and figures.minutes else None
     timing = out_dir / experiment / "seed0" / "latency.json"
     timed = json.loads(timing.read_text()) if figures.ms is not None and timing.is_file() else {}
-    return Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), figures.runs, figures.ms,
-               train_minutes, bool(paper.get("step_verified")), timed.get("machine"), figures.also_runs, figures.codes,
-               figures.stale, timed.get("proposal_ms_per_image"), paper.get("train_hours"), paper.get("test_seconds"),
-               paper.get("proposal_seconds"))
+    return Row(experiment, settings, paper.get("value"), bool(paper.get("verified")), figures.runs, ms=figures.ms,
+               train_minutes=train_minutes, step_verified=bool(paper.get("step_verified")),
+               timed_on=timed.get("machine"), also_runs=figures.also_runs, codes=figures.codes, stale=figures.stale,
+               proposal_ms=timed.get("proposal_ms_per_image"), paper_train_hours=paper.get("train_hours"),
+               paper_test_seconds=paper.get("test_seconds"), paper_proposal_seconds=paper.get("proposal_seconds"))
 
 
 def check_before_training(runs: Sequence[TableRun], protocol: str, overrides: Sequence[str], table_name: str) -> None:
