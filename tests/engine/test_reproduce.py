@@ -680,6 +680,8 @@ def test_the_road_to_faster_rcnn_carries_the_papers_speeds_and_the_proposals_tim
         (66.0, 84, 47.0, 1.51), (63.1, 25, 2.3, 1.51), (66.9, 9.5, 0.32, 1.51), (69.9, None, 0.198, None),
         (None, None, None, None)]
     assert [r.proposal_ms for r in rows] == [1500.0, 1500.0, 1500.0, None, None]
+    assert [r.settings for r in rows[:3]] == ["model=rcnn_lite, trainer/stages=rcnn_svm",
+                                              "model=spp_lite, trainer/stages=spp_net", "model=fast_rcnn_lite"]
     text = Path(write_table(rows, table, "bccd", 1, tmp_path, "zoo-reproduce")["md"]).read_text()
     assert ("| ms / image | paper s / image | proposals ms / image | paper proposals s / image | train min | "
             "paper train h |") in text

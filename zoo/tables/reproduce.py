@@ -245,7 +245,9 @@ def _settings(experiment: str, cfg) -> str:
         if isinstance(entry, dict):
             for key, value in entry.items():
                 group = key.removeprefix("override ").lstrip("/")
-                if group not in ("model", "data", "trainer", "evaluator"):
+                if group == "model" and cfg.model.get("name") == value:  # rows that differ in their model say which
+                    parts.insert(0, f"model={value}")
+                elif group not in ("model", "data", "trainer", "evaluator"):
                     parts.append(f"{group}={value}")
     for key, value in _flatten(node.get("model") or {}):
         ran = OmegaConf.select(cfg, f"model.{key}")
