@@ -28,7 +28,7 @@ train: $(STAMP)
 	@echo "make train: ssd_demo (ssd_lite's SSD design at 160 px, 4 levels) trained from scratch on 2,000 synthetic 160-px images (5 shapes, 16-48 px) for 9 epochs, then scored on 300 more"
 	$(BIN)/zoo-train --config-name demo $(ARGS)
 
-# The fast suite (< 10 minutes on 2 cores); `make test-all` adds the slow tests.
+# The fast suite (under 6 minutes on 2 cores); `make test-all` adds the slow tests.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q $(ARGS)
 

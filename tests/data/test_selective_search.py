@@ -2,6 +2,8 @@
 for an image whatever ran before, cached once per split, and named as a split's proposals instead of a file."""
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,23 @@ def test_zoo_proposals_names_what_each_method_needs(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit) as stopped:
         main()
     assert stopped.value.code == 2 and "pip install --no-deps opencv-contrib-python-headless==" in capsys.readouterr().err
+
+
+def test_processes_find_what_one_process_finds_in_the_same_order(compose_cfg, monkeypatch):
+    import zoo.data.selective_search as module
+    from zoo.config.run import RunConfig
+    from zoo.engine.loaders import build_split
+
+    loader, _ = build_split(RunConfig.from_composed(compose_cfg(*TINY)), "val", 2)
+    ids, boxes, seconds = module.split_selective_search(loader.dataset, "fast", 500, progress=False, workers=1)
+    # workers=None shares a split among the cores when one process would take long: here, any split
+    monkeypatch.setattr(module, "SERIAL_SECONDS", 0.0)
+    monkeypatch.setattr(module, "default_workers", lambda: 2)
+    started = []
+    monkeypatch.setattr(module, "ProcessPoolExecutor", lambda *a: started.append(a[0]) or ProcessPoolExecutor(*a))
+    ids2, boxes2, seconds2 = module.split_selective_search(loader.dataset, "fast", 500, progress=False)
+    assert started == [2]
+    assert ids == ids2 == [int(loader.dataset.get_annotation(i)["image_id"]) for i in range(8)]
+    assert all(np.array_equal(a, b) for a, b in zip(boxes, boxes2)) and len(seconds2) == 8 and min(seconds2) > 0
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        module.split_selective_search(loader.dataset, "fast", workers=0)

@@ -102,3 +102,19 @@ def test_the_svms_learn_from_ground_truths_and_the_hardest_negatives():
     # hardest negative of class 0: -1.5 (row 3; beyond the margin, no loss); of class 1: -0.5 (row 2): (1 - 0.5)^2.
     # Two positives and one negative per class count: (0.25 + 0.25) / 4.
     assert torch.isclose(loss, torch.tensor(0.5 / 4))
+
+
+def test_zoo_export_refuses_a_detector_of_given_proposals_by_name(compose_cfg, tmp_path):
+    from zoo.apis.export import export_checkpoint
+
+    base = compose_cfg(*TINY)
+    train = proposals_file(base, "train", tmp_path / "train.pkl")
+    val = proposals_file(base, "val", tmp_path / "val.pkl")
+    cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=1", "trainer.eval_every=0",
+                      f"+data.train.proposals={train}", f"+data.val.proposals={val}")
+    Trainer(cfg, tmp_path / "run").fit()
+    export = compose_cfg(f"checkpoint={tmp_path / 'run' / 'checkpoints' / 'last.pt'}", f"out={tmp_path / 'x.pt2'}",
+                         config_name="export")
+    with pytest.raises(ValueError, match=r"fast_rcnn_lite detects on given proposals.*cannot be exported"):
+        export_checkpoint(export)
+    assert not list(tmp_path.glob("x.*"))

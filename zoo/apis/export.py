@@ -32,6 +32,7 @@ from zoo.apis.run import TrainedRun
 from zoo.apis.runtimes import ExportedDetector, open_session
 from zoo.config.run import RunConfig
 from zoo.engine.precision import memory_format
+from zoo.models.detectors import takes_proposals
 from zoo.utils.files import write_atomically, write_text_atomically
 
 FORMATS = {"pt2": ".pt2", "onnx": ".onnx", "openvino": ".xml"}
@@ -209,6 +210,11 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     ``data_root`` repoints it), writes it and a JSON sidecar; returns the sidecar."""
     fmt, int8, calibration_images = _options(cfg)
     trained = TrainedRun(cfg.checkpoint, "cpu", cfg.data_root)
+    if takes_proposals(trained.model):  # before the loader, which would compute the split's selective search first
+        raise ValueError(f"export: {trained.run.cfg.model.name} detects on given proposals (selective search or a "
+                         f"proposals file), and an exported file takes the image alone, so it cannot be exported; "
+                         f"zoo-eval and zoo-predict run it from its checkpoint, and a detector with its own RPN "
+                         f"(faster_rcnn_lite, fpn_lite) exports")
     batch = int(cfg.batch_size)
     loader, run_cfg, model = trained.loader(cfg.split, batch), trained.run.cfg, trained.model
     size = export_size(OmegaConf.to_container(run_cfg.model, resolve=True),

@@ -52,9 +52,11 @@ def write_split_proposals(checkpoint: str, out: str | Path, split: str = "test",
 
 
 def write_selective_search(data, out: str | Path, split: str = "test", mode: str = "fast",
-                           max_proposals: int | None = None, progress: bool = True) -> dict[str, Any]:
+                           max_proposals: int | None = None, progress: bool = True,
+                           workers: int | None = None) -> dict[str, Any]:
     """Selective search over every image of the data config's ``split`` (``data``: a data node, as conf/data holds),
-    each image in its own pixels; the file written to ``out``. Returns what ``write_split_proposals`` returns."""
+    each image in its own pixels, in ``workers`` processes (None: one per core); the file written to ``out``.
+    Returns what ``write_split_proposals`` returns."""
     if data is None or not data.get(split):
         raise ValueError(f"zoo-proposals: method=selective_search needs a data set with a '{split}' split: add "
                          "data=<name> (e.g. data=bccd)")
@@ -62,7 +64,7 @@ def write_selective_search(data, out: str | Path, split: str = "test", mode: str
     dataset = build_dataset(node, split=own_split)
     started = time.perf_counter()
     ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals or DEFAULT_MAX, progress,
-                                                 f"proposals {split}")
+                                                 f"proposals {split}", workers)
     write_proposals(out, ids, boxes, None, method=f"selective_search:{mode}", seconds_per_image=seconds)
     return _written(out, ids, boxes, seconds, started)
 

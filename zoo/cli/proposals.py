@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
         if cfg.checkpoint:
             raise ValueError("zoo-proposals: method=selective_search reads a data set (data=...), not a checkpoint")
         root_in_project(cfg)  # a relative data root (conf/data) names a folder beside the project
-        info = write_selective_search(cfg.get("data"), cfg.out, cfg.split, cfg.mode, cfg.max_proposals, cfg.progress)
+        info = write_selective_search(cfg.get("data"), cfg.out, cfg.split, cfg.mode, cfg.max_proposals, cfg.progress,
+                                    cfg.workers)
     print(f"{info['images']} images, {info['mean_proposals']:.0f} proposals each on average, "
           f"{info['seconds_per_image'] * 1000:.0f} ms per image (median): {info['file']}")
 

@@ -15,8 +15,10 @@ import fcntl
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +69,14 @@ def _seed_c_rand() -> None:
         library.srand(0)
 
 
-def selective_search(image: np.ndarray, mode: str = "fast", max_proposals: int = DEFAULT_MAX) -> np.ndarray:
-    """An RGB uint8 image's proposals: (N, 4) float32 x1, y1, x2, y2 in its pixels, best ranked first."""
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"selective search mode '{mode}': expected one of {', '.join(MODES)}")
+
+
+def selective_search(image: np.ndarray, mode: str = "fast", max_proposals: int = DEFAULT_MAX) -> np.ndarray:
+    """An RGB uint8 image's proposals: (N, 4) float32 x1, y1, x2, y2 in its pixels, best ranked first."""
+    _check_mode(mode)
     _, segmentation = _segmentation()
     search = segmentation.createSelectiveSearchSegmentation()
     search.setBaseImage(np.ascontiguousarray(image[..., ::-1]))  # OpenCV's colour conversions read BGR
@@ -83,16 +89,68 @@ def selective_search(image: np.ndarray, mode: str = "fast", max_proposals: int =
     return boxes[np.sort(first)][:max_proposals]
 
 
+SERIAL_SECONDS = 20.0  # a split expected to take longer in one process is shared among the cores (workers=None)
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use: selective search runs one image per core."""
+    return len(os.sched_getaffinity(0))
+
+
+_WORK: tuple | None = None  # (dataset, mode, cap) in a worker process, set by _start_worker
+
+
+def _start_worker(dataset, mode: str, max_proposals: int) -> None:
+    global _WORK
+    _WORK = dataset, mode, max_proposals
+    import cv2
+
+    cv2.setNumThreads(1)  # one image per process: OpenCV's own threads would only contend with the other workers
+
+
+def _search_one(index: int, work: tuple | None = None) -> tuple[int, np.ndarray, float]:
+    dataset, mode, max_proposals = work or _WORK
+    image, ann = dataset.load(index)
+    started = time.perf_counter()
+    boxes = selective_search(image, mode, max_proposals)
+    return int(ann["image_id"]), boxes, time.perf_counter() - started
+
+
 def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX, progress: bool = True,
-                           desc: str = "selective search") -> tuple[list[int], list[np.ndarray], list[float]]:
-    """Every image of a data set (zoo.data.DetectionDataset) in its own pixels: image ids, boxes, seconds each."""
-    ids, boxes, seconds = [], [], []
-    for index in tqdm(range(len(dataset)), desc=f"{desc} ({mode})", unit="image", disable=not progress):
-        image, ann = dataset.load(index)
-        started = time.perf_counter()
-        boxes.append(selective_search(image, mode, max_proposals))
-        seconds.append(time.perf_counter() - started)
-        ids.append(int(ann["image_id"]))
+                           desc: str = "selective search", workers: int | None = None,
+                           ) -> tuple[list[int], list[np.ndarray], list[float]]:
+    """Every image of a data set (zoo.data.DetectionDataset) in its own pixels: image ids, boxes, and the seconds
+    each image took in its process. ``workers`` processes take one image at a time; None: one per CPU core once the
+    first image's time says the split would take more than SERIAL_SECONDS in one process (starting a worker costs
+    seconds). Each image reseeds C's generator, so the boxes are the same whatever the number of workers."""
+    _check_mode(mode)  # before any process starts
+    _segmentation()
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"selective search: workers must be at least 1, got {workers}")
+    count = len(dataset)
+    bar = tqdm(total=count, desc=f"{desc} ({mode})", unit="image", disable=not progress)
+    work = dataset, mode, max_proposals
+    results = [_search_one(0, work)] if count and workers is None else []
+    bar.update(len(results))
+    if workers is None:
+        slow = results and results[0][2] * (count - 1) > SERIAL_SECONDS
+        workers = default_workers() if slow else 1
+    todo = range(len(results), count)
+    if workers == 1 or len(todo) < 2:
+        for index in todo:
+            results.append(_search_one(index, work))
+            bar.update()
+    else:
+        bar.set_description(f"{desc} ({mode}, {min(workers, len(todo))} processes)")
+        # spawn, not fork: a process forked after OpenCV's thread pool ran (reading, drawing or searching an image)
+        # hangs in its first parallel call; the data set goes to each worker once, pickled
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(todo)), context, _start_worker, work) as pool:
+            for one in pool.map(_search_one, todo):
+                results.append(one)
+                bar.update()
+    bar.close()
+    ids, boxes, seconds = (list(column) for column in zip(*results)) if results else ([], [], [])
     return ids, boxes, seconds
 
 
@@ -125,7 +183,7 @@ def _key(dataset, mode: str, max_proposals: int) -> str:
 
 
 def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX,
-                            progress: bool = True, log=None) -> Path:
+                            progress: bool = True, log=None, workers: int | None = None) -> Path:
     """The file of the data set's selective-search proposals, computed the first time (other processes asking for
     the same file meanwhile wait for it, under a lock) and read from the cache after (written atomically: a file
     there is whole)."""
@@ -141,7 +199,7 @@ def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DE
         if not path.is_file():
             if log is not None:
                 log(f"{dataset.name}: selective search ({mode}) over {len(dataset)} images, cached in {path}")
-            ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals, progress, dataset.name)
+            ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals, progress, dataset.name, workers)
             write_proposals(path, ids, boxes, None, method=f"selective_search:{mode}", seconds_per_image=seconds)
     return path
 

@@ -22,7 +22,12 @@ def draw_detections(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tens
                     names: list[str]) -> torch.Tensor:
     """(3, H, W) uint8 with each box drawn in red under its class and score."""
     texts = [f"{names[int(c)]} {float(s):.2f}" for c, s in zip(labels.tolist(), scores.float().tolist())]
-    return draw_bounding_boxes(image, boxes.float(), labels=texts, colors=DETECTION, width=2)
+    return draw_boxes(image, boxes.float(), labels=texts, colors=DETECTION, width=2)
+
+
+def draw_boxes(image: torch.Tensor, boxes: torch.Tensor, **options) -> torch.Tensor:
+    """torchvision's draw_bounding_boxes, with an image of no boxes returned as it is (torchvision warns on each)."""
+    return draw_bounding_boxes(image, boxes, **options) if len(boxes) else image
 
 
 def check_grid_options(out: str | Path, num_images: int, tile: int) -> None:
@@ -54,8 +59,8 @@ def write_detection_grid(model: nn.Module, loader, out: str | Path, num_images: 
         boxes = to_original(pred["boxes"].float().cpu()[keep], meta)
         ignore = torch.as_tensor(gt["ignore"], dtype=torch.bool)
         gt_boxes = torch.as_tensor(gt["boxes"], dtype=torch.float32).reshape(-1, 4)
-        image = draw_bounding_boxes(image, gt_boxes, colors=[IGNORED if i else GROUND_TRUTH for i in ignore.tolist()],
-                                    width=2)
+        image = draw_boxes(image, gt_boxes, colors=[IGNORED if i else GROUND_TRUTH for i in ignore.tolist()],
+                           width=2)
         image = draw_detections(image, boxes, pred["scores"].cpu()[keep], pred["labels"].cpu()[keep], names)
         scale = tile / max(image.shape[-2:])
         tiles.append(resize(image, [round(image.shape[-2] * scale), round(image.shape[-1] * scale)], antialias=True))
