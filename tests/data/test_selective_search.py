@@ -155,3 +155,20 @@ def test_processes_find_what_one_process_finds_in_the_same_order(compose_cfg, mo
     assert all(np.array_equal(a, b) for a, b in zip(boxes, boxes2)) and len(seconds2) == 8 and min(seconds2) > 0
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         module.split_selective_search(loader.dataset, "fast", workers=0)
+
+
+def test_a_script_without_a_main_guard_shares_a_split_among_processes(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"  # module-level code, as a notebook or a quick script has it
+    script.write_text(
+        "from zoo.data.synthetic import SyntheticShapes\n"
+        "from zoo.data.selective_search import split_selective_search\n"
+        "images = SyntheticShapes(num_images=4, image_size=96, split='val')\n"
+        "ids, boxes, _ = split_selective_search(images, 'fast', 100, progress=False, workers=2)\n"
+        "print(ids, min(len(b) for b in boxes))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = done.stdout.split("]")
+    assert found[0] == "[0, 1, 2, 3" and int(found[1]) > 0

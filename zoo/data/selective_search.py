@@ -9,6 +9,7 @@ the regions with C's ``rand()``, so that generator is reseeded before every imag
 the cap keeps, do not depend on what ran before it."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import fcntl
@@ -89,7 +90,7 @@ def selective_search(image: np.ndarray, mode: str = "fast", max_proposals: int =
     return boxes[np.sort(first)][:max_proposals]
 
 
-SERIAL_SECONDS = 20.0  # a split expected to take longer in one process is shared among the cores (workers=None)
+SERIAL_SECONDS = 5.0  # a split expected to take longer in one process is shared among the cores (workers=None)
 
 
 def default_workers() -> int:
@@ -102,10 +103,7 @@ _WORK: tuple | None = None  # (dataset, mode, cap) in a worker process, set by _
 
 def _start_worker(dataset, mode: str, max_proposals: int) -> None:
     global _WORK
-    _WORK = dataset, mode, max_proposals
-    import cv2
-
-    cv2.setNumThreads(1)  # one image per process: OpenCV's own threads would only contend with the other workers
+    _WORK = dataset, mode, max_proposals  # OpenCV runs on one thread here (_forking_pool): one image per process
 
 
 def _search_one(index: int, work: tuple | None = None) -> tuple[int, np.ndarray, float]:
@@ -116,13 +114,32 @@ def _search_one(index: int, work: tuple | None = None) -> tuple[int, np.ndarray,
     return int(ann["image_id"]), boxes, time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def _forking_pool(workers: int, work: tuple):
+    """``workers`` forked processes searching images by index, as a function of the indices (results in order).
+    Forked, so the workers have the data set as it is (nothing pickled, no module imported again, and a script
+    without a ``__main__`` guard works); OpenCV's thread pool is shut while they start, since a process forked with
+    it running hangs in its first parallel call; each worker then runs OpenCV on one thread."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(0)
+    try:
+        with ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _start_worker, work) as pool:
+            pool.submit(int, 0).result()  # a forking pool starts every worker at its first task: all of them now
+            cv2.setNumThreads(threads)
+            yield lambda indices: pool.map(_search_one, indices)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX, progress: bool = True,
                            desc: str = "selective search", workers: int | None = None,
                            ) -> tuple[list[int], list[np.ndarray], list[float]]:
     """Every image of a data set (zoo.data.DetectionDataset) in its own pixels: image ids, boxes, and the seconds
     each image took in its process. ``workers`` processes take one image at a time; None: one per CPU core once the
-    first image's time says the split would take more than SERIAL_SECONDS in one process (starting a worker costs
-    seconds). Each image reseeds C's generator, so the boxes are the same whatever the number of workers."""
+    first image's time says the split would take more than SERIAL_SECONDS in one process. Each image reseeds C's
+    generator, so the boxes are the same whatever the number of workers."""
     _check_mode(mode)  # before any process starts
     _segmentation()
     if workers is not None and int(workers) < 1:
@@ -142,11 +159,8 @@ def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEF
             bar.update()
     else:
         bar.set_description(f"{desc} ({mode}, {min(workers, len(todo))} processes)")
-        # spawn, not fork: a process forked after OpenCV's thread pool ran (reading, drawing or searching an image)
-        # hangs in its first parallel call; the data set goes to each worker once, pickled
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), context, _start_worker, work) as pool:
-            for one in pool.map(_search_one, todo):
+        with _forking_pool(min(workers, len(todo)), work) as found:
+            for one in found(todo):
                 results.append(one)
                 bar.update()
     bar.close()
