@@ -172,3 +172,20 @@ def test_a_script_without_a_main_guard_shares_a_split_among_processes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     found = done.stdout.split("]")
     assert found[0] == "[0, 1, 2, 3" and int(found[1]) > 0
+
+
+def test_a_worker_that_dies_is_named_with_what_to_do(compose_cfg, monkeypatch):
+    import os
+
+    import zoo.data.selective_search as module
+    from zoo.config.run import RunConfig
+    from zoo.engine.loaders import build_split
+    from zoo.utils.errors import WorkerDied
+
+    loader, _ = build_split(RunConfig.from_composed(compose_cfg(*TINY)), "val", 2)
+    parent, real, third = os.getpid(), module.selective_search, loader.dataset.load(2)[0]
+    # a forked worker runs this module as the parent left it: the third image's search ends its process
+    monkeypatch.setattr(module, "selective_search", lambda image, *a: os._exit(9) if os.getpid() != parent and
+                        np.array_equal(image, third) else real(image, *a))
+    with pytest.raises(WorkerDied, match=r"a worker process died .* of 8 images of .*; workers=1 runs them"):
+        module.split_selective_search(loader.dataset, "fast", 100, progress=False, workers=2)

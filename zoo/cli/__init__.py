@@ -7,6 +7,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 import zoo.config  # noqa: F401  (registers the config schemas with Hydra)
 from zoo.config.paths import CONF_DIR  # noqa: F401  (the commands' config_path)
+from zoo.utils.errors import WorkerDied
 from zoo.utils.optional import MissingPackage
 
 
@@ -21,7 +22,7 @@ def reports_bad_input(command: str):
                 return main(*args, **kwargs)
             except (ValueError, FileNotFoundError, MissingMandatoryValue) as err:
                 _stop(command, _message(err))
-            except MissingPackage as err:  # an optional package the command needs: say which, and how to get it
+            except (MissingPackage, WorkerDied) as err:  # a package the command needs, a worker process lost: which
                 _stop(command, str(err))
             except KeyboardInterrupt as err:  # Ctrl-C: what was kept and how to go on, not a traceback
                 print(f"{command}: {err or 'interrupted'}", file=sys.stderr)

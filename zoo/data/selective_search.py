@@ -20,12 +20,14 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from zoo.data.proposals import write_proposals
+from zoo.utils.errors import WorkerDied
 from zoo.utils.optional import MissingPackage
 
 MODES = ("fast", "quality", "single")
@@ -159,10 +161,15 @@ def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEF
             bar.update()
     else:
         bar.set_description(f"{desc} ({mode}, {min(workers, len(todo))} processes)")
-        with _forking_pool(min(workers, len(todo)), work) as found:
-            for one in found(todo):
-                results.append(one)
-                bar.update()
+        try:
+            with _forking_pool(min(workers, len(todo)), work) as found:
+                for one in found(todo):
+                    results.append(one)
+                    bar.update()
+        except BrokenProcessPool as err:
+            raise WorkerDied(f"selective search: a worker process died (out of memory, or killed) after {len(results)} "
+                             f"of {count} images of {getattr(dataset, 'name', 'the data')}; nothing was kept; "
+                             "workers=1 runs them in this process") from err
     bar.close()
     ids, boxes, seconds = (list(column) for column in zip(*results)) if results else ([], [], [])
     return ids, boxes, seconds
