@@ -107,9 +107,12 @@ def test_zoo_predict_gives_a_detector_of_given_proposals_each_pictures_own(compo
                       "data.eval_images=2")
     Trainer(cfg, tmp_path / "run").fit()
     predictor = Predictor(str(tmp_path / "run" / "checkpoints" / "last.pt"), device="cpu", batch_size=2)
-    found = predictor([scene(0), scene(1)])
+    found = predictor([scene(0), scene(1)])  # searched in a loader process each
     assert [f["size"] for f in found] == [(120, 160)] * 2 and all(len(f["boxes"]) == len(f["scores"]) for f in found)
     assert all((f["boxes"][:, 2] <= 160).all() for f in found)
+    for picture, seen in zip((scene(0), scene(1)), found):  # one picture alone: searched in this process
+        alone = predictor([picture])[0]
+        assert np.array_equal(alone["boxes"], seen["boxes"]) and np.array_equal(alone["scores"], seen["scores"])
 
 
 def test_zoo_proposals_names_what_each_method_needs(tmp_path, monkeypatch, capsys):

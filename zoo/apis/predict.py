@@ -18,7 +18,7 @@ from zoo.apis.runtimes import load_run
 from zoo.config.compose import named_tta
 from zoo.data import build_loader, read_image, to_original
 from zoo.data.image_list import ImageList
-from zoo.data.selective_search import image_proposer
+from zoo.data.selective_search import default_workers, image_proposer
 from zoo.engine.drawing import draw_detections
 from zoo.engine.inference import infer
 from zoo.tta import build_tta, parse_tta
@@ -56,7 +56,9 @@ class Predictor:
         dataset = ImageList(images, self.class_names, self.transform, skip_bad=self.skip_bad)
         dataset.propose = self.propose  # a detector of given proposals: each picture's own (selective search)
         found = {}
-        loader = build_loader(dataset, self.batch_size, self.collate)
+        # selective search (seconds a picture) in a loader process per core; each picture's boxes are the same there
+        workers = min(default_workers(), len(dataset)) if self.propose is not None and len(dataset) > 1 else 0
+        loader = build_loader(dataset, self.batch_size, self.collate, num_workers=workers)
         for step in infer(self.model, loader, self.device, layout=self.trained.layout):
             for out, meta in zip(step.outputs, step.batch.metas):
                 keep = out["scores"].float().cpu() >= self.score_threshold
