@@ -106,8 +106,8 @@ def test_zoo_predict_gives_a_detector_of_given_proposals_each_pictures_own(compo
     cfg = compose_cfg(*TINY, "model=fast_rcnn_lite", "trainer.max_iters=1", "trainer.eval_every=0",
                       "data.eval_images=2")
     Trainer(cfg, tmp_path / "run").fit()
-    predictor = Predictor(str(tmp_path / "run" / "checkpoints" / "last.pt"), device="cpu", batch_size=2)
-    found = predictor([scene(0), scene(1)])  # searched in a loader process each
+    predictor = Predictor(str(tmp_path / "run" / "checkpoints" / "last.pt"), device="cpu", batch_size=1)
+    found = predictor([scene(0), scene(1)])  # two batches: searched in loader processes (on 2 cores or more)
     assert [f["size"] for f in found] == [(120, 160)] * 2 and all(len(f["boxes"]) == len(f["scores"]) for f in found)
     assert all((f["boxes"][:, 2] <= 160).all() for f in found)
     for picture, seen in zip((scene(0), scene(1)), found):  # one picture alone: searched in this process
@@ -190,5 +190,5 @@ def test_a_worker_that_dies_is_named_with_what_to_do(compose_cfg, monkeypatch):
     # a forked worker runs this module as the parent left it: the third image's search ends its process
     monkeypatch.setattr(module, "selective_search", lambda image, *a: os._exit(9) if os.getpid() != parent and
                         np.array_equal(image, third) else real(image, *a))
-    with pytest.raises(WorkerDied, match=r"a worker process died .* of 8 images of .*; workers=1 runs them"):
+    with pytest.raises(WorkerDied, match=r"a worker process died .* of 8 images of .*; `zoo-proposals .* workers=1` searches a split in one"):
         module.split_selective_search(loader.dataset, "fast", 100, progress=False, workers=2)

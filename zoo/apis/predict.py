@@ -56,8 +56,10 @@ class Predictor:
         dataset = ImageList(images, self.class_names, self.transform, skip_bad=self.skip_bad)
         dataset.propose = self.propose  # a detector of given proposals: each picture's own (selective search)
         found = {}
-        # selective search (seconds a picture) in a loader process per core; each picture's boxes are the same there
-        workers = min(default_workers(), len(dataset)) if self.propose is not None and len(dataset) > 1 else 0
+        # selective search (seconds a picture): batches in a loader process per core (a process makes a whole batch),
+        # each picture's boxes the same there
+        batches = -(-len(dataset) // self.batch_size)
+        workers = min(default_workers(), batches) if self.propose is not None and batches > 1 else 0
         loader = build_loader(dataset, self.batch_size, self.collate, num_workers=workers)
         for step in infer(self.model, loader, self.device, layout=self.trained.layout):
             for out, meta in zip(step.outputs, step.batch.metas):

@@ -96,8 +96,9 @@ SERIAL_SECONDS = 5.0  # a split expected to take longer in one process is shared
 
 
 def default_workers() -> int:
-    """The CPU cores this process may use: selective search runs one image per core."""
-    return len(os.sched_getaffinity(0))
+    """The CPU cores this process may use (all of them where the system does not say): one image per core."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(len(cores), 1)
 
 
 _WORK: tuple | None = None  # (dataset, mode, cap) in a worker process, set by _start_worker
@@ -147,8 +148,15 @@ def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEF
     if workers is not None and int(workers) < 1:
         raise ValueError(f"selective search: workers must be at least 1, got {workers}")
     count = len(dataset)
-    bar = tqdm(total=count, desc=f"{desc} ({mode})", unit="image", disable=not progress)
-    work = dataset, mode, max_proposals
+    with tqdm(total=count, desc=f"{desc} ({mode})", unit="image", disable=not progress) as bar:
+        results = _search_all((dataset, mode, max_proposals), workers, bar, f"{desc} ({mode}")
+    ids, boxes, seconds = (list(column) for column in zip(*results)) if results else ([], [], [])
+    return ids, boxes, seconds
+
+
+def _search_all(work: tuple, workers: int | None, bar, label: str) -> list[tuple[int, np.ndarray, float]]:
+    dataset = work[0]
+    count = len(dataset)
     results = [_search_one(0, work)] if count and workers is None else []
     bar.update(len(results))
     if workers is None:
@@ -160,7 +168,7 @@ def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEF
             results.append(_search_one(index, work))
             bar.update()
     else:
-        bar.set_description(f"{desc} ({mode}, {min(workers, len(todo))} processes)")
+        bar.set_description(f"{label}, {min(workers, len(todo))} processes)")
         try:
             with _forking_pool(min(workers, len(todo)), work) as found:
                 for one in found(todo):
@@ -169,10 +177,9 @@ def split_selective_search(dataset, mode: str = "fast", max_proposals: int = DEF
         except BrokenProcessPool as err:
             raise WorkerDied(f"selective search: a worker process died (out of memory, or killed) after {len(results)} "
                              f"of {count} images of {getattr(dataset, 'name', 'the data')}; nothing was kept; "
-                             "workers=1 runs them in this process") from err
-    bar.close()
-    ids, boxes, seconds = (list(column) for column in zip(*results)) if results else ([], [], [])
-    return ids, boxes, seconds
+                             "`zoo-proposals method=selective_search ... workers=1` searches a split in one process, "
+                             "into a file that data.<split>.proposals=<file> takes") from err
+    return results
 
 
 def cache_dir() -> Path:
