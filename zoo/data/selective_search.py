@@ -211,7 +211,7 @@ def _key(dataset, mode: str, max_proposals: int) -> str:
 
 
 def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DEFAULT_MAX,
-                            progress: bool = True, log=None, workers: int | None = None) -> Path:
+                            progress: bool = True, log=None) -> Path:
     """The file of the data set's selective-search proposals, computed the first time (other processes asking for
     the same file meanwhile wait for it, under a lock) and read from the cache after (written atomically: a file
     there is whole)."""
@@ -227,7 +227,7 @@ def cached_selective_search(dataset, mode: str = "fast", max_proposals: int = DE
         if not path.is_file():
             if log is not None:
                 log(f"{dataset.name}: selective search ({mode}) over {len(dataset)} images, cached in {path}")
-            ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals, progress, dataset.name, workers)
+            ids, boxes, seconds = split_selective_search(dataset, mode, max_proposals, progress, dataset.name)
             write_proposals(path, ids, boxes, None, method=f"selective_search:{mode}", seconds_per_image=seconds)
     return path
 
